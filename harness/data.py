@@ -1,0 +1,113 @@
+"""In-memory image datasets: what a dataset plugin returns and how runs subset and batch it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+DATA_ENV = "HARNESS_DATA"
+
+
+@dataclass(frozen=True)
+class DataOptions:
+    """What a dataset loader is told: where the files are and whether it may download."""
+
+    root: Path | None = None
+    download: bool = False
+    image_size: int | None = None
+
+    def resolved_root(self) -> Path:
+        """``--data-root``, else ``$HARNESS_DATA``, else ``./data``."""
+        if self.root is not None:
+            return Path(self.root)
+        env = os.environ.get(DATA_ENV)
+        return Path(env) if env else Path("data")
+
+
+@dataclass(frozen=True)
+class ImageData:
+    """Train and test images as float tensors in [0, 1], NCHW, with int64 labels."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    num_classes: int
+    class_names: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("x_train", "x_test"):
+            x = getattr(self, name)
+            if x.ndim != 4 or not x.is_floating_point():
+                raise ValueError(f"{name} must be a float tensor of shape N,C,H,W; got "
+                                 f"{tuple(x.shape)} {x.dtype}")
+        if self.x_train.shape[1:] != self.x_test.shape[1:]:
+            raise ValueError("train and test images differ in shape")
+        if len(self.x_train) != len(self.y_train) or len(self.x_test) != len(self.y_test):
+            raise ValueError("images and labels differ in length")
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(channels, height, width)."""
+        c, h, w = self.x_train.shape[1:]
+        return int(c), int(h), int(w)
+
+    def subset(self, n_train: int | None, n_test: int | None, seed: int) -> ImageData:
+        """Seeded random subsets of ``n_train`` training and ``n_test`` test images."""
+        return ImageData(
+            *_take(self.x_train, self.y_train, n_train, seed),
+            *_take(self.x_test, self.y_test, n_test, seed + 1),
+            num_classes=self.num_classes,
+            class_names=self.class_names,
+        )
+
+    def to(self, device: torch.device) -> ImageData:
+        """The same data on ``device`` (held there whole, batched by indexing)."""
+        return ImageData(
+            self.x_train.to(device), self.y_train.to(device),
+            self.x_test.to(device), self.y_test.to(device),
+            num_classes=self.num_classes, class_names=self.class_names,
+        )
+
+
+def _take(x: torch.Tensor, y: torch.Tensor, n: int | None, seed: int):
+    if n is None or n >= len(x):
+        return x, y
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(len(x), generator=g)[:n].sort().values
+    return x[idx], y[idx]
+
+
+@dataclass(frozen=True)
+class ModelInput:
+    """What a model factory needs to size itself for a dataset."""
+
+    channels: int
+    height: int
+    width: int
+    num_classes: int
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+
+
+def batches(n: int, batch_size: int, *, generator: torch.Generator | None = None,
+            device: torch.device | None = None):
+    """Index tensors covering ``range(n)`` in batches, shuffled when a generator is given."""
+    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+    if device is not None:
+        order = order.to(device)
+    for start in range(0, n, batch_size):
+        yield order[start:start + batch_size]
+
+
+def uint8_to_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images (N,H,W or N,H,W,C or N,C,H,W with C first) to float NCHW in [0, 1]."""
+    x = images
+    if x.ndim == 3:
+        x = x.unsqueeze(1)
+    elif x.ndim == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
+        x = x.permute(0, 3, 1, 2)
+    return x.contiguous().float().div_(255.0)

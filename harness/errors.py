@@ -1,0 +1,25 @@
+"""Exception types that carry a message a person can act on."""
+
+
+class HarnessError(Exception):
+    """A failure the user can fix; the CLI prints its message without a traceback."""
+
+    exit_code = 1
+
+
+class UsageError(HarnessError):
+    """Bad input on the command line (unknown name, eps out of range, ...): exit code 2."""
+
+    exit_code = 2
+
+
+class PluginError(HarnessError):
+    """A plugin failed to load or registered something invalid; the message names the plugin."""
+
+    exit_code = 2
+
+
+class DatasetNotFoundError(HarnessError):
+    """A dataset's files are not where we looked; the message says where and how to get them."""
+
+    exit_code = 2

@@ -1,0 +1,57 @@
+"""The hook specifications of harness: one registration hook per plugin kind, nothing else."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("harness")
+hookimpl = pluggy.HookimplMarker("harness")
+
+
+@hookspec
+def harness_register_datasets(register: Callable) -> None:
+    """Register datasets.
+
+    Called once per plugin when the plugin manager is built, before any command runs.
+
+    :param register: call ``register(spec)`` with a :class:`harness.specs.DatasetSpec` for each
+        dataset the plugin provides. The callback is bound to the calling plugin, so the spec is
+        recorded as belonging to it.
+    :return: nothing; the return value is ignored. Must not import heavy modules, read data or
+        touch the network: the spec's ``load`` factory does that when a run needs it.
+    """
+
+
+@hookspec
+def harness_register_models(register: Callable) -> None:
+    """Register model architectures.
+
+    Called once per plugin when the plugin manager is built.
+
+    :param register: call ``register(spec)`` with a :class:`harness.specs.ModelSpec` per model.
+    :return: nothing. Building the network happens in the spec's ``build`` factory.
+    """
+
+
+@hookspec
+def harness_register_attacks(register: Callable) -> None:
+    """Register attacks.
+
+    Called once per plugin when the plugin manager is built.
+
+    :param register: call ``register(spec)`` with a :class:`harness.specs.AttackSpec` per attack.
+    :return: nothing. The spec's ``build`` factory creates the attack object when it is needed.
+    """
+
+
+@hookspec
+def harness_register_defenses(register: Callable) -> None:
+    """Register defenses.
+
+    Called once per plugin when the plugin manager is built.
+
+    :param register: call ``register(spec)`` with a :class:`harness.specs.DefenseSpec` per defense.
+    :return: nothing. The spec's ``build`` factory creates the defense object when it is needed.
+    """

@@ -1,0 +1,70 @@
+"""What produced a result: versions of harness, every plugin and library, hardware, commit."""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+import subprocess
+import sys
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import harness
+from harness.devices import device_name
+from harness.registry import Registry
+
+LIBRARIES = ("torch", "torchvision", "timm", "adversarial-robustness-toolbox", "numpy",
+             "scikit-learn", "pluggy")
+
+
+def library_versions() -> dict[str, str]:
+    """Installed versions of the libraries results depend on."""
+    out = {}
+    for name in LIBRARIES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def git_commit() -> str | None:
+    """The commit of the harness source tree (``+dirty`` when it has changes), if it is a repo."""
+    root = Path(harness.__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                                text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=root, capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("+dirty" if dirty.strip() else "")
+
+
+def now() -> str:
+    """UTC timestamp, ISO 8601, to the second."""
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+
+
+def run_metadata(registry: Registry, device: torch.device, config: dict[str, Any],
+                 argv: list[str] | None = None) -> dict[str, Any]:
+    """Everything needed to say what produced a run's results."""
+    return {
+        "harness": harness.__version__,
+        "plugins": {name: f"{r.info.distribution} {r.info.version}"
+                    for name, r in sorted(registry.plugins.items())},
+        "libraries": library_versions(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "device": str(device),
+        "device_name": device_name(device),
+        "cuda": torch.version.cuda if device.type == "cuda" else None,
+        "seed": config.get("seed"),
+        "git_commit": git_commit(),
+        "config": config,
+        "command": " ".join(["harness", *(argv if argv is not None else sys.argv[1:])]),
+        "timestamp": now(),
+    }

@@ -1,0 +1,147 @@
+"""Builds the plugin manager: loads every ``harness`` entry point and collects its specs.
+
+This is the only module that calls hooks. Every failure (import error, invalid hook, duplicate
+name, an exception inside a registration hook) becomes a :class:`PluginError` naming the plugin,
+its distribution and its version.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from importlib.metadata import EntryPoint, entry_points
+
+import pluggy
+
+from harness import hookspecs
+from harness.errors import PluginError
+from harness.registry import PluginRecord, Registry
+from harness.specs import PluginInfo
+
+ENTRY_POINT_GROUP = "harness"
+DISABLE_ENV = "HARNESS_DISABLE_PLUGINS"
+
+HOOKS: dict[str, str] = {
+    "dataset": "harness_register_datasets",
+    "model": "harness_register_models",
+    "attack": "harness_register_attacks",
+    "defense": "harness_register_defenses",
+}
+
+
+def entry_point_info(ep: EntryPoint) -> PluginInfo:
+    """The :class:`PluginInfo` of an installed entry point."""
+    dist = ep.dist
+    return PluginInfo(
+        name=ep.name,
+        distribution=dist.name if dist else "unknown",
+        version=dist.version if dist else "unknown",
+        entry_point=f"{ep.name} = {ep.value}",
+    )
+
+
+def disabled_from_env() -> set[str]:
+    """Plugin names listed in ``HARNESS_DISABLE_PLUGINS`` (comma-separated)."""
+    raw = os.environ.get(DISABLE_ENV, "")
+    return {name.strip() for name in raw.split(",") if name.strip()}
+
+
+def _register_plugin(pm: pluggy.PluginManager, obj: object, info: PluginInfo) -> None:
+    try:
+        pm.register(obj, name=info.name)
+        pm.check_pending()
+    except Exception as exc:  # pluggy raises PluginValidationError and ValueError
+        if pm.is_registered(obj):
+            pm.unregister(obj)
+        raise PluginError(f"{info.label()}: {exc}") from exc
+
+
+def _collect_specs(pm: pluggy.PluginManager, infos: dict[str, PluginInfo], registry: Registry,
+                   strict: bool) -> None:
+    for kind, hook_name in HOOKS.items():
+        caller = getattr(pm.hook, hook_name)
+        for impl in reversed(caller.get_hookimpls()):  # registration order
+            info = infos[impl.plugin_name]
+
+            def register(spec: object, _kind: str = kind, _info: PluginInfo = info) -> None:
+                registry.add(_kind, _with_owner(spec, _info), _info)
+
+            kwargs = {"register": register}
+            try:
+                impl.function(*[kwargs[arg] for arg in impl.argnames])
+            except PluginError as exc:
+                _fail(registry, str(exc), strict)
+            except Exception as exc:
+                _fail(registry, f"{info.label()}: {hook_name} failed: "
+                                f"{type(exc).__name__}: {exc}", strict)
+
+
+def _with_owner(spec: object, info: PluginInfo) -> object:
+    if dataclasses.is_dataclass(spec) and hasattr(spec, "plugin"):
+        return dataclasses.replace(spec, plugin=info)
+    return spec
+
+
+def _fail(registry: Registry, message: str, strict: bool) -> None:
+    if strict:
+        raise PluginError(message)
+    registry.load_errors.append(message)
+    warnings.warn(message, stacklevel=3)
+
+
+def load_registry(
+    *,
+    strict: bool = True,
+    disabled: Iterable[str] = (),
+    extra_plugins: Sequence[tuple[PluginInfo, object]] = (),
+    use_entry_points: bool = True,
+    entry_point_source: Callable[[], Iterable[EntryPoint]] | None = None,
+) -> Registry:
+    """Load every ``harness`` entry point (minus ``disabled``) plus ``extra_plugins``.
+
+    ``strict`` raises on the first broken plugin (``harness bench``: a missing plugin would
+    silently corrupt a leaderboard); otherwise the error is recorded in ``load_errors``, warned
+    about, and loading goes on (listing commands).
+    """
+    off = set(disabled) | disabled_from_env()
+    pm = pluggy.PluginManager("harness")
+    pm.add_hookspecs(hookspecs)
+    registry = Registry()
+    infos: dict[str, PluginInfo] = {}
+
+    eps: Iterable[EntryPoint] = ()
+    if use_entry_points:
+        eps = (entry_point_source or (lambda: entry_points(group=ENTRY_POINT_GROUP)))()
+    for ep in sorted(eps, key=lambda e: (e.dist.name if e.dist else "", e.name)):
+        if ep.name in off:
+            continue
+        info = entry_point_info(ep)
+        if ep.name in infos:
+            _fail(registry, f"{info.label()}: another installed plugin is also named "
+                            f"'{ep.name}' ({infos[ep.name].label()})", strict)
+            continue
+        try:
+            obj = ep.load()
+        except Exception as exc:
+            _fail(registry, f"{info.label()}: failed to import: {type(exc).__name__}: {exc}",
+                  strict)
+            continue
+        try:
+            _register_plugin(pm, obj, info)
+        except PluginError as exc:
+            _fail(registry, str(exc), strict)
+            continue
+        infos[info.name] = info
+
+    for info, obj in extra_plugins:
+        if info.name in off:
+            continue
+        _register_plugin(pm, obj, info)
+        infos[info.name] = info
+
+    for info in infos.values():
+        registry.plugins.setdefault(info.name, PluginRecord(info))
+    _collect_specs(pm, infos, registry, strict)
+    return registry

@@ -1,0 +1,13 @@
+"""Progress bars on stderr, so stdout carries only the result table."""
+
+from __future__ import annotations
+
+import sys
+
+from tqdm.auto import tqdm
+
+
+def progress_bar(*, total: int, desc: str, unit: str, enabled: bool = True, initial: int = 0):
+    """A tqdm bar on stderr; a disabled one when ``enabled`` is false."""
+    return tqdm(total=total, initial=initial, desc=desc, unit=unit, file=sys.stderr,
+                disable=not enabled, leave=False, dynamic_ncols=True)

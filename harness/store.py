@@ -1,0 +1,125 @@
+"""The results database (SQLite): every cell with the run metadata that produced it."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    metadata TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS results (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    cell_key TEXT NOT NULL,
+    train_key TEXT NOT NULL,
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    dataset TEXT NOT NULL,
+    model TEXT NOT NULL,
+    defense TEXT NOT NULL,
+    attack TEXT NOT NULL,
+    eps REAL NOT NULL,
+    status TEXT NOT NULL,
+    error TEXT,
+    clean_acc REAL,
+    robust_acc REAL,
+    attack_success_rate REAL,
+    mean_linf REAL,
+    mean_l2 REAL,
+    n_test INTEGER,
+    train_seconds REAL,
+    train_images_per_s REAL,
+    attack_seconds REAL,
+    attack_images_per_s REAL,
+    threat_model TEXT,
+    norm TEXT,
+    created_at TEXT NOT NULL,
+    config TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS results_cell ON results(cell_key, status);
+"""
+
+RESULT_COLUMNS = (
+    "cell_key", "train_key", "run_id", "dataset", "model", "defense", "attack", "eps", "status",
+    "error", "clean_acc", "robust_acc", "attack_success_rate", "mean_linf", "mean_l2", "n_test",
+    "train_seconds", "train_images_per_s", "attack_seconds", "attack_images_per_s",
+    "threat_model", "norm", "created_at", "config",
+)
+
+
+class ResultStore:
+    """A SQLite file of runs and results; every write is committed at once (kill-safe)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(self.path)
+        self.conn.row_factory = sqlite3.Row
+        with self.conn:
+            self.conn.executescript(SCHEMA)
+
+    def close(self) -> None:
+        """Close the database."""
+        self.conn.close()
+
+    def start_run(self, metadata: dict[str, Any]) -> str:
+        """Record a new run and return its id."""
+        run_id = uuid.uuid4().hex[:16]
+        with self.conn:
+            self.conn.execute("INSERT INTO runs(run_id, started_at, metadata) VALUES (?, ?, ?)",
+                              (run_id, metadata["timestamp"], json.dumps(metadata)))
+        return run_id
+
+    def finish_run(self, run_id: str, finished_at: str) -> None:
+        """Mark a run as finished."""
+        with self.conn:
+            self.conn.execute("UPDATE runs SET finished_at = ? WHERE run_id = ?",
+                              (finished_at, run_id))
+
+    def add_result(self, record: dict[str, Any]) -> None:
+        """Store one cell's record (keys as in ``RESULT_COLUMNS``; ``config`` a dict)."""
+        row = {c: record.get(c) for c in RESULT_COLUMNS}
+        row["config"] = json.dumps(record.get("config", {}), sort_keys=True)
+        with self.conn:
+            self.conn.execute(
+                f"INSERT INTO results({', '.join(RESULT_COLUMNS)}) "
+                f"VALUES ({', '.join('?' for _ in RESULT_COLUMNS)})",
+                [row[c] for c in RESULT_COLUMNS],
+            )
+
+    def latest_ok(self, cell_key: str) -> dict[str, Any] | None:
+        """The newest successful record of ``cell_key``, with its run's metadata, or None."""
+        row = self.conn.execute(
+            "SELECT * FROM results WHERE cell_key = ? AND status = 'ok' ORDER BY id DESC LIMIT 1",
+            (cell_key,)).fetchone()
+        return self._with_metadata([row])[0] if row else None
+
+    def latest_records(self) -> list[dict[str, Any]]:
+        """The newest record per (dataset, model, defense, attack, eps), with run metadata."""
+        rows = self.conn.execute(
+            "SELECT * FROM results WHERE id IN (SELECT MAX(id) FROM results "
+            "GROUP BY dataset, model, defense, attack, eps) ORDER BY id").fetchall()
+        return self._with_metadata(rows)
+
+    def _with_metadata(self, rows: Iterable[sqlite3.Row]) -> list[dict[str, Any]]:
+        out = []
+        cache: dict[str, dict] = {}
+        for row in rows:
+            record = dict(row)
+            record.pop("id", None)
+            record["config"] = json.loads(record["config"])
+            run_id = record["run_id"]
+            if run_id not in cache:
+                meta = self.conn.execute("SELECT metadata FROM runs WHERE run_id = ?",
+                                         (run_id,)).fetchone()
+                cache[run_id] = json.loads(meta[0]) if meta else {}
+            record["metadata"] = cache[run_id]
+            out.append(record)
+        return out

@@ -1,0 +1,57 @@
+"""Built-in attack ``fgsm``: the Fast Gradient Sign Method, eq. (1) of the paper.
+
+x_adv = clip(x + eps * sign(grad_x J(theta, x, y)), 0, 1): untargeted, in pixel units of
+[0, 1], one gradient per batch on the run's device. J is the softmax cross-entropy averaged
+over the batch, as in ART's ``FastGradientMethod`` (norm=inf), whose output it equals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from harness.hookspecs import hookimpl
+from harness.options import resolve_options
+from harness.specs import AttackSpec
+
+if TYPE_CHECKING:
+    import torch
+
+
+def fgsm(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
+    """FGSM adversarial examples for ``x`` with true labels ``y`` (eq. 1, clipped to [0, 1])."""
+    import torch
+    import torch.nn.functional as F
+
+    x = x.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        loss = F.cross_entropy(model(x), y)
+        (grad,) = torch.autograd.grad(loss, x)
+    return (x.detach() + eps * grad.sign()).clamp_(0.0, 1.0)
+
+
+class FGSM:
+    """The ``fgsm`` attack object (it has no options)."""
+
+    def perturb(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
+                eps: float) -> torch.Tensor:
+        """FGSM examples (see :func:`fgsm`)."""
+        return fgsm(model, x, y, eps)
+
+
+def build(options: Mapping[str, Any]) -> FGSM:
+    """The attack; ``fgsm`` takes no options."""
+    resolve_options("attack fgsm", options, {})
+    return FGSM()
+
+
+@hookimpl
+def harness_register_attacks(register):
+    """Register ``fgsm``."""
+    register(AttackSpec(
+        name="fgsm",
+        description="Fast Gradient Sign Method, eq. (1): one signed-gradient step of size eps",
+        build=build,
+        threat_model="white-box",
+        norm="inf",
+    ))

@@ -1,0 +1,201 @@
+"""Plugin ``imagenet``: ImageNet (or any image folder) in torchvision's ImageFolder layout.
+
+Where the images are looked for, in this order:
+
+1. ``<root>/imagenet``, where ``<root>`` is the data root (``--data-root``, else
+   ``$HARNESS_DATA``, else ``./data``);
+2. ``--data-root`` itself, when it is given: it may point straight at the ImageNet folder (the
+   one holding ``train/`` and ``val/``) or at a folder of class folders.
+
+The first of these that exists and holds images is used. Inside it, the expected layout is::
+
+    <root>/imagenet/train/<class>/*.JPEG    (optional)
+    <root>/imagenet/val/<class>/*.JPEG
+
+with one folder per class (for ImageNet, the synset id, e.g. ``n01440764``). Class names are
+the class folder names, sorted, and labels are their indices (as ImageFolder does); the class
+list is the union over ``train/`` and ``val/``. Image files are those with an image extension
+(``.jpg``, ``.jpeg``, ``.png``, ...; any case), searched recursively in each class folder.
+
+Splits: with both ``train/`` and ``val/``, train is ``train/`` and test is ``val/``. With only
+one of them, or with a folder that holds class folders directly, the images are split 80/20 with
+a fixed seed (0), per class: 20% of each class's images (at least one where a class has two or
+more) go to test, the rest to train. The split is the same on every load.
+
+Each image is decoded with PIL, converted to RGB, resized so that its shorter side is
+``options.image_size`` (224 when unset; antialiased bilinear) and center-cropped to a square of
+that size, giving float ``N,3,H,W`` images in [0, 1]. Decoding runs in a thread pool.
+
+ImageNet cannot be downloaded automatically: get ILSVRC2012 from https://image-net.org and lay it
+out as above. A missing folder raises :class:`harness.errors.DatasetNotFoundError` saying where
+it looked.
+
+Registration imports nothing heavy: torch, torchvision and PIL are imported when data loads.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from harness.errors import DatasetNotFoundError, HarnessError
+from harness.hookspecs import hookimpl
+from harness.specs import DatasetSpec
+
+if TYPE_CHECKING:
+    import torch
+
+    from harness.data import DataOptions, ImageData
+
+DEFAULT_IMAGE_SIZE = 224
+SPLIT_SEED = 0
+TEST_FRACTION = 0.2
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}
+)
+
+Sample = tuple[Path, int]
+
+
+def load_imagenet(options: DataOptions) -> ImageData:
+    """Load the ImageFolder-layout images found under the data root (see the module docstring)."""
+    import torch
+
+    from harness.data import ImageData, uint8_to_float
+
+    base, looked = find_root(options)
+    if base is None:
+        raise _not_found(looked)
+    classes, train, test = _samples(base)
+    if not train and not test:
+        raise _not_found(looked)
+    size = options.image_size or DEFAULT_IMAGE_SIZE
+    x_train = uint8_to_float(_decode_all([p for p, _ in train], size))
+    x_test = uint8_to_float(_decode_all([p for p, _ in test], size))
+    y_train = torch.tensor([label for _, label in train], dtype=torch.int64)
+    y_test = torch.tensor([label for _, label in test], dtype=torch.int64)
+    return ImageData(x_train, y_train, x_test, y_test,
+                     num_classes=len(classes), class_names=tuple(classes))
+
+
+def find_root(options: DataOptions) -> tuple[Path | None, list[Path]]:
+    """The folder to read (None when no candidate holds images) and every folder looked at."""
+    candidates = [options.resolved_root() / "imagenet"]
+    if options.root is not None:
+        candidates.append(Path(options.root))
+    for candidate in candidates:
+        if candidate.is_dir() and (_split_dirs(candidate) or _has_class_dirs(candidate)):
+            return candidate, candidates
+    return None, candidates
+
+
+def _split_dirs(base: Path) -> dict[str, Path]:
+    return {name: base / name for name in ("train", "val") if (base / name).is_dir()}
+
+
+def _has_class_dirs(folder: Path) -> bool:
+    """Whether some subfolder of ``folder`` holds an image file (stops at the first found)."""
+    for sub in folder.iterdir():
+        if not sub.is_dir():
+            continue
+        for _, _, filenames in os.walk(sub, followlinks=True):
+            if any(Path(f).suffix.lower() in IMAGE_EXTENSIONS for f in filenames):
+                return True
+    return False
+
+
+def _images_in(folder: Path) -> list[Path]:
+    files = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        dirnames.sort()
+        files.extend(Path(dirpath) / f for f in sorted(filenames)
+                     if Path(f).suffix.lower() in IMAGE_EXTENSIONS)
+    return files
+
+
+def _samples(base: Path) -> tuple[list[str], list[Sample], list[Sample]]:
+    """Class names, train samples and test samples for the folder ``base``."""
+    splits = _split_dirs(base)
+    pools = list(splits.values()) if splits else [base]
+    classes = sorted({d.name for pool in pools for d in pool.iterdir() if d.is_dir()})
+    index = {name: i for i, name in enumerate(classes)}
+
+    def listing(pool: Path) -> dict[str, list[Path]]:
+        return {name: _images_in(pool / name) for name in classes if (pool / name).is_dir()}
+
+    if len(pools) == 2:
+        train = [(p, index[c]) for c, files in listing(splits["train"]).items() for p in files]
+        test = [(p, index[c]) for c, files in listing(splits["val"]).items() for p in files]
+        return classes, train, test
+    rng = random.Random(SPLIT_SEED)
+    train, test = [], []
+    for c, files in listing(pools[0]).items():
+        files = list(files)
+        rng.shuffle(files)
+        n_test = max(1, round(TEST_FRACTION * len(files))) if len(files) >= 2 else 0
+        test.extend((p, index[c]) for p in sorted(files[:n_test]))
+        train.extend((p, index[c]) for p in sorted(files[n_test:]))
+    return classes, train, test
+
+
+def _decode_all(paths: Sequence[Path], size: int) -> torch.Tensor:
+    """Decode, resize and center-crop ``paths`` in a thread pool into a uint8 N,3,size,size."""
+    import torch
+
+    out = torch.empty((len(paths), 3, size, size), dtype=torch.uint8)
+
+    def work(i: int) -> None:
+        out[i] = _decode(paths[i], size)
+
+    with ThreadPoolExecutor() as pool:
+        list(pool.map(work, range(len(paths))))  # list() re-raises a worker's exception
+    return out
+
+
+def _decode(path: Path, size: int) -> torch.Tensor:
+    from PIL import Image, UnidentifiedImageError
+    from torchvision.transforms.v2 import functional as TF
+
+    try:
+        with Image.open(path) as img:
+            rgb = img.convert("RGB")
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        raise HarnessError(f"dataset 'imagenet': cannot read image {path}: {exc}") from None
+    rgb = TF.resize(rgb, [size], interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+    rgb = TF.center_crop(rgb, [size, size])
+    return TF.pil_to_tensor(rgb)
+
+
+def _not_found(looked: list[Path]) -> DatasetNotFoundError:
+    where = " and ".join(str(p.absolute()) for p in looked)
+    return DatasetNotFoundError(
+        f"dataset 'imagenet': no images found; looked in {where}. ImageNet cannot be "
+        "downloaded automatically (--download cannot fetch it): get ILSVRC2012 from "
+        "https://image-net.org, sort the images into one folder per class (synset id, e.g. "
+        "n01440764) and put them in <root>/imagenet/val/<class>/*.JPEG (and optionally "
+        "<root>/imagenet/train/<class>/; without train/, val/ is split 80/20), then pass "
+        "--data-root <root> or set HARNESS_DATA=<root>. --data-root may also point straight "
+        "at a folder of class folders."
+    )
+
+
+@hookimpl
+def harness_register_datasets(register: Callable[[DatasetSpec], None]) -> None:
+    """Register the ``imagenet`` dataset."""
+    register(DatasetSpec(
+        name="imagenet",
+        description="ImageNet (ILSVRC2012) from a local ImageFolder-layout folder, RGB 224x224",
+        load=load_imagenet,
+        default_eps=0.03,
+        source=("local only, cannot be downloaded: get ILSVRC2012 from https://image-net.org "
+                "and lay it out as <data root>/imagenet/val/<class>/*.JPEG (optionally also "
+                "<data root>/imagenet/train/<class>/; without train/, val/ is split 80/20 with "
+                "seed 0); --data-root may also point straight at the imagenet folder or at a "
+                "folder of class folders"),
+        mean=(0.485, 0.456, 0.406),
+        std=(0.229, 0.224, 0.225),
+    ))

@@ -1,0 +1,83 @@
+"""Built-in model ``paper-cnn``: the combined CNN of Algorithm 1 of the paper.
+
+Conv(3x3, ReLU) + MaxPool(2x2) blocks, repeated while the feature map stays at least 4 pixels
+wide (one block for 8x8 digits, two for 28x28 MNIST, three for 32x32 CIFAR-10, at most five),
+then a classification head chosen as the paper does: one dense ReLU layer for the simple
+grayscale datasets (MNIST, Fashion-MNIST), dense-dropout-dense for colour images or more than
+ten classes (CIFAR-10, ImageNet; the paper puts CIFAR-10 there although it has ten classes).
+The output layer returns logits; the softmax is applied inside the cross-entropy loss
+(numerically the same as a softmax layer with categorical cross-entropy). For colour
+datasets, standardization (Algorithm 1's preprocessing) is the model's first layer, so
+attacks work in pixel units of [0, 1].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from harness.hookspecs import hookimpl
+from harness.options import resolve_options
+from harness.specs import ModelSpec
+
+DEFAULTS = {
+    "filters": [32, 64, 128, 128, 256],
+    "kernel": 3,
+    "dense": 128,
+    "dense2": 128,
+    "dropout": 0.5,
+    "large_head": None,
+}
+
+
+def block_count(size: int, max_blocks: int = 5) -> int:
+    """How many conv+pool blocks an input of side ``size`` gets (>= 1, <= ``max_blocks``)."""
+    blocks = 1
+    while blocks < max_blocks and size // 2 ** (blocks + 1) >= 4:
+        blocks += 1
+    return blocks
+
+
+def build(model_input, variant: str | None, options: Mapping[str, Any]):
+    """Build the CNN for ``model_input`` (channels, size, classes, normalization)."""
+    import torch
+    from torch import nn
+
+    from harness.models import Standardize
+
+    o = resolve_options("model paper-cnn", options, DEFAULTS)
+    large = o["large_head"]
+    if large is None:
+        large = model_input.channels == 3 or model_input.num_classes > 10
+    layers: list[nn.Module] = []
+    if model_input.mean is not None and model_input.std is not None:
+        layers.append(Standardize(model_input.mean, model_input.std))
+    channels = model_input.channels
+    n_blocks = block_count(min(model_input.height, model_input.width), len(o["filters"]))
+    for filters in o["filters"][:n_blocks]:
+        layers += [nn.Conv2d(channels, filters, o["kernel"], padding=o["kernel"] // 2),
+                   nn.ReLU(), nn.MaxPool2d(2)]
+        channels = filters
+    layers.append(nn.Flatten())
+    with torch.no_grad():
+        flat = nn.Sequential(*layers)(
+            torch.zeros(1, model_input.channels, model_input.height, model_input.width)
+        ).shape[1]
+    if large:
+        layers += [nn.Linear(flat, o["dense"]), nn.ReLU(), nn.Dropout(o["dropout"]),
+                   nn.Linear(o["dense"], o["dense2"]), nn.ReLU(),
+                   nn.Linear(o["dense2"], model_input.num_classes)]
+    else:
+        layers += [nn.Linear(flat, o["dense"]), nn.ReLU(),
+                   nn.Linear(o["dense"], model_input.num_classes)]
+    return nn.Sequential(*layers)
+
+
+@hookimpl
+def harness_register_models(register):
+    """Register ``paper-cnn``."""
+    register(ModelSpec(
+        name="paper-cnn",
+        description="The paper's combined CNN (Algorithm 1): conv/pool blocks sized to the input",
+        build=build,
+    ))

@@ -1,0 +1,42 @@
+"""Built-in defense ``none``: the undefended reference, trained as Algorithm 1 trains.
+
+Adam on softmax cross-entropy, reshuffling every epoch, early stopping on the validation
+loss with the best weights kept (:func:`harness.training.train_supervised`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from harness.hookspecs import hookimpl
+from harness.options import resolve_options
+from harness.specs import DefenseSpec
+
+
+class StandardTraining:
+    """Plain supervised training, no defense."""
+
+    def train(self, model, data, ctx):
+        """Train ``model`` on clean minibatches only."""
+        from harness.training import train_supervised
+
+        return train_supervised(model, data, ctx)
+
+
+def build(options: Mapping[str, Any]) -> StandardTraining:
+    """The defense; ``none`` takes no options."""
+    resolve_options("defense none", options, {})
+    return StandardTraining()
+
+
+@hookimpl
+def harness_register_defenses(register):
+    """Register ``none``."""
+    register(DefenseSpec(
+        name="none",
+        description="No defense: standard training (Algorithm 1), the reference row",
+        build=build,
+        stage="training",
+        baseline=True,
+    ))

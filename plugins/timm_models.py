@@ -1,0 +1,86 @@
+"""Built-in model family ``timm:<name>``: any timm architecture, sized to the dataset.
+
+``timm:resnet18`` is built with the dataset's channels and classes, and its input
+standardization inside the model. Random initialization by default. Pretrained weights only
+when asked for, with ``--model-opt timm:NAME.pretrained=true`` (needs the network or timm's
+cache) or ``pretrained=/path/to/weights.safetensors`` (a local file; ``.pth``/``.bin`` files are
+read with ``torch.load(weights_only=True)``, never by unpickling objects). timm adapts the first
+convolution to the dataset's channels and drops a classifier of the wrong size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError, UsageError
+from harness.hookspecs import hookimpl
+from harness.options import resolve_options
+from harness.specs import ModelSpec
+
+DEFAULTS = {"pretrained": False, "drop_rate": 0.0, "img_size": None}
+
+
+def list_variants() -> list[str]:
+    """Every architecture timm knows."""
+    import timm
+
+    return timm.list_models()
+
+
+def _pretrained_kwargs(name: str, pretrained: Any) -> dict[str, Any]:
+    if pretrained in (False, None):
+        return {"pretrained": False}
+    if pretrained is True:
+        return {"pretrained": True}
+    path = Path(str(pretrained)).expanduser()
+    if not path.is_file():
+        raise UsageError(f"timm:{name}.pretrained='{pretrained}': no such file; pass true (needs "
+                         "network or timm's cache) or the path of a local weights file")
+    return {"pretrained": True, "pretrained_cfg_overlay": {"file": str(path)}}
+
+
+def build(model_input, variant: str | None, options: Mapping[str, Any]):
+    """Build ``timm:<variant>`` for ``model_input``."""
+    import timm
+    from torch import nn
+
+    from harness.models import Standardize
+
+    o = resolve_options(f"model timm:{variant}", options, DEFAULTS)
+    kwargs: dict[str, Any] = _pretrained_kwargs(variant, o["pretrained"])
+    kwargs.update(num_classes=model_input.num_classes, in_chans=model_input.channels,
+                  drop_rate=o["drop_rate"])
+    if o["img_size"] is not None:
+        kwargs["img_size"] = o["img_size"]
+    try:
+        net = timm.create_model(variant, **kwargs)
+    except Exception as exc:
+        if kwargs["pretrained"]:
+            raise HarnessError(
+                f"pretrained weights for timm:{variant} could not be loaded "
+                f"({type(exc).__name__}: {exc}). Offline, pass a local file: --model-opt "
+                f"timm:{variant}.pretrained=/path/to/weights.safetensors") from exc
+        raise
+    mean, std = model_input.mean, model_input.std
+    if kwargs["pretrained"]:
+        cfg = net.pretrained_cfg or {}
+        if len(cfg.get("mean", ())) == model_input.channels:
+            mean, std = tuple(cfg["mean"]), tuple(cfg["std"])
+    if mean is None or std is None:
+        return net
+    return nn.Sequential(Standardize(mean, std), net)
+
+
+@hookimpl
+def harness_register_models(register):
+    """Register the ``timm`` family."""
+    register(ModelSpec(
+        name="timm",
+        description="Any timm architecture as timm:<name>, sized to the dataset; random init "
+                    "unless pretrained weights are asked for",
+        build=build,
+        takes_variant=True,
+        list_variants=list_variants,
+    ))
