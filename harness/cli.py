@@ -107,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     lister = sub.add_parser("list", help="list registered datasets, models, attacks or defenses")
     lister.add_argument("kind", choices=sorted(KIND_PLURALS))
     lister.add_argument("--json", action="store_true")
+    lister.add_argument("--variants", metavar="FAMILY", default=None,
+                        help="list the variants of a model family, e.g. --variants timm")
 
     board = sub.add_parser("leaderboard", help="render the stored results as markdown")
     board.add_argument("--db", type=Path, default=None)
@@ -207,6 +209,13 @@ def _list(args: argparse.Namespace) -> int:
 
     kind = KIND_PLURALS[args.kind]
     registry = load_registry(strict=False, disabled=args.disable_plugin)
+    if args.variants is not None:
+        spec = registry.get("model", args.variants)
+        if not spec.takes_variant or spec.list_variants is None:
+            raise UsageError(f"model '{args.variants}' is not a family with variants")
+        variants = [f"{spec.name}:{v}" for v in spec.list_variants()]
+        print(json.dumps(variants, indent=2) if args.json else "\n".join(variants))
+        return 0
     rows = [_describe(kind, registry.specs[kind][n]) for n in registry.names(kind)]
     if args.json:
         print(json.dumps(rows, indent=2))

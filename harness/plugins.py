@@ -21,6 +21,9 @@ from harness.registry import PluginRecord, Registry
 from harness.specs import PluginInfo
 
 ENTRY_POINT_GROUP = "harness"
+
+#: In-process plugins added for the duration of one test by ``harness.testing``.
+TEST_PLUGINS: list[tuple[PluginInfo, object]] = []
 DISABLE_ENV = "HARNESS_DISABLE_PLUGINS"
 
 HOOKS: dict[str, str] = {
@@ -135,7 +138,7 @@ def load_registry(
             continue
         infos[info.name] = info
 
-    for info, obj in extra_plugins:
+    for info, obj in [*extra_plugins, *TEST_PLUGINS]:
         if info.name in off:
             continue
         _register_plugin(pm, obj, info)

@@ -1,0 +1,48 @@
+"""An example third-party harness plugin: the ``random-noise`` attack.
+
+Adds eps * (a random sign per pixel) and clips to [0, 1]. It uses no gradient, so any attack
+worth its name must do better at the same Linf budget: a floor to read the other rows against.
+It is a separate distribution with its own entry point in the ``harness`` group, which is all
+a plugin needs.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from harness.hookspecs import hookimpl
+from harness.options import resolve_options
+from harness.specs import AttackSpec
+
+
+class RandomSignNoise:
+    """x + eps * s, s uniform in {-1, +1} per pixel, seeded."""
+
+    def __init__(self, seed: int):
+        self.seed = seed
+        self._generator: torch.Generator | None = None
+
+    def perturb(self, model, x, y, eps):
+        """Noisy copies of ``x`` (``model`` and ``y`` are not used)."""
+        if self._generator is None or self._generator.device != x.device:
+            self._generator = torch.Generator(device=x.device).manual_seed(self.seed)
+        signs = torch.randint(0, 2, x.shape, generator=self._generator, device=x.device)
+        return (x + eps * (2 * signs.to(x.dtype) - 1)).clamp(0.0, 1.0)
+
+
+def build(options):
+    """The attack; option ``seed`` (default 0)."""
+    return RandomSignNoise(**resolve_options("attack random-noise", options, {"seed": 0}))
+
+
+@hookimpl
+def harness_register_attacks(register):
+    """Register ``random-noise``."""
+    register(AttackSpec(
+        name="random-noise",
+        description="Random sign noise of size eps per pixel: a gradient-free floor",
+        build=build,
+        threat_model="black-box",
+        norm="inf",
+        needs=frozenset(),
+    ))
