@@ -1,0 +1,52 @@
+"""Leaderboard markdown: ranking, failures shown, provenance footer, byte-for-byte determinism."""
+
+from __future__ import annotations
+
+import random
+
+from harness.leaderboard import render
+
+META = {"harness": "0.1.0", "git_commit": "abc123", "device": "cpu", "device_name": "CPU x",
+        "python": "3.11.7", "libraries": {"torch": "2.14.1", "timm": "1.0.31"},
+        "plugins": {"fgsm": "robustness-harness 0.1.0"}, "seed": 0,
+        "timestamp": "2026-11-21T10:00:00+00:00", "command": "harness bench"}
+
+
+def _record(defense, attack, robust, status="ok", dataset="digits", error=None):
+    return {"dataset": dataset, "model": "paper-cnn", "defense": defense, "attack": attack,
+            "eps": 0.1, "status": status, "error": error, "clean_acc": 0.97,
+            "robust_acc": robust, "attack_success_rate": 0.2, "mean_linf": 0.1,
+            "mean_l2": 0.7, "n_test": 360, "train_images_per_s": 12000.0,
+            "attack_images_per_s": 40000.0, "metadata": META}
+
+
+RECORDS = [
+    _record("none", "fgsm", 0.65),
+    _record("advtrain", "fgsm", 0.80),
+    _record("advtrain", "pgd", 0.70),
+    _record("none", "pgd", None, status="failed", error="RuntimeError: boom | here"),
+    _record("none", "fgsm", 0.9, dataset="mnist"),
+]
+
+
+def test_rows_are_ranked_by_robust_accuracy_and_failures_last():
+    text = render(RECORDS)
+    digits = text.split("## digits")[1].split("## mnist")[0]
+    rows = [line for line in digits.splitlines() if line.startswith("| ") and "paper-cnn" in line]
+    assert [r.split("|")[3].strip() + "/" + r.split("|")[4].strip() for r in rows] == [
+        "advtrain/fgsm", "advtrain/pgd", "none/fgsm", "none/pgd"]
+    assert "80.00%" in rows[0] and "FAILED: RuntimeError: boom / here" in rows[3]
+
+
+def test_one_table_per_dataset_and_provenance_footer():
+    text = render(RECORDS)
+    assert text.index("## digits") < text.index("## mnist") < text.index("## Provenance")
+    for fact in ("abc123", "CPU x", "torch: 2.14.1", "fgsm: robustness-harness 0.1.0",
+                 "12,000", "40,000"):
+        assert fact in text
+
+
+def test_same_results_give_identical_bytes_in_any_order():
+    shuffled = RECORDS[:]
+    random.Random(3).shuffle(shuffled)
+    assert render(shuffled) == render(RECORDS)
