@@ -122,10 +122,13 @@ def _bench(args: argparse.Namespace, argv: list[str]) -> int:
     from harness.leaderboard import render
     from harness.model_cache import ModelCache
     from harness.plan import BenchConfig
-    from harness.plugins import load_registry
+    from harness.plugins import load_registry, unknown_disabled
     from harness.runner import Runner
     from harness.store import ResultStore
 
+    problems = unknown_disabled(args.disable_plugin)
+    if problems:
+        raise UsageError(f"--disable-plugin: {problems[0]}")
     registry = load_registry(strict=True, disabled=args.disable_plugin)
     config = BenchConfig(
         datasets=args.dataset, models=args.model, attacks=args.attack, defenses=args.defense,
@@ -140,7 +143,7 @@ def _bench(args: argparse.Namespace, argv: list[str]) -> int:
     )
     home = harness_home()
     for path in (args.out, args.json_out):
-        if path is not None and path.parent and not path.parent.exists():
+        if path is not None and not path.parent.exists():
             raise UsageError(f"cannot write {path}: folder {path.parent} does not exist")
     runner = Runner(config, registry, ResultStore(args.db or home / "results.sqlite"),
                     ModelCache(home / "models"), show_progress=not args.quiet, argv=argv)
@@ -164,12 +167,26 @@ def _json_record(record: dict[str, Any]) -> dict[str, Any]:
             for k, v in record.items()}
 
 
+def _listing_registry(args: argparse.Namespace):
+    """Load plugins leniently: every broken plugin is reported once on stderr, then skipped."""
+    import warnings
+
+    from harness.plugins import load_registry, unknown_disabled
+
+    for problem in unknown_disabled(args.disable_plugin):
+        print(f"harness: warning: --disable-plugin: {problem}", file=sys.stderr)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        registry = load_registry(strict=False, disabled=args.disable_plugin)
+    for error in registry.load_errors:
+        print(f"harness: error: {error}", file=sys.stderr)
+    return registry
+
+
 def _plugins(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
-    from harness.plugins import load_registry
-
-    registry = load_registry(strict=False, disabled=args.disable_plugin)
+    registry = _listing_registry(args)
     rows = []
     for name, record in sorted(registry.plugins.items()):
         rows.append({"plugin": name, "distribution": record.info.distribution,
@@ -183,8 +200,6 @@ def _plugins(args: argparse.Namespace) -> int:
              for r in rows]
     print(tabulate(table, headers=["plugin", "distribution", "version", "registered"],
                    tablefmt="simple"))
-    for error in registry.load_errors:
-        print(f"error: {error}", file=sys.stderr)
     return 0
 
 
@@ -205,10 +220,11 @@ def _describe(kind: str, spec: Any) -> dict[str, Any]:
 def _list(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
-    from harness.plugins import load_registry
-
     kind = KIND_PLURALS[args.kind]
-    registry = load_registry(strict=False, disabled=args.disable_plugin)
+    if args.variants is not None and kind != "model":
+        raise UsageError("--variants lists a model family's variants: harness list models "
+                         "--variants timm")
+    registry = _listing_registry(args)
     if args.variants is not None:
         spec = registry.get("model", args.variants)
         if not spec.takes_variant or spec.list_variants is None:

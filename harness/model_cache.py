@@ -20,7 +20,6 @@ class ModelCache:
 
     def __init__(self, root: Path):
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
 
     def weights_path(self, key: str) -> Path:
         """Where the finished weights of ``key`` live."""
@@ -32,6 +31,7 @@ class ModelCache:
 
     def partial_path(self, key: str) -> Path:
         """Where an unfinished training of ``key`` keeps its state between epochs."""
+        self.root.mkdir(parents=True, exist_ok=True)
         return self.root / f"{key}.partial.pt"
 
     def has(self, key: str) -> bool:
@@ -45,6 +45,7 @@ class ModelCache:
 
     def save(self, key: str, model: torch.nn.Module, info: dict[str, Any]) -> None:
         """Store ``model``'s weights and ``info`` atomically; drop the partial state."""
+        self.root.mkdir(parents=True, exist_ok=True)
         tmp = self.weights_path(key).with_suffix(".tmp")
         save_model(model, str(tmp))
         os.replace(tmp, self.weights_path(key))

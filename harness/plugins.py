@@ -51,6 +51,15 @@ def disabled_from_env() -> set[str]:
     return {name.strip() for name in raw.split(",") if name.strip()}
 
 
+def unknown_disabled(names: Iterable[str]) -> list[str]:
+    """Messages for names in ``names`` that match no installed ``harness`` entry point."""
+    from harness.registry import unknown_name_message
+
+    installed = {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    installed |= {info.name for info, _ in TEST_PLUGINS}
+    return [unknown_name_message("plugin", n, installed) for n in names if n not in installed]
+
+
 def _register_plugin(pm: pluggy.PluginManager, obj: object, info: PluginInfo) -> None:
     try:
         pm.register(obj, name=info.name)
@@ -65,7 +74,7 @@ def _collect_specs(pm: pluggy.PluginManager, infos: dict[str, PluginInfo], regis
                    strict: bool) -> None:
     for kind, hook_name in HOOKS.items():
         caller = getattr(pm.hook, hook_name)
-        for impl in reversed(caller.get_hookimpls()):  # registration order
+        for impl in caller.get_hookimpls():  # registration order: first loaded keeps a name
             info = infos[impl.plugin_name]
 
             def register(spec: object, _kind: str = kind, _info: PluginInfo = info) -> None:
@@ -75,10 +84,10 @@ def _collect_specs(pm: pluggy.PluginManager, infos: dict[str, PluginInfo], regis
             try:
                 impl.function(*[kwargs[arg] for arg in impl.argnames])
             except PluginError as exc:
-                _fail(registry, str(exc), strict)
+                _fail(registry, str(exc), strict, exc)
             except Exception as exc:
                 _fail(registry, f"{info.label()}: {hook_name} failed: "
-                                f"{type(exc).__name__}: {exc}", strict)
+                                f"{type(exc).__name__}: {exc}", strict, exc)
 
 
 def _with_owner(spec: object, info: PluginInfo) -> object:
@@ -87,11 +96,13 @@ def _with_owner(spec: object, info: PluginInfo) -> object:
     return spec
 
 
-def _fail(registry: Registry, message: str, strict: bool) -> None:
+def _fail(registry: Registry, message: str, strict: bool, cause: BaseException | None = None,
+          warn: bool = True) -> None:
     if strict:
-        raise PluginError(message)
+        raise PluginError(message) from cause
     registry.load_errors.append(message)
-    warnings.warn(message, stacklevel=3)
+    if warn:
+        warnings.warn(message, stacklevel=2)
 
 
 def load_registry(
@@ -129,12 +140,12 @@ def load_registry(
             obj = ep.load()
         except Exception as exc:
             _fail(registry, f"{info.label()}: failed to import: {type(exc).__name__}: {exc}",
-                  strict)
+                  strict, exc)
             continue
         try:
             _register_plugin(pm, obj, info)
         except PluginError as exc:
-            _fail(registry, str(exc), strict)
+            _fail(registry, str(exc), strict, exc.__cause__)
             continue
         infos[info.name] = info
 

@@ -120,7 +120,7 @@ class Runner:
         return {
             "cell_key": cell.key, "train_key": job.key, "run_id": run_id,
             "dataset": job.dataset.name, "model": job.model_name, "defense": job.defense.name,
-            "attack": cell.attack.name, "eps": cell.eps, "status": status,
+            "attack": cell.attack.name, "eps": cell.eps, "status": status, "error": None,
             "threat_model": cell.attack.threat_model, "norm": cell.attack.norm,
             "created_at": now(),
             "config": {"training": job.key_fields, "attack_options": cell.attack_options,

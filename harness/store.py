@@ -59,15 +59,24 @@ class ResultStore:
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(self.path)
-        self.conn.row_factory = sqlite3.Row
-        with self.conn:
-            self.conn.executescript(SCHEMA)
+        self._conn: sqlite3.Connection | None = None
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The connection, opened (and the file created) on first use, not before."""
+        if self._conn is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(self.path)
+            self._conn.row_factory = sqlite3.Row
+            with self._conn:
+                self._conn.executescript(SCHEMA)
+        return self._conn
 
     def close(self) -> None:
         """Close the database."""
-        self.conn.close()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
     def start_run(self, metadata: dict[str, Any]) -> str:
         """Record a new run and return its id."""

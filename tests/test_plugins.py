@@ -1,0 +1,614 @@
+"""Tests of plugin loading (entry points, pluggy), the registry and per-plugin options."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+import tomllib
+import uuid
+from collections.abc import Callable, Iterator
+from importlib.metadata import Distribution, EntryPoint, entry_points, version
+from pathlib import Path
+
+import pluggy
+import pytest
+
+import harness.plugins
+from harness.errors import PluginError, UsageError
+from harness.hookspecs import hookimpl
+from harness.options import parse_assignments, parse_value, resolve_options
+from harness.plugins import DISABLE_ENV, load_registry
+from harness.registry import Registry
+from harness.specs import AttackSpec, PluginInfo
+
+pytest_plugins = ["pytester"]
+
+PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
+
+
+def builtin_entry_points() -> dict[str, str]:
+    """The ``[project.entry-points.harness]`` table of pyproject.toml: name -> module."""
+    with PYPROJECT.open("rb") as f:
+        return tomllib.load(f)["project"]["entry-points"]["harness"]
+
+
+def installed_entry_points() -> list[EntryPoint]:
+    return list(entry_points(group="harness"))
+
+
+@pytest.fixture(autouse=True)
+def _no_disabled_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A HARNESS_DISABLE_PLUGINS set in the caller's environment must not change the tests."""
+    monkeypatch.delenv(DISABLE_ENV, raising=False)
+
+
+@pytest.fixture(scope="module")
+def registry() -> Registry:
+    """Every installed plugin, loaded strictly (read-only in the tests that use it)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv(DISABLE_ENV, raising=False)
+        return load_registry(strict=True)
+
+
+# ---------------------------------------------------------------- fake plugins
+
+
+MakePlugin = Callable[..., EntryPoint]
+
+
+@pytest.fixture
+def make_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MakePlugin]:
+    """Write a plugin module into tmp_path and return an entry point in group ``harness``.
+
+    ``make_plugin(name, source)`` gives an entry point with no distribution (label 'unknown
+    unknown'); ``make_plugin(name, source, dist=("fake-dist", "1.2.3"))`` writes a
+    ``.dist-info`` folder too, so the entry point belongs to that distribution.
+    Module names are unique per call, and removed from ``sys.modules`` afterwards.
+    """
+    modules_dir = tmp_path / "modules"
+    modules_dir.mkdir()
+    monkeypatch.syspath_prepend(str(modules_dir))
+    modules: list[str] = []
+
+    def make(name: str, source: str, dist: tuple[str, str] | None = None) -> EntryPoint:
+        module = f"harness_fake_{name.replace('-', '_')}_{uuid.uuid4().hex[:8]}"
+        (modules_dir / f"{module}.py").write_text(textwrap.dedent(source))
+        modules.append(module)
+        if dist is None:
+            return EntryPoint(name, module, group="harness")
+        dist_name, dist_version = dist
+        # Outside sys.path, so that entry_points() does not find the fake distribution.
+        folder = f"{dist_name.replace('-', '_')}-{dist_version}.dist-info"
+        info = tmp_path / "dists" / module / folder
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: {dist_name}\nVersion: {dist_version}\n")
+        (info / "entry_points.txt").write_text(f"[harness]\n{name} = {module}\n")
+        (ep,) = Distribution.at(info).entry_points.select(group="harness")
+        return ep
+
+    yield make
+    for module in modules:
+        sys.modules.pop(module, None)
+
+
+IMPORT_ERROR = """
+raise RuntimeError("kaboom at import")
+"""
+
+UNKNOWN_HOOK = """
+from harness.hookspecs import hookimpl
+
+@hookimpl
+def harness_register_attackz(register):
+    pass
+"""
+
+WRONG_ARGUMENT = """
+from harness.hookspecs import hookimpl
+
+@hookimpl
+def harness_register_attacks(reg):
+    pass
+"""
+
+RAISING_HOOK = """
+from harness.hookspecs import hookimpl
+
+@hookimpl
+def harness_register_attacks(register):
+    raise ValueError("broken inside the hook")
+"""
+
+WRONG_SPEC_TYPE = """
+from harness.hookspecs import hookimpl
+from harness.specs import DatasetSpec
+
+@hookimpl
+def harness_register_attacks(register):
+    register(DatasetSpec(name="not-an-attack", description="d", load=None, default_eps=0.1))
+"""
+
+
+def attack_plugin(*names: str) -> str:
+    """Source of a plugin module registering attacks called ``names``."""
+    return f"""
+from harness.hookspecs import hookimpl
+from harness.specs import AttackSpec
+
+@hookimpl
+def harness_register_attacks(register):
+    for name in {list(names)!r}:
+        register(AttackSpec(name=name, description="a test attack", build=lambda o: None,
+                            threat_model="white-box", norm="inf"))
+"""
+
+
+def exception_chain(exc: BaseException | None) -> Iterator[BaseException]:
+    while exc is not None:
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+def duplicate_message(claimant: str, owner: str, kind: str, name: str) -> str:
+    return (f"{claimant}: {kind} '{name}' is already registered by {owner}; disable one of the "
+            "two plugins (--disable-plugin NAME) or rename the spec")
+
+
+def label(ep: EntryPoint) -> str:
+    dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist else "unknown unknown"
+    return f"plugin '{dist}' (entry point {ep.name} = {ep.value})"
+
+
+# ---------------------------------------------------------------- installed plugins
+
+
+def test_every_builtin_entry_point_is_loaded(registry: Registry):
+    table = builtin_entry_points()
+    assert table, "pyproject.toml declares no harness entry points"
+    project_version = version("robustness-harness")
+    for name, module in table.items():
+        assert name in registry.plugins, f"built-in plugin {name} was not loaded"
+        record = registry.plugins[name]
+        assert record.info == PluginInfo(name=name, distribution="robustness-harness",
+                                         version=project_version,
+                                         entry_point=f"{name} = {module}")
+        assert record.registered, f"built-in plugin {name} registered nothing"
+    shipped = {n for n, r in registry.plugins.items()
+               if r.info.distribution == "robustness-harness"}
+    assert shipped == set(table)
+
+
+def test_specs_point_back_to_their_plugin(registry: Registry):
+    for name, record in registry.plugins.items():
+        for kind, spec_names in record.registered.items():
+            for spec_name in spec_names:
+                assert registry.specs[kind][spec_name].plugin == record.info, (name, spec_name)
+    assert registry.attack("fgsm").plugin.name == "fgsm"
+    assert registry.defense("none").plugin.name == "standard-training"
+    assert registry.plugins["torchvision-datasets"].registered["dataset"] == [
+        "mnist", "fashion-mnist", "cifar10"]
+
+
+def test_example_third_party_plugin_is_loaded(registry: Registry):
+    record = registry.plugins["random-noise"]
+    assert record.info.distribution == "harness-example-plugin"
+    assert record.info.version == version("harness-example-plugin")
+    assert record.info.entry_point == "random-noise = harness_example_plugin"
+    assert record.registered == {"attack": ["random-noise"]}
+    spec = registry.attack("random-noise")
+    assert spec.threat_model == "black-box" and spec.needs == frozenset()
+
+
+def test_no_load_errors_for_installed_plugins():
+    registry = load_registry(strict=False)
+    assert registry.load_errors == []
+
+
+# ---------------------------------------------------------------- broken plugins: strict
+
+
+def test_import_error_names_plugin_and_exception(make_plugin: MakePlugin):
+    ep = make_plugin("boom", IMPORT_ERROR, dist=("fake-dist", "1.2.3"))
+    with pytest.raises(PluginError) as info:
+        load_registry(entry_point_source=lambda: [ep])
+    assert str(info.value) == (
+        f"plugin 'fake-dist 1.2.3' (entry point boom = {ep.value}): failed to import: "
+        "RuntimeError: kaboom at import")
+
+
+def test_entry_point_without_distribution_is_labelled_unknown(make_plugin: MakePlugin):
+    ep = make_plugin("boom", IMPORT_ERROR)
+    with pytest.raises(PluginError) as info:
+        load_registry(entry_point_source=lambda: [ep])
+    assert str(info.value).startswith(f"plugin 'unknown unknown' (entry point boom = {ep.value})"
+                                      ": failed to import: RuntimeError: kaboom at import")
+
+
+def test_entry_point_with_missing_module(make_plugin: MakePlugin):
+    ep = EntryPoint("ghost", "harness_no_such_module_anywhere", group="harness")
+    with pytest.raises(PluginError, match=r"^plugin 'unknown unknown' \(entry point ghost = "
+                       r"harness_no_such_module_anywhere\): failed to import: "
+                       r"ModuleNotFoundError: No module named 'harness_no_such_module_anywhere'$"):
+        load_registry(entry_point_source=lambda: [ep])
+
+
+def test_unknown_hook_is_rejected_by_check_pending(make_plugin: MakePlugin):
+    ep = make_plugin("typo", UNKNOWN_HOOK, dist=("typo-dist", "0.3"))
+    with pytest.raises(PluginError) as info:
+        load_registry(entry_point_source=lambda: [ep])
+    assert str(info.value).startswith(
+        f"plugin 'typo-dist 0.3' (entry point typo = {ep.value}): "
+        "unknown hook 'harness_register_attackz' in plugin ")
+    assert any(isinstance(e, pluggy.PluginValidationError) for e in exception_chain(info.value))
+
+
+def test_hook_with_wrong_argument_name(make_plugin: MakePlugin):
+    ep = make_plugin("wrong-arg", WRONG_ARGUMENT)
+    with pytest.raises(PluginError) as info:
+        load_registry(entry_point_source=lambda: [ep])
+    message = str(info.value)
+    assert message.startswith(label(ep) + ": ")
+    assert "harness_register_attacks" in message and "'reg'" in message
+    assert any(isinstance(e, pluggy.PluginValidationError) for e in exception_chain(info.value))
+
+
+def test_exception_inside_registration_hook(make_plugin: MakePlugin):
+    ep = make_plugin("raiser", RAISING_HOOK, dist=("raiser-dist", "2.0"))
+    with pytest.raises(PluginError) as info:
+        load_registry(entry_point_source=lambda: [ep])
+    assert str(info.value) == (
+        f"plugin 'raiser-dist 2.0' (entry point raiser = {ep.value}): "
+        "harness_register_attacks failed: ValueError: broken inside the hook")
+
+
+def test_wrong_spec_type(make_plugin: MakePlugin):
+    ep = make_plugin("wrong-type", WRONG_SPEC_TYPE)
+    with pytest.raises(PluginError) as info:
+        load_registry(entry_point_source=lambda: [ep])
+    assert str(info.value) == (
+        f"{label(ep)}: register() for attacks got DatasetSpec, expected AttackSpec")
+
+
+def test_duplicate_spec_name_names_both_owners(make_plugin: MakePlugin):
+    first = make_plugin("dup-a", attack_plugin("twin"), dist=("dist-a", "1.0"))
+    second = make_plugin("dup-b", attack_plugin("twin"), dist=("dist-b", "2.0"))
+    a = f"plugin 'dist-a 1.0' (entry point dup-a = {first.value})"
+    b = f"plugin 'dist-b 2.0' (entry point dup-b = {second.value})"
+    with pytest.raises(PluginError) as info:
+        load_registry(entry_point_source=lambda: [second, first])
+    # The first loaded keeps the name; the second is blamed.
+    assert str(info.value) in (duplicate_message(a, b, "attack", "twin"),
+                               duplicate_message(b, a, "attack", "twin"))
+
+
+def test_clash_with_a_builtin_names_the_builtin(make_plugin: MakePlugin):
+    ep = make_plugin("my-fgsm", attack_plugin("fgsm"), dist=("zzz-dist", "1.0"))
+    with pytest.raises(PluginError) as info:
+        load_registry(entry_point_source=lambda: [*installed_entry_points(), ep])
+    mine = f"plugin 'zzz-dist 1.0' (entry point my-fgsm = {ep.value})"
+    builtin = (f"plugin 'robustness-harness {version('robustness-harness')}' "
+               "(entry point fgsm = harness_plugins.fgsm)")
+    assert str(info.value) in (duplicate_message(mine, builtin, "attack", "fgsm"),
+                               duplicate_message(builtin, mine, "attack", "fgsm"))
+
+
+def test_two_entry_points_with_the_same_name(make_plugin: MakePlugin):
+    first = make_plugin("same", attack_plugin("one"), dist=("dist-a", "1.0"))
+    second = make_plugin("same", attack_plugin("two"), dist=("dist-b", "1.0"))
+    with pytest.raises(PluginError) as info:
+        load_registry(entry_point_source=lambda: [first, second])
+    assert str(info.value) == (
+        f"plugin 'dist-b 1.0' (entry point same = {second.value}): another installed plugin "
+        f"is also named 'same' (plugin 'dist-a 1.0' (entry point same = {first.value}))")
+
+
+@pytest.mark.parametrize("bad_name", ["", " padded", "a,b"])
+def test_invalid_spec_names(bad_name: str):
+    owner = PluginInfo("owner", "owner-dist", "1.0")
+    spec = AttackSpec(name=bad_name, description="d", build=lambda o: None,
+                      threat_model="white-box", norm="inf")
+    with pytest.raises(PluginError, match=r"^plugin 'owner-dist 1\.0': invalid attack name "):
+        Registry().add("attack", spec, owner)
+
+
+# ---------------------------------------------------------------- broken plugins: not strict
+
+
+BROKEN = {
+    "import-error": (IMPORT_ERROR, "failed to import: RuntimeError: kaboom at import"),
+    "unknown-hook": (UNKNOWN_HOOK, "unknown hook 'harness_register_attackz'"),
+    "wrong-argument": (WRONG_ARGUMENT, "'reg'"),
+    "raising-hook": (RAISING_HOOK, "harness_register_attacks failed: ValueError: broken inside"),
+    "wrong-spec-type": (WRONG_SPEC_TYPE, "register() for attacks got DatasetSpec"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_not_strict_records_error_and_goes_on(make_plugin: MakePlugin, case: str):
+    source, expected = BROKEN[case]
+    bad = make_plugin(case, source, dist=("broken-dist", "0.1"))
+    good = make_plugin("good", attack_plugin("good-attack"), dist=("zz-good-dist", "1.0"))
+    with pytest.warns(UserWarning, match="broken-dist 0.1") as warned:
+        registry = load_registry(strict=False,
+                                 entry_point_source=lambda: [*installed_entry_points(), bad, good])
+    assert len(registry.load_errors) == 1
+    error = registry.load_errors[0]
+    assert error.startswith(label(bad) + ": ")
+    assert expected in error
+    assert [str(w.message) for w in warned] == [error]
+    # The plugins after (and before) the broken one are all loaded.
+    assert "good-attack" in registry.names("attack")
+    assert set(builtin_entry_points()) <= set(registry.plugins)
+    assert {"fgsm", "pgd", "random-noise"} <= set(registry.names("attack"))
+    assert "not-an-attack" not in registry.specs["dataset"]
+    if case in ("import-error", "unknown-hook", "wrong-argument"):
+        assert case not in registry.plugins  # never registered, or unregistered again
+
+
+def test_not_strict_duplicate_keeps_one(make_plugin: MakePlugin):
+    first = make_plugin("dup-a", attack_plugin("only-a", "twin"), dist=("dist-a", "1.0"))
+    second = make_plugin("dup-b", attack_plugin("only-b", "twin"), dist=("dist-b", "1.0"))
+    with pytest.warns(UserWarning, match="attack 'twin' is already registered by"):
+        registry = load_registry(strict=False, entry_point_source=lambda: [first, second])
+    assert len(registry.load_errors) == 1
+    assert "dist-a 1.0" in registry.load_errors[0] and "dist-b 1.0" in registry.load_errors[0]
+    assert registry.attack("twin").plugin.name in ("dup-a", "dup-b")
+    assert registry.names("attack") == ["only-a", "only-b", "twin"]
+
+
+def test_on_a_clash_the_first_loaded_plugin_keeps_the_name(make_plugin: MakePlugin):
+    ep = make_plugin("my-fgsm", attack_plugin("fgsm"), dist=("zzz-dist", "1.0"))
+    with pytest.warns(UserWarning, match="already registered"):
+        registry = load_registry(strict=False,
+                                 entry_point_source=lambda: [*installed_entry_points(), ep])
+    assert registry.attack("fgsm").plugin.name == "fgsm"
+    assert registry.load_errors[0].startswith(
+        f"plugin 'zzz-dist 1.0' (entry point my-fgsm = {ep.value}): attack 'fgsm'")
+
+
+def test_not_strict_collects_every_error(make_plugin: MakePlugin):
+    eps = [make_plugin(case, BROKEN[case][0]) for case in sorted(BROKEN)]
+    with pytest.warns(UserWarning):
+        registry = load_registry(strict=False, entry_point_source=lambda: eps)
+    assert len(registry.load_errors) == len(BROKEN)
+    for case, (_, expected) in BROKEN.items():
+        (error,) = [e for e in registry.load_errors if f"(entry point {case} = " in e]
+        assert expected in error
+
+
+# ---------------------------------------------------------------- disabling plugins
+
+
+def test_disable_by_argument(registry: Registry):
+    assert "fgsm" in registry.names("attack")
+    smaller = load_registry(disabled=["fgsm", "digits"])
+    assert "fgsm" not in smaller.names("attack") and "fgsm" not in smaller.plugins
+    assert "digits" not in smaller.names("dataset") and "digits" not in smaller.plugins
+    assert "pgd" in smaller.names("attack") and "mnist" in smaller.names("dataset")
+
+
+def test_disable_by_environment(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv(DISABLE_ENV, " fgsm , random-noise,")
+    registry = load_registry()
+    assert registry.names("attack") == ["pgd"]
+    assert "random-noise" not in registry.plugins and "fgsm" not in registry.plugins
+
+
+def test_disabled_plugin_is_not_even_imported(make_plugin: MakePlugin,
+                                              monkeypatch: pytest.MonkeyPatch):
+    bad = make_plugin("boom", IMPORT_ERROR)
+    assert load_registry(disabled=["boom"], entry_point_source=lambda: [bad]).plugins == {}
+    monkeypatch.setenv(DISABLE_ENV, "boom")
+    assert load_registry(entry_point_source=lambda: [bad]).plugins == {}
+    monkeypatch.delenv(DISABLE_ENV)
+    with pytest.raises(PluginError, match="kaboom"):
+        load_registry(entry_point_source=lambda: [bad])
+
+
+def test_disable_extra_plugin():
+    plugin = InProcessAttacks()
+    info = PluginInfo("in-process", "<in-process>", "0")
+    with_it = load_registry(use_entry_points=False, extra_plugins=[(info, plugin)])
+    assert with_it.names("attack") == ["in-process-noop"]
+    without = load_registry(use_entry_points=False, extra_plugins=[(info, plugin)],
+                            disabled=["in-process"])
+    assert without.names("attack") == [] and without.plugins == {}
+
+
+# ---------------------------------------------------------------- registry lookups
+
+
+def _attack(name: str) -> AttackSpec:
+    return AttackSpec(name=name, description="d", build=lambda o: None,
+                      threat_model="white-box", norm="inf")
+
+
+def test_unknown_attack_message_exact():
+    reg = Registry()
+    owner = PluginInfo("p", "p-dist", "1")
+    for name in ("pgd", "fgsm"):
+        reg.add("attack", _attack(name), owner)
+    with pytest.raises(UsageError) as info:
+        reg.attack("fgsn")
+    assert str(info.value) == "unknown attack 'fgsn'. Did you mean: fgsm? Available: fgsm, pgd"
+    with pytest.raises(UsageError) as info:
+        reg.attack("carlini")
+    assert str(info.value) == "unknown attack 'carlini'. Available: fgsm, pgd"
+    with pytest.raises(UsageError) as info:
+        Registry().dataset("digits")
+    assert str(info.value) == "unknown dataset 'digits'. Available: (none registered)"
+
+
+def test_unknown_names_in_installed_registry(registry: Registry):
+    with pytest.raises(UsageError) as info:
+        registry.attack("fgsn")
+    message = str(info.value)
+    assert message.startswith("unknown attack 'fgsn'. Did you mean: fgsm? Available: ")
+    assert message.endswith("Available: " + ", ".join(registry.names("attack")))
+    with pytest.raises(UsageError, match=r"^unknown defense 'advtrian'\. Did you mean: "
+                       r"advtrain\? Available: "):
+        registry.defense("advtrian")
+    with pytest.raises(UsageError, match=r"^unknown dataset 'mnsit'\. Did you mean: mnist"):
+        registry.dataset("mnsit")
+
+
+def test_model_lookups(registry: Registry):
+    spec, variant = registry.model("paper-cnn")
+    assert spec.name == "paper-cnn" and variant is None
+    spec, variant = registry.model("timm:resnet18")
+    assert spec.name == "timm" and variant == "resnet18"
+    with pytest.raises(UsageError) as info:
+        registry.model("timm")
+    assert str(info.value) == "model 'timm' needs a variant: 'timm:<name>', e.g. 'timm:resnet18'"
+    with pytest.raises(UsageError) as info:
+        registry.model("timm:")
+    assert str(info.value).startswith("model 'timm' needs a variant")
+    with pytest.raises(UsageError) as info:
+        registry.model("paper-cnn:x")
+    assert str(info.value) == "model 'paper-cnn' takes no variant; use 'paper-cnn'"
+    with pytest.raises(UsageError) as info:
+        registry.model("timm:resnt18")
+    message = str(info.value)
+    assert message.startswith("unknown model 'timm:resnt18': 'resnt18' is not a timm "
+                              "architecture. Did you mean: timm:resnet18")
+    assert message.endswith("are available (harness list models --variants timm)")
+    with pytest.raises(UsageError) as info:
+        registry.model("papercnn")
+    assert str(info.value).startswith("unknown model 'papercnn'. Did you mean: paper-cnn")
+    assert "timm:<name>" in str(info.value)
+
+
+# ---------------------------------------------------------------- the harness_plugin fixture
+
+
+class InProcessAttacks:
+    """An in-process plugin object: a hook implementation as a method."""
+
+    @hookimpl
+    def harness_register_attacks(self, register):
+        register(_attack("in-process-noop"))
+
+
+def test_harness_plugin_fixture_registers_for_the_test(harness_plugin):
+    registry = harness_plugin(InProcessAttacks(), name="in-process")
+    spec = registry.attack("in-process-noop")
+    assert spec.plugin == PluginInfo("in-process", "<in-process>", "0")
+    assert registry.plugins["in-process"].registered == {"attack": ["in-process-noop"]}
+    assert "fgsm" in registry.names("attack")  # beside the installed plugins
+    # Every registry built during the test includes it.
+    assert "in-process-noop" in load_registry().names("attack")
+    assert len(harness.plugins.TEST_PLUGINS) == 1
+
+
+def test_harness_plugin_fixture_without_entry_points(harness_plugin):
+    registry = harness_plugin(InProcessAttacks(), name="alone", entry_points=False)
+    assert registry.names("attack") == ["in-process-noop"]
+    assert list(registry.plugins) == ["alone"]
+
+
+def test_harness_plugin_fixture_default_name(harness_plugin):
+    registry = harness_plugin(InProcessAttacks())
+    assert "InProcessAttacks" in registry.plugins
+
+
+def test_no_test_plugins_without_the_fixture():
+    assert harness.plugins.TEST_PLUGINS == []
+    assert "in-process-noop" not in load_registry().names("attack")
+
+
+def test_harness_plugin_fixture_is_removed_after_the_test(pytester: pytest.Pytester):
+    """Order-independent: an inner session where one test uses the fixture, the next not."""
+    pytester.makepyfile(test_inner="""
+        import harness.plugins
+        from harness.hookspecs import hookimpl
+        from harness.plugins import load_registry
+        from harness.specs import AttackSpec
+
+        class Plugin:
+            @hookimpl
+            def harness_register_attacks(self, register):
+                register(AttackSpec(name="inner-attack", description="d", build=None,
+                                    threat_model="white-box", norm="inf"))
+
+        def test_1_with_fixture(harness_plugin):
+            assert "inner-attack" in harness_plugin(Plugin(), name="inner").names("attack")
+            assert "inner-attack" in load_registry(use_entry_points=False).names("attack")
+
+        def test_2_after():
+            assert harness.plugins.TEST_PLUGINS == []
+            assert "inner-attack" not in load_registry(use_entry_points=False).names("attack")
+    """)
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-q")
+    result.assert_outcomes(passed=2)
+
+
+# ---------------------------------------------------------------- options
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("20", 20), ("0.5", 0.5), ("-3", -3), ("1e-3", 0.001),
+    ("true", True), ("True", True), ("yes", True), ("on", True),
+    ("false", False), ("NO", False), ("off", False),
+    ("none", None), ("null", None),
+    ("[1,2]", [1, 2]), ('{"a": 1}', {"a": 1}), ('"quoted"', "quoted"),
+    ("resnet18", "resnet18"), ("/tmp/w.safetensors", "/tmp/w.safetensors"), ("", ""),
+])
+def test_parse_value(text: str, value: object):
+    parsed = parse_value(text)
+    assert parsed == value and type(parsed) is type(value)
+
+
+def test_parse_assignments():
+    assert parse_assignments(
+        ["pgd.steps=20", "pgd.random_start=false", "fgsm.x=a=b", "timm:resnet18.pretrained=true",
+         " timm:vit_tiny_patch16_224.img_size = 64"], "--attack-opt",
+    ) == {
+        "pgd": {"steps": 20, "random_start": False},
+        "fgsm": {"x": "a=b"},
+        "timm:resnet18": {"pretrained": True},
+        "timm:vit_tiny_patch16_224": {"img_size": 64},
+    }
+    assert parse_assignments([], "--model-opt") == {}
+    assert parse_assignments(["pgd.steps=1", "pgd.steps=2"], "--attack-opt") == {
+        "pgd": {"steps": 2}}
+
+
+@pytest.mark.parametrize("item", ["pgd.steps", "steps=3", ".steps=3", "pgd.=3", "=3"])
+def test_parse_assignments_errors(item: str):
+    with pytest.raises(UsageError) as info:
+        parse_assignments(["pgd.seed=1", item], "--attack-opt")
+    assert str(info.value) == (f"--attack-opt '{item}': expected NAME.OPTION=VALUE, "
+                               "e.g. --attack-opt pgd.steps=20")
+
+
+def test_resolve_options():
+    defaults = {"steps": 10, "seed": 0, "step_size": None}
+    assert resolve_options("attack pgd", {}, defaults) == defaults
+    assert resolve_options("attack pgd", {"steps": 3}, defaults) == {
+        "steps": 3, "seed": 0, "step_size": None}
+    assert defaults["steps"] == 10  # not modified
+
+
+def test_resolve_options_unknown_key():
+    defaults = {"steps": 10, "seed": 0, "step_size": None}
+    with pytest.raises(UsageError) as info:
+        resolve_options("attack pgd", {"stepz": 3}, defaults)
+    assert str(info.value) == ("attack pgd has no option 'stepz'. Did you mean: steps, "
+                               "step_size? Its options: seed, step_size, steps")
+    with pytest.raises(UsageError) as info:
+        resolve_options("attack pgd", {"xyz": 3}, defaults)
+    assert str(info.value) == "attack pgd has no option 'xyz'. Its options: seed, step_size, steps"
+    with pytest.raises(UsageError) as info:
+        resolve_options("attack fgsm", {"steps": 3}, {})
+    assert str(info.value) == "attack fgsm has no option 'steps'. Its options: (none)"
+
+
+def test_builtin_factories_check_their_options(registry: Registry):
+    with pytest.raises(UsageError, match=r"^attack pgd has no option 'stepz'\. Did you mean: "
+                       r"steps"):
+        registry.attack("pgd").build({"stepz": 3})
+    with pytest.raises(UsageError, match=r"^attack fgsm has no option 'steps'"):
+        registry.attack("fgsm").build({"steps": 3})
+    assert registry.attack("random-noise").build({"seed": 5}).seed == 5
+
