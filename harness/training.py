@@ -1,8 +1,10 @@
 """The shared supervised training loop (Algorithm 1's training), resumable epoch by epoch.
 
 Adam on softmax cross-entropy, data reshuffled every epoch, validation loss watched to stop
-early and keep the best weights. A training-stage defense calls :func:`train_supervised`,
-optionally with a per-minibatch ``augment`` (Algorithm 2 passes FGSM pairs).
+early and keep the best weights; an epoch that does not improve it multiplies the learning
+rate by ``lr_decay`` (Keras' ReduceLROnPlateau with patience 1; 1.0 turns it off).
+A training-stage defense calls :func:`train_supervised`, optionally with a per-minibatch
+``augment`` (Algorithm 2 passes FGSM pairs).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class TrainSettings:
     batch_size: int = 128
     lr: float = 1e-3
     patience: int = 3
+    lr_decay: float = 0.5
     val_fraction: float = 0.1
     seed: int = 0
 
@@ -165,6 +168,8 @@ def train_supervised(model: torch.nn.Module, data: TrainData, ctx: TrainContext,
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             else:
                 bad += 1
+                for group in opt.param_groups:
+                    group["lr"] *= s.lr_decay
             bar.update(1)
             bar.set_postfix(val_loss=f"{val:.4f}", best=best_epoch)
             if ctx.resume_path is not None:
