@@ -5,7 +5,8 @@ standardization inside the model. Random initialization by default. Pretrained w
 when asked for, with ``--model-opt timm:NAME.pretrained=true`` (needs the network or timm's
 cache) or ``pretrained=/path/to/weights.safetensors`` (a local file; ``.pth``/``.bin`` files are
 read with ``torch.load(weights_only=True)``, never by unpickling objects). timm adapts the first
-convolution to the dataset's channels and drops a classifier of the wrong size.
+convolution to the dataset's channels; a checkpoint's classifier is kept when it has the
+dataset's number of classes and dropped (freshly initialized) otherwise.
 """
 
 from __future__ import annotations
@@ -29,7 +30,23 @@ def list_variants() -> list[str]:
     return timm.list_models()
 
 
-def _pretrained_kwargs(name: str, pretrained: Any) -> dict[str, Any]:
+def _classifier_outputs(path: Path, name: str) -> int | None:
+    """How many classes the checkpoint's classifier has (None if it cannot be told)."""
+    import torch
+    from timm.models import get_pretrained_cfg_value
+
+    key = f"{get_pretrained_cfg_value(name, 'classifier') or 'fc'}.weight"
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            return f.get_slice(key).get_shape()[0] if key in f.keys() else None
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = state.get("state_dict", state.get("model", state)) if isinstance(state, dict) else {}
+    return int(state[key].shape[0]) if key in state else None
+
+
+def _pretrained_kwargs(name: str, pretrained: Any, num_classes: int) -> dict[str, Any]:
     if pretrained in (False, None):
         return {"pretrained": False}
     if pretrained is True:
@@ -38,7 +55,10 @@ def _pretrained_kwargs(name: str, pretrained: Any) -> dict[str, Any]:
     if not path.is_file():
         raise UsageError(f"timm:{name}.pretrained='{pretrained}': no such file; pass true (needs "
                          "network or timm's cache) or the path of a local weights file")
-    return {"pretrained": True, "pretrained_cfg_overlay": {"file": str(path)}}
+    overlay: dict[str, Any] = {"file": str(path)}
+    if _classifier_outputs(path, name) == num_classes:  # a head for this dataset: keep it
+        overlay["num_classes"] = num_classes
+    return {"pretrained": True, "pretrained_cfg_overlay": overlay}
 
 
 def build(model_input, variant: str | None, options: Mapping[str, Any]):
@@ -49,7 +69,7 @@ def build(model_input, variant: str | None, options: Mapping[str, Any]):
     from harness.models import Standardize
 
     o = resolve_options(f"model timm:{variant}", options, DEFAULTS)
-    kwargs: dict[str, Any] = _pretrained_kwargs(variant, o["pretrained"])
+    kwargs: dict[str, Any] = _pretrained_kwargs(variant, o["pretrained"], model_input.num_classes)
     kwargs.update(num_classes=model_input.num_classes, in_chans=model_input.channels,
                   drop_rate=o["drop_rate"])
     if o["img_size"] is not None:
