@@ -112,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     board = sub.add_parser("leaderboard", help="render the stored results as markdown")
     board.add_argument("--db", type=Path, default=None)
+    board.add_argument("--results", type=Path, default=None, metavar="FILE.json",
+                       help="render the records of a `harness bench --json` file instead")
     board.add_argument("--dataset", type=_names, default=None,
                        help="only these datasets (comma-separated)")
     board.add_argument("--out", type=Path, default=None, help="write the markdown here")
@@ -251,10 +253,20 @@ def _leaderboard(args: argparse.Namespace) -> int:
     from harness.leaderboard import render
     from harness.store import ResultStore
 
-    db = args.db or harness_home() / "results.sqlite"
-    if not db.exists():
-        raise UsageError(f"no results database at {db}: run `harness bench` first, or pass --db")
-    records = ResultStore(db).latest_records()
+    if args.results is not None:
+        if not args.results.is_file():
+            raise UsageError(f"no results file at {args.results}")
+        try:
+            records = json.loads(args.results.read_text())
+        except ValueError as exc:
+            raise UsageError(f"{args.results} is not a `harness bench --json` file: "
+                             f"{exc}") from None
+    else:
+        db = args.db or harness_home() / "results.sqlite"
+        if not db.exists():
+            raise UsageError(f"no results database at {db}: run `harness bench` first, or "
+                             "pass --db")
+        records = ResultStore(db).latest_records()
     if args.dataset:
         records = [r for r in records if r["dataset"] in args.dataset]
     markdown = render(records)

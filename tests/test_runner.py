@@ -129,3 +129,15 @@ def test_checkpoints_are_safetensors_and_load_without_pickle(isolated_home, monk
     monkeypatch.setattr(torch, "load", no_pickle)
     again = _runner(isolated_home, defenses=("none",), attacks=("pgd",)).run()
     assert again.records[0]["status"] == "ok"
+
+
+def test_cli_shows_failed_cells_and_exits_1(harness_plugin, capsys):
+    from harness.cli import main
+
+    harness_plugin(BrokenAttackPlugin(), name="broken-attack")
+    code = main(["bench", "--attack", "broken,fgsm", "--defense", "none", "--n-train", "200",
+                 "--n-test", "60", "--epochs", "1", "--quiet"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert "FAILED: RuntimeError: this attack always fails" in out
+    assert "| fgsm " in out and "1 of 2 cells failed" in err

@@ -1,0 +1,44 @@
+"""Every published leaderboard page is exactly what its committed JSON results render to."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.leaderboard import render
+
+LEADERBOARDS = Path(__file__).resolve().parents[1] / "leaderboards"
+PAGES = sorted(p for p in LEADERBOARDS.glob("*.md") if p.name != "README.md")
+
+
+def test_there_are_published_pages():
+    assert {p.stem for p in PAGES} >= {"digits", "mnist-fashion-mnist"}
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[p.stem for p in PAGES])
+def test_page_matches_its_results(page):
+    records = json.loads(page.with_suffix(".json").read_text())
+    assert render(records) == page.read_text()
+    assert all(r["status"] == "ok" for r in records)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[p.stem for p in PAGES])
+def test_harness_leaderboard_rebuilds_the_page(page, tmp_path, capsys):
+    out = tmp_path / "page.md"
+    assert main(["leaderboard", "--results", str(page.with_suffix(".json")),
+                 "--out", str(out)]) == 0
+    assert out.read_bytes() == page.read_bytes()
+
+
+def test_real_data_numbers_clear_the_bar():
+    records = json.loads((LEADERBOARDS / "mnist-fashion-mnist.json").read_text())
+    cell = {(r["dataset"], r["defense"], r["attack"]): r for r in records}
+    assert cell[("mnist", "none", "fgsm")]["clean_acc"] >= 0.99
+    assert cell[("fashion-mnist", "none", "fgsm")]["clean_acc"] >= 0.90
+    for dataset in ("mnist", "fashion-mnist"):
+        assert cell[(dataset, "advtrain", "fgsm")]["robust_acc"] > \
+            cell[(dataset, "none", "fgsm")]["robust_acc"]
+        assert cell[(dataset, "none", "fgsm")]["n_test"] == 10000
