@@ -41,14 +41,17 @@ def _status(record: dict[str, Any]) -> str:
 def _sort_key(record: dict[str, Any]) -> tuple:
     ok = record["status"] == "ok"
     robust = record.get("robust_acc") if ok else None
-    return (not ok, -(robust if robust is not None else -1.0), record["model"],
-            record["defense"], record["attack"], record["eps"])
+    return (record["eps"], not ok, -(robust if robust is not None else -1.0), record["model"],
+            record["defense"], record["attack"])
 
 
 def dataset_table(records: list[dict[str, Any]]) -> str:
-    """A markdown table of one dataset's records, ranked by robust accuracy."""
+    """A markdown table of one dataset's records: by eps, each eps ranked by robust accuracy."""
     rows = []
-    for rank, r in enumerate(sorted(records, key=_sort_key), start=1):
+    rank, last_eps = 0, None
+    for r in sorted(records, key=_sort_key):
+        rank = rank + 1 if r["eps"] == last_eps else 1
+        last_eps = r["eps"]
         rows.append([rank, r["model"], r["defense"], r["attack"], f"{r['eps']:g}",
                      _pct(r.get("clean_acc")), _pct(r.get("robust_acc")),
                      _pct(r.get("attack_success_rate")), _num(r.get("mean_linf")),

@@ -15,7 +15,7 @@ from importlib.metadata import EntryPoint, entry_points
 
 import pluggy
 
-from harness import hookspecs
+from harness import DISTRIBUTION, hookspecs
 from harness.errors import PluginError
 from harness.registry import PluginRecord, Registry
 from harness.specs import PluginInfo
@@ -96,13 +96,12 @@ def _with_owner(spec: object, info: PluginInfo) -> object:
     return spec
 
 
-def _fail(registry: Registry, message: str, strict: bool, cause: BaseException | None = None,
-          warn: bool = True) -> None:
+def _fail(registry: Registry, message: str, strict: bool,
+          cause: BaseException | None = None) -> None:
     if strict:
         raise PluginError(message) from cause
     registry.load_errors.append(message)
-    if warn:
-        warnings.warn(message, stacklevel=2)
+    warnings.warn(message, stacklevel=2)
 
 
 def load_registry(
@@ -128,7 +127,11 @@ def load_registry(
     eps: Iterable[EntryPoint] = ()
     if use_entry_points:
         eps = (entry_point_source or (lambda: entry_points(group=ENTRY_POINT_GROUP)))()
-    for ep in sorted(eps, key=lambda e: (e.dist.name if e.dist else "", e.name)):
+    def load_order(ep: EntryPoint) -> tuple:  # the built-ins first: they keep their names
+        dist = ep.dist.name if ep.dist else ""
+        return (dist != DISTRIBUTION, dist, ep.name)
+
+    for ep in sorted(eps, key=load_order):
         if ep.name in off:
             continue
         info = entry_point_info(ep)

@@ -357,14 +357,15 @@ def test_not_strict_duplicate_keeps_one(make_plugin: MakePlugin):
     assert registry.names("attack") == ["only-a", "only-b", "twin"]
 
 
-def test_on_a_clash_the_first_loaded_plugin_keeps_the_name(make_plugin: MakePlugin):
-    ep = make_plugin("my-fgsm", attack_plugin("fgsm"), dist=("zzz-dist", "1.0"))
+@pytest.mark.parametrize("dist", ["aaa-dist", "zzz-dist"])
+def test_on_a_clash_the_builtin_keeps_the_name(make_plugin: MakePlugin, dist: str):
+    ep = make_plugin("my-fgsm", attack_plugin("fgsm"), dist=(dist, "1.0"))
     with pytest.warns(UserWarning, match="already registered"):
         registry = load_registry(strict=False,
-                                 entry_point_source=lambda: [*installed_entry_points(), ep])
+                                 entry_point_source=lambda: [ep, *installed_entry_points()])
     assert registry.attack("fgsm").plugin.name == "fgsm"
     assert registry.load_errors[0].startswith(
-        f"plugin 'zzz-dist 1.0' (entry point my-fgsm = {ep.value}): attack 'fgsm'")
+        f"plugin '{dist} 1.0' (entry point my-fgsm = {ep.value}): attack 'fgsm'")
 
 
 def test_not_strict_collects_every_error(make_plugin: MakePlugin):
