@@ -1,0 +1,21 @@
+"""The README's main job, `harness bench --attack fgsm --defense advtrain`, with its defaults."""
+
+from __future__ import annotations
+
+import json
+
+from harness.cli import main
+
+
+def test_advtrain_beats_the_undefended_model_against_fgsm_on_digits(tmp_path, capsys):
+    out = tmp_path / "cells.json"
+    assert main(["bench", "--attack", "fgsm", "--defense", "advtrain", "--quiet",
+                 "--json", str(out)]) == 0
+    records = {r["defense"]: r for r in json.loads(out.read_text())}
+    assert set(records) == {"none", "advtrain"}
+    for r in records.values():
+        assert r["dataset"] == "digits" and r["eps"] == 0.1 and r["n_test"] == 360
+        assert r["clean_acc"] > 0.9
+    assert records["advtrain"]["robust_acc"] > records["none"]["robust_acc"] + 0.05
+    table = capsys.readouterr().out
+    assert table.index("| advtrain") < table.index("| none")  # ranked first
