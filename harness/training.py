@@ -96,16 +96,16 @@ class TrainReport:
 
 def _loss_on(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
              augment: Augment | None, batch_size: int) -> float:
-    total, count = 0.0, 0
+    total, count = torch.zeros((), device=x.device), 0
     for idx in batches(len(x), batch_size, device=x.device):
         xb, yb = x[idx], y[idx]
         model.eval()
         if augment is not None:
             xb, yb = augment(model, xb, yb)
         with torch.no_grad():
-            total += F.cross_entropy(model(xb), yb, reduction="sum").item()
+            total += F.cross_entropy(model(xb), yb, reduction="sum")
         count += len(yb)
-    return total / max(count, 1)
+    return float(total) / max(count, 1)
 
 
 def _save_state(path: Path, state: dict) -> None:

@@ -553,7 +553,7 @@ def test_harness_plugin_fixture_is_removed_after_the_test(pytester: pytest.Pytes
     ("false", False), ("NO", False), ("off", False),
     ("none", None), ("null", None),
     ("[1,2]", [1, 2]), ('{"a": 1}', {"a": 1}), ('"quoted"', "quoted"),
-    ("resnet18", "resnet18"), ("/tmp/w.safetensors", "/tmp/w.safetensors"), ("", ""),
+    ("resnet18", "resnet18"), ("weights/w.safetensors", "weights/w.safetensors"), ("", ""),
 ])
 def test_parse_value(text: str, value: object):
     parsed = parse_value(text)
