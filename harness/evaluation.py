@@ -12,16 +12,41 @@ from harness.devices import synchronize
 from harness.progress import progress_bar
 from harness.specs import Attack
 
+# A change smaller than this (a float32 rounding of a clipped pixel) does not count for L0.
+L0_TOLERANCE = 1e-4
+
+
+class QueryCounter(torch.nn.Module):
+    """Wraps a model and counts the images it is asked about (every forward pass)."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+        self.images = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The wrapped model's logits; counts ``len(x)`` queries."""
+        self.images += len(x)
+        return self.model(x)
+
 
 @dataclass(frozen=True)
 class AttackResult:
-    """The numbers one (model, attack, eps) cell reports. Accuracies are fractions in [0, 1]."""
+    """The numbers one (model, attack, eps) cell reports. Accuracies are fractions in [0, 1].
+
+    Mean norms are over all images; median norms over the successful perturbations only
+    (NaN when there are none). Queries count every image the attack sent through the model.
+    """
 
     clean_acc: float
     robust_acc: float
     attack_success_rate: float
     mean_linf: float
     mean_l2: float
+    median_l0: float
+    median_l2: float
+    median_linf: float
+    queries_per_image: float
     n_test: int
     attack_seconds: float
 
@@ -39,8 +64,12 @@ def predict(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 512) -> t
                                                                    device=x.device)])
 
 
+def _median(values: torch.Tensor) -> float:
+    return float(values.float().median()) if len(values) else float("nan")
+
+
 def evaluate_attack(model: torch.nn.Module, attack: Attack, x: torch.Tensor, y: torch.Tensor,
-                    eps: float, *, batch_size: int = 256, label: str = "attack",
+                    eps: float | None, *, batch_size: int = 256, label: str = "attack",
                     show_progress: bool = True) -> AttackResult:
     """Attack every test image and measure accuracy before and after.
 
@@ -52,6 +81,8 @@ def evaluate_attack(model: torch.nn.Module, attack: Attack, x: torch.Tensor, y: 
     robust_correct = torch.empty_like(clean_correct)
     linf = torch.empty(len(x), device=x.device)
     l2 = torch.empty(len(x), device=x.device)
+    l0 = torch.empty(len(x), device=x.device)
+    counter = QueryCounter(model).eval()
     seconds = 0.0
     bar = progress_bar(total=len(x), desc=label, unit="img", enabled=show_progress)
     try:
@@ -59,7 +90,7 @@ def evaluate_attack(model: torch.nn.Module, attack: Attack, x: torch.Tensor, y: 
             xb, yb = x[idx], y[idx]
             synchronize(x.device)
             t0 = time.perf_counter()
-            x_adv = attack.perturb(model, xb, yb, eps)
+            x_adv = attack.perturb(counter, xb, yb, eps)
             synchronize(x.device)
             seconds += time.perf_counter() - t0
             if x_adv.shape != xb.shape:
@@ -68,19 +99,25 @@ def evaluate_attack(model: torch.nn.Module, attack: Attack, x: torch.Tensor, y: 
             delta = (x_adv.detach() - xb).flatten(1)
             linf[idx] = delta.abs().amax(1)
             l2[idx] = delta.norm(dim=1)
+            l0[idx] = (delta.abs() > L0_TOLERANCE).sum(1).float()
             robust_correct[idx] = predict(model, x_adv.detach()) == yb
             bar.update(len(idx))
     finally:
         bar.close()
     n = len(x)
     n_clean = int(clean_correct.sum())
-    fooled = int((clean_correct & ~robust_correct).sum())
+    success = clean_correct & ~robust_correct
+    fooled = int(success.sum())
     return AttackResult(
         clean_acc=n_clean / n,
         robust_acc=float(robust_correct.float().mean()),
         attack_success_rate=fooled / n_clean if n_clean else float("nan"),
         mean_linf=float(linf.mean()),
         mean_l2=float(l2.mean()),
+        median_l0=_median(l0[success]),
+        median_l2=_median(l2[success]),
+        median_linf=_median(linf[success]),
+        queries_per_image=counter.images / n,
         n_test=n,
         attack_seconds=seconds,
     )

@@ -7,14 +7,10 @@ everything shown comes from the records and the metadata stored with them).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from tabulate import tabulate
-
-HEADERS = ["rank", "model", "defense", "attack", "eps", "clean acc", "robust acc",
-           "attack success", "mean Linf", "mean L2", "n test", "train img/s", "attack img/s",
-           "status"]
 
 
 def _pct(value: float | None) -> str:
@@ -31,6 +27,10 @@ def _rate(value: float | None) -> str:
     return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
 
 
+def _eps(value: float | None) -> str:
+    return "unbounded" if value is None else f"{value:g}"
+
+
 def _status(record: dict[str, Any]) -> str:
     if record["status"] == "ok":
         return "ok"
@@ -38,27 +38,56 @@ def _status(record: dict[str, Any]) -> str:
     return f"FAILED: {error[:160]}"
 
 
+# (header, record key or None, formatter); a metric column is shown only when some row has it.
+COLUMNS: list[tuple[str, str | None, Callable[[Any], str]]] = [
+    ("model", "model", str),
+    ("defense", "defense", str),
+    ("attack", "attack", str),
+    ("eps", "eps", _eps),
+    ("clean acc", "clean_acc", _pct),
+    ("robust acc", "robust_acc", _pct),
+    ("attack success", "attack_success_rate", _pct),
+    ("mean Linf", "mean_linf", _num),
+    ("mean L2", "mean_l2", _num),
+    ("median L0 (successful)", "median_l0", lambda v: _num(v, 1)),
+    ("median L2 (successful)", "median_l2", _num),
+    ("median Linf (successful)", "median_linf", _num),
+    ("queries/img", "queries_per_image", lambda v: _num(v, 1)),
+    ("n test", "n_test", lambda v: "" if v is None else str(v)),
+    ("train img/s", "train_images_per_s", _rate),
+    ("attack img/s", "attack_images_per_s", _rate),
+]
+ALWAYS = {"model", "defense", "attack", "eps", "clean_acc", "robust_acc", "n_test"}
+
+
+def _has(records: list[dict[str, Any]], key: str) -> bool:
+    return any(isinstance(r.get(key), int | float) and not math.isnan(r[key]) for r in records)
+
+
 def _sort_key(record: dict[str, Any]) -> tuple:
     ok = record["status"] == "ok"
     robust = record.get("robust_acc") if ok else None
-    return (record["eps"], not ok, -(robust if robust is not None else -1.0), record["model"],
-            record["defense"], record["attack"])
+    eps = record["eps"]
+    return (eps is None, eps if eps is not None else 0.0, not ok,
+            -(robust if robust is not None else -1.0), record["model"], record["defense"],
+            record["attack"])
 
 
 def dataset_table(records: list[dict[str, Any]]) -> str:
-    """A markdown table of one dataset's records: by eps, each eps ranked by robust accuracy."""
+    """A markdown table of one dataset's records: by eps, each eps ranked by robust accuracy.
+
+    Metric columns that no record has (e.g. medians in results from an older harness) are
+    left out.
+    """
+    columns = [c for c in COLUMNS if c[1] in ALWAYS or _has(records, c[1])]
     rows = []
-    rank, last_eps = 0, None
+    rank, last_eps = 0, object()
     for r in sorted(records, key=_sort_key):
         rank = rank + 1 if r["eps"] == last_eps else 1
         last_eps = r["eps"]
-        rows.append([rank, r["model"], r["defense"], r["attack"], f"{r['eps']:g}",
-                     _pct(r.get("clean_acc")), _pct(r.get("robust_acc")),
-                     _pct(r.get("attack_success_rate")), _num(r.get("mean_linf")),
-                     _num(r.get("mean_l2")), r.get("n_test") or "",
-                     _rate(r.get("train_images_per_s")), _rate(r.get("attack_images_per_s")),
-                     _status(r)])
-    return tabulate(rows, headers=HEADERS, tablefmt="github", disable_numparse=True)
+        rows.append([rank, *[fmt(r.get(key)) for _, key, fmt in columns], _status(r)])
+    headers = ["rank", *[h for h, _, _ in columns], "status"]
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
 
 
 def _distinct(values: Iterable[Any]) -> str:

@@ -82,7 +82,7 @@ class Cell:
     job: TrainingJob
     attack: AttackSpec
     attack_options: dict[str, Any]
-    eps: float
+    eps: float | None
     n_test: int | None
     key: str
 
@@ -210,10 +210,14 @@ def make_plan(config: BenchConfig, registry: Registry) -> Plan:
                     a_opts = dict(config.attack_options.get(attack.name, {}))
                     default = attack.default_eps if attack.default_eps is not None \
                         else ds.default_eps
-                    for eps in (eps_values or [default]):
+                    budgets = (eps_values or [default]) if attack.bounded else [None]
+                    n_test = config.n_test if config.n_test is not None \
+                        else attack.budget_images
+                    for eps in budgets:
+                        eps = float(eps) if eps is not None else None
                         key = digest({"job": job.key, "attack": attack.name,
                                       "attack_plugin": _plugin_version(attack),
                                       "attack_options": a_opts, "eps": eps,
-                                      "n_test": config.n_test, "seed": config.seed})
-                        cells.append(Cell(job, attack, a_opts, float(eps), config.n_test, key))
+                                      "n_test": n_test, "seed": config.seed})
+                        cells.append(Cell(job, attack, a_opts, eps, n_test, key))
     return Plan(tuple(jobs), tuple(cells))

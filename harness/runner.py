@@ -168,12 +168,15 @@ class Runner:
         train_values = {"train_seconds": info["train_seconds"],
                         "train_images_per_s": info["train_images_per_s"]}
         t0 = time.perf_counter()
+        if cell.n_test is not None and cell.n_test < len(data.x_test):
+            data = data.subset(None, cell.n_test, self.config.seed)
+        budget = f"eps={cell.eps:g}" if cell.eps is not None else "unbounded"
         try:
             attack = cell.attack.build(cell.attack_options)
             result = evaluate_attack(
                 model, attack, data.x_test, data.y_test, cell.eps,
                 batch_size=self.config.attack_batch_size,
-                label=f"{cell.attack.name} eps={cell.eps:g} on {cell.job.defense.name}",
+                label=f"{cell.attack.name} {budget} on {cell.job.defense.name}",
                 show_progress=self.show_progress)
         except Exception as exc:
             record = self._record(cell, run_id, "failed", error=_error_text(exc),
@@ -182,7 +185,9 @@ class Runner:
             record = self._record(
                 cell, run_id, "ok", clean_acc=result.clean_acc, robust_acc=result.robust_acc,
                 attack_success_rate=result.attack_success_rate, mean_linf=result.mean_linf,
-                mean_l2=result.mean_l2, n_test=result.n_test,
+                mean_l2=result.mean_l2, median_l0=result.median_l0,
+                median_l2=result.median_l2, median_linf=result.median_linf,
+                queries_per_image=result.queries_per_image, n_test=result.n_test,
                 attack_seconds=result.attack_seconds,
                 attack_images_per_s=result.attack_images_per_s, **train_values)
         self.store.add_result(record)

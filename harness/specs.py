@@ -16,12 +16,13 @@ if TYPE_CHECKING:
     from harness.training import TrainContext, TrainData, TrainReport
 
 ThreatModel = Literal["white-box", "black-box"]
-Norm = Literal["inf", "2", "1", "0"]
+Norm = Literal["inf", "2", "1", "0", "wasserstein", "none"]
 DefenseStage = Literal["training", "input-transformation", "poisoning-detection"]
 AttackCategory = Literal["evasion", "poisoning", "inference", "extraction"]
 
 THREAT_MODELS: tuple[str, ...] = ("white-box", "black-box")
-NORMS: tuple[str, ...] = ("inf", "2", "1", "0")
+NORMS: tuple[str, ...] = ("inf", "2", "1", "0", "wasserstein", "none")
+LP_NORMS: tuple[str, ...] = ("inf", "2", "1", "0")
 DEFENSE_STAGES: tuple[str, ...] = ("training", "input-transformation", "poisoning-detection")
 ATTACK_CATEGORIES: tuple[str, ...] = ("evasion", "poisoning", "inference", "extraction")
 
@@ -84,7 +85,12 @@ class ModelSpec:
 class AttackSpec:
     """An attack; ``build(options)`` returns an :class:`Attack`.
 
-    ``default_eps`` None means the dataset's default eps.
+    ``bounded``: eps is a budget in ``norm`` (pixel units), and the runner evaluates one cell
+    per eps; an unbounded (minimal-perturbation) attack gets one cell with no eps, and its
+    perturbation sizes are the result. ``default_eps`` None means the dataset's default eps.
+    ``needs`` says what the attack uses of the model: "gradients", "scores" or "labels".
+    ``budget_images`` caps the test images a slow attack is run on unless ``--n-test`` says
+    otherwise. ``survey_table`` names the survey table it comes from.
     """
 
     name: str
@@ -96,6 +102,9 @@ class AttackSpec:
     category: AttackCategory = "evasion"
     targeted: bool = False
     needs: frozenset[str] = frozenset({"gradients"})
+    bounded: bool = True
+    budget_images: int | None = None
+    survey_table: str = ""
     plugin: PluginInfo | None = None
 
 
@@ -122,11 +131,12 @@ class Attack(Protocol):
     """What an attack spec's factory returns."""
 
     def perturb(
-        self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float
+        self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float | None
     ) -> torch.Tensor:
         """Return adversarial versions of ``x`` (same shape, values in [0, 1]).
 
         ``model`` is in eval mode and returns logits; ``x`` and ``y`` are on the model's device.
+        ``eps`` is the budget for a bounded attack and None for an unbounded one.
         """
         ...
 

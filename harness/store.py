@@ -25,7 +25,7 @@ CREATE TABLE IF NOT EXISTS results (
     model TEXT NOT NULL,
     defense TEXT NOT NULL,
     attack TEXT NOT NULL,
-    eps REAL NOT NULL,
+    eps REAL,
     status TEXT NOT NULL,
     error TEXT,
     clean_acc REAL,
@@ -33,6 +33,10 @@ CREATE TABLE IF NOT EXISTS results (
     attack_success_rate REAL,
     mean_linf REAL,
     mean_l2 REAL,
+    median_l0 REAL,
+    median_l2 REAL,
+    median_linf REAL,
+    queries_per_image REAL,
     n_test INTEGER,
     train_seconds REAL,
     train_images_per_s REAL,
@@ -48,7 +52,8 @@ CREATE INDEX IF NOT EXISTS results_cell ON results(cell_key, status);
 
 RESULT_COLUMNS = (
     "cell_key", "train_key", "run_id", "dataset", "model", "defense", "attack", "eps", "status",
-    "error", "clean_acc", "robust_acc", "attack_success_rate", "mean_linf", "mean_l2", "n_test",
+    "error", "clean_acc", "robust_acc", "attack_success_rate", "mean_linf", "mean_l2",
+    "median_l0", "median_l2", "median_linf", "queries_per_image", "n_test",
     "train_seconds", "train_images_per_s", "attack_seconds", "attack_images_per_s",
     "threat_model", "norm", "created_at", "config",
 )
@@ -70,7 +75,22 @@ class ResultStore:
             self._conn.row_factory = sqlite3.Row
             with self._conn:
                 self._conn.executescript(SCHEMA)
+                self._migrate(self._conn)
         return self._conn
+
+    @staticmethod
+    def _migrate(conn: sqlite3.Connection) -> None:
+        """Bring a database written by an older harness to the current schema, keeping rows."""
+        info = {row[1]: row for row in conn.execute("PRAGMA table_info(results)")}
+        if set(RESULT_COLUMNS) <= set(info) and not info["eps"][3]:
+            return
+        kept = [c for c in RESULT_COLUMNS if c in info]
+        conn.execute("ALTER TABLE results RENAME TO results_old")
+        conn.execute("DROP INDEX IF EXISTS results_cell")
+        conn.executescript(SCHEMA)
+        conn.execute(f"INSERT INTO results(id, {', '.join(kept)}) "
+                     f"SELECT id, {', '.join(kept)} FROM results_old")
+        conn.execute("DROP TABLE results_old")
 
     def close(self) -> None:
         """Close the database."""
