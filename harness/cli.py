@@ -210,8 +210,10 @@ def _describe(kind: str, spec: Any) -> dict[str, Any]:
            "description": spec.description,
            "plugin": spec.plugin.name if spec.plugin else None}
     if kind == "attack":
-        row.update(threat_model=spec.threat_model, norm=spec.norm, category=spec.category,
-                   default_eps=spec.default_eps, needs=sorted(spec.needs))
+        row.update(category=spec.category, threat_model=spec.threat_model, norm=spec.norm,
+                   bounded=spec.bounded, needs=sorted(spec.needs), targeted=spec.targeted,
+                   default_eps=spec.default_eps, budget_images=spec.budget_images,
+                   survey_table=spec.survey_table)
     elif kind == "defense":
         row.update(stage=spec.stage, baseline=spec.baseline)
     elif kind == "dataset":
@@ -240,12 +242,13 @@ def _list(args: argparse.Namespace) -> int:
         return 0
     columns = ["name", "description"]
     if kind == "attack":
-        columns += ["threat_model", "norm", "category"]
+        columns += ["category", "threat_model", "norm", "needs", "survey_table"]
     elif kind == "defense":
         columns += ["stage"]
     elif kind == "dataset":
         columns += ["default_eps"]
-    print(tabulate([[r[c] for c in columns] for r in rows], headers=columns, tablefmt="simple"))
+    table = [[", ".join(r[c]) if isinstance(r[c], list) else r[c] for c in columns] for r in rows]
+    print(tabulate(table, headers=columns, tablefmt="simple"))
     return 0
 
 

@@ -96,6 +96,9 @@ def evaluate_attack(model: torch.nn.Module, attack: Attack, x: torch.Tensor, y: 
             if x_adv.shape != xb.shape:
                 raise ValueError(f"attack returned shape {tuple(x_adv.shape)} for input "
                                  f"{tuple(xb.shape)}")
+            if not torch.isfinite(x_adv).all():
+                raise ValueError("attack returned non-finite values (NaN or inf) in its "
+                                 "adversarial examples")
             delta = (x_adv.detach() - xb).flatten(1)
             linf[idx] = delta.abs().amax(1)
             l2[idx] = delta.norm(dim=1)

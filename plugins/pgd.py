@@ -76,4 +76,5 @@ def harness_register_attacks(register):
         build=build,
         threat_model="white-box",
         norm="inf",
+        survey_table="Table 1",
     ))

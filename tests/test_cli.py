@@ -248,7 +248,7 @@ def test_leaderboard_without_database(capsys, home: Path):
 
 LATE_ERRORS = {  # found once the run is planned (or its data / plugins are loaded)
     "unknown-attack": (["--attack", "fgsn"],
-                       "unknown attack 'fgsn'. Did you mean: fgsm? Available: "),
+                       "unknown attack 'fgsn'. Did you mean: fgsm, ifgsm, art-fgsm? Available: "),
     "unknown-defense": (["--defense", "advtrian"],
                         "unknown defense 'advtrian'. Did you mean: advtrain? Available: "),
     "unknown-dataset": (["--dataset", "digitz"],
@@ -270,7 +270,8 @@ LATE_ERRORS = {  # found once the run is planned (or its data / plugins are load
     "missing-dataset": (["--dataset", "mnist", "--data-root", "{empty}"],
                         "{empty}/MNIST/raw"),
     "disabled-plugin": (["--disable-plugin", "fgsm", "bench", "--attack", "fgsm"],
-                        "unknown attack 'fgsm'. Available: "),
+                        "unknown attack 'fgsm'. Did you mean: ifgsm, art-fgsm, jsma? "
+                        "Available: "),
 }
 EARLY_ERRORS = {  # found before anything is opened under HARNESS_HOME
     "option-without-value": (["--attack", "pgd", "--attack-opt", "pgd.steps"],
@@ -390,7 +391,7 @@ def test_disable_plugin_option_and_environment(capsys, monkeypatch):
     assert code == 0
     names = {row["plugin"] for row in json.loads(out)["plugins"]}
     assert "fgsm" not in names and "digits" not in names and "pgd" in names
-    monkeypatch.setenv(DISABLE_ENV, "random-noise")
+    monkeypatch.setenv(DISABLE_ENV, "random-noise,art-evasion")
     code, out, _ = run(capsys, "list", "attacks", "--json")
     assert code == 0
     assert [row["name"] for row in json.loads(out)] == ["fgsm", "pgd"]
@@ -454,16 +455,22 @@ def test_list_attacks(capsys):
     code, out, _ = run(capsys, "list", "attacks")
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].split() == ["name", "description", "threat_model", "norm", "category"]
+    assert lines[0].split() == ["name", "description", "category", "threat_model", "norm",
+                                "needs", "survey_table"]
     rows = {line.split()[0]: line for line in lines[2:]}
-    assert {"fgsm", "pgd", "random-noise"} <= set(rows)
-    assert rows["random-noise"].split()[-3:] == ["black-box", "inf", "evasion"]
+    assert {"fgsm", "pgd", "random-noise", "cw-l2", "square"} <= set(rows)
+    assert rows["fgsm"].split()[-6:] == ["evasion", "white-box", "inf", "gradients", "Table",
+                                         "1"]
+    assert rows["square"].split()[-6:] == ["evasion", "black-box", "inf", "scores", "Table",
+                                           "2"]
     code, out, _ = run(capsys, "list", "attacks", "--json")
     data = {row["name"]: row for row in json.loads(out)}
     assert data["fgsm"] == {
         "name": "fgsm", "description": data["fgsm"]["description"], "plugin": "fgsm",
         "threat_model": "white-box", "norm": "inf", "category": "evasion", "default_eps": None,
-        "needs": ["gradients"]}
+        "needs": ["gradients"], "bounded": True, "budget_images": None,
+        "survey_table": "Table 1", "targeted": False}
+    assert data["cw-l2"]["bounded"] is False and data["cw-l2"]["budget_images"] == 100
     assert data["random-noise"]["plugin"] == "random-noise"
     assert data["random-noise"]["needs"] == []
 

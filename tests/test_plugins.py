@@ -390,7 +390,7 @@ def test_disable_by_argument(registry: Registry):
 
 
 def test_disable_by_environment(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv(DISABLE_ENV, " fgsm , random-noise,")
+    monkeypatch.setenv(DISABLE_ENV, " fgsm , random-noise,art-evasion")
     registry = load_registry()
     assert registry.names("attack") == ["pgd"]
     assert "random-noise" not in registry.plugins and "fgsm" not in registry.plugins
@@ -445,7 +445,8 @@ def test_unknown_names_in_installed_registry(registry: Registry):
     with pytest.raises(UsageError) as info:
         registry.attack("fgsn")
     message = str(info.value)
-    assert message.startswith("unknown attack 'fgsn'. Did you mean: fgsm? Available: ")
+    assert message.startswith("unknown attack 'fgsn'. Did you mean: fgsm, ifgsm, art-fgsm? "
+                              "Available: ")
     assert message.endswith("Available: " + ", ".join(registry.names("attack")))
     with pytest.raises(UsageError, match=r"^unknown defense 'advtrian'\. Did you mean: "
                        r"advtrain\? Available: "):
