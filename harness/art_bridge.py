@@ -107,6 +107,7 @@ class ArtEvasion:
             threat_model=self.threat_model, norm=self.norm, needs=self.needs,
             bounded=self.bounded, targeted=self.targeted, budget_images=self.budget_images,
             survey_table=self.survey_table,
+            config={"art_class": self.art_name, **self.defaults},
         )
 
     def build(self, options: Mapping[str, Any]) -> ArtEvasionAttack:
@@ -152,8 +153,23 @@ class ArtEvasionAttack:
         x_np = x.detach().cpu().numpy().astype(np.float32)
         y_np = one_hot(labels, nb_classes)
         if d.per_sample:
-            adv = np.concatenate([attack.generate(x_np[i:i + 1], y=y_np[i:i + 1])
+            adv = np.concatenate([self._one(attack, x_np[i:i + 1], y_np[i:i + 1])
                                   for i in range(len(x_np))])
         else:
-            adv = attack.generate(x_np, y=y_np)
+            try:
+                adv = attack.generate(x_np, y=y_np)
+            except AssertionError:
+                # Some ART attacks (Brendel & Bethge) assert that every image of the batch was
+                # turned; retry image by image so one failure costs only that image.
+                adv = np.concatenate([self._one(attack, x_np[i:i + 1], y_np[i:i + 1])
+                                      for i in range(len(x_np))])
         return torch.from_numpy(np.clip(adv, 0.0, 1.0).astype(np.float32)).to(x.device)
+
+    @staticmethod
+    def _one(attack, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """One image; if ART's own check fails on it, the image is left as it was: the attack
+        did not turn it, and it counts as a failure of the attack, not of the cell."""
+        try:
+            return attack.generate(x, y=y)
+        except AssertionError:
+            return x

@@ -217,6 +217,7 @@ def make_plan(config: BenchConfig, registry: Registry) -> Plan:
                         eps = float(eps) if eps is not None else None
                         key = digest({"job": job.key, "attack": attack.name,
                                       "attack_plugin": _plugin_version(attack),
+                                      "attack_config": dict(attack.config),
                                       "attack_options": a_opts, "eps": eps,
                                       "n_test": n_test, "seed": config.seed})
                         cells.append(Cell(job, attack, a_opts, eps, n_test, key))

@@ -90,7 +90,9 @@ class AttackSpec:
     perturbation sizes are the result. ``default_eps`` None means the dataset's default eps.
     ``needs`` says what the attack uses of the model: "gradients", "scores" or "labels".
     ``budget_images`` caps the test images a slow attack is run on unless ``--n-test`` says
-    otherwise. ``survey_table`` names the survey table it comes from.
+    otherwise. ``survey_table`` names the survey table it comes from. ``config`` holds the
+    attack's default settings; they are part of every result's cache key, so changing a
+    default re-runs the cells it affects.
     """
 
     name: str
@@ -105,6 +107,7 @@ class AttackSpec:
     bounded: bool = True
     budget_images: int | None = None
     survey_table: str = ""
+    config: Mapping[str, Any] = field(default_factory=dict)
     plugin: PluginInfo | None = None
 
 
