@@ -44,18 +44,15 @@ def _eps_list(text: str) -> tuple[float, ...]:
     return tuple(values)
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that exits with code 2 and a one-line hint, as it always does."""
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    parser = _Parser(prog="harness", description="Benchmark the adversarial robustness of "
-                     "image classifiers: datasets x models x defenses x attacks.")
+    parser = argparse.ArgumentParser(
+        prog="harness", description="Benchmark the adversarial robustness of image "
+        "classifiers: datasets x models x defenses x attacks.")
     parser.add_argument("--disable-plugin", action="append", default=[], metavar="NAME",
                         help="do not load this plugin (entry-point name); repeatable; also "
                              "HARNESS_DISABLE_PLUGINS=a,b")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", required=True)
 
     bench = sub.add_parser("bench", help="run the cross-product and print the leaderboard")
     bench.add_argument("--dataset", type=_names, default=("digits",),

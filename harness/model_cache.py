@@ -31,7 +31,6 @@ class ModelCache:
 
     def partial_path(self, key: str) -> Path:
         """Where an unfinished training of ``key`` keeps its state between epochs."""
-        self.root.mkdir(parents=True, exist_ok=True)
         return self.root / f"{key}.partial.pt"
 
     def has(self, key: str) -> bool:

@@ -109,6 +109,7 @@ def _loss_on(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
 
 
 def _save_state(path: Path, state: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(state, tmp)
     os.replace(tmp, path)
