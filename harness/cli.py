@@ -154,6 +154,9 @@ def _bench(args: argparse.Namespace, argv: list[str]) -> int:
     if args.json_out:
         records = [_json_record(r) for r in outcome.records]
         args.json_out.write_text(json.dumps(records, indent=2, sort_keys=True) + "\n")
+    if outcome.not_applicable:
+        print(f"harness: {len(outcome.not_applicable)} pairings are n/a (see 'Not applicable' "
+              "for why)", file=sys.stderr)
     if outcome.failed:
         print(f"harness: {len(outcome.failed)} of {len(outcome.records)} cells failed "
               "(see the status column)", file=sys.stderr)
@@ -162,8 +165,12 @@ def _bench(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def _json_record(record: dict[str, Any]) -> dict[str, Any]:
-    return {k: (None if isinstance(v, float) and math.isnan(v) else v)
-            for k, v in record.items()}
+    def clean(v: Any) -> Any:
+        if isinstance(v, float) and math.isnan(v):
+            return None
+        return {k: clean(x) for k, x in v.items()} if isinstance(v, dict) else v
+
+    return {k: clean(v) for k, v in record.items()}
 
 
 def _listing_registry(args: argparse.Namespace):
@@ -212,7 +219,11 @@ def _describe(kind: str, spec: Any) -> dict[str, Any]:
                    default_eps=spec.default_eps, budget_images=spec.budget_images,
                    survey_table=spec.survey_table)
     elif kind == "defense":
-        row.update(stage=spec.stage, baseline=spec.baseline)
+        answers = ["(reference)"] if spec.baseline else sorted(spec.answered)
+        row.update(stage=spec.stage, baseline=spec.baseline, answers=answers,
+                   needs=sorted(spec.needs))
+    elif kind == "model":
+        row.update(offers=sorted(spec.offers))
     elif kind == "dataset":
         row.update(default_eps=spec.default_eps, source=spec.source)
     return row
@@ -241,7 +252,9 @@ def _list(args: argparse.Namespace) -> int:
     if kind == "attack":
         columns += ["category", "threat_model", "norm", "needs", "survey_table"]
     elif kind == "defense":
-        columns += ["stage"]
+        columns += ["stage", "answers"]
+    elif kind == "model":
+        columns += ["offers"]
     elif kind == "dataset":
         columns += ["default_eps"]
     table = [[", ".join(r[c]) if isinstance(r[c], list) else r[c] for c in columns] for r in rows]

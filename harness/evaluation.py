@@ -70,14 +70,19 @@ def _median(values: torch.Tensor) -> float:
 
 def evaluate_attack(model: torch.nn.Module, attack: Attack, x: torch.Tensor, y: torch.Tensor,
                     eps: float | None, *, batch_size: int = 256, label: str = "attack",
-                    show_progress: bool = True) -> AttackResult:
+                    show_progress: bool = True,
+                    defended: torch.nn.Module | None = None) -> AttackResult:
     """Attack every test image and measure accuracy before and after.
 
     The attack success rate counts, among the images the model classified correctly, those
     whose adversarial version it gets wrong. Perturbation norms are means over all images.
+    ``defended`` (an input transformation in front of ``model``) classifies the clean and
+    adversarial images instead of ``model``, while the attack is crafted on ``model``: the
+    non-adaptive evaluation of an input-transformation defense.
     """
     model.eval()
-    clean_correct = predict(model, x) == y
+    judge = defended.eval() if defended is not None else model
+    clean_correct = predict(judge, x) == y
     robust_correct = torch.empty_like(clean_correct)
     linf = torch.empty(len(x), device=x.device)
     l2 = torch.empty(len(x), device=x.device)
@@ -103,7 +108,7 @@ def evaluate_attack(model: torch.nn.Module, attack: Attack, x: torch.Tensor, y: 
             linf[idx] = delta.abs().amax(1)
             l2[idx] = delta.norm(dim=1)
             l0[idx] = (delta.abs() > L0_TOLERANCE).sum(1).float()
-            robust_correct[idx] = predict(model, x_adv.detach()) == yb
+            robust_correct[idx] = predict(judge, x_adv.detach()) == yb
             bar.update(len(idx))
     finally:
         bar.close()

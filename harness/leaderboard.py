@@ -1,4 +1,8 @@
-"""Renders result records as leaderboard markdown: one table per dataset, ranked.
+"""Renders result records as leaderboard markdown: per dataset, one table per attack category.
+
+Evasion tables are ranked by robust accuracy within each eps; poisoning, inference and
+extraction tables carry the metrics of their threat; pairings that cannot work are listed
+under "Not applicable" with the reason.
 
 Deterministic: the same records give byte-identical markdown (no clock, no machine state;
 everything shown comes from the records and the metadata stored with them).
@@ -31,6 +35,23 @@ def _eps(value: float | None) -> str:
     return "unbounded" if value is None else f"{value:g}"
 
 
+def _value(record: dict[str, Any], key: str) -> Any:
+    """A column's value: a record field, else one of the record's metrics."""
+    value = record.get(key)
+    if value is None:
+        value = (record.get("metrics") or {}).get(key)
+    return value
+
+
+def _category(record: dict[str, Any]) -> str:
+    return record.get("category") or "evasion"
+
+
+def _defense(record: dict[str, Any]) -> str:
+    stage = record.get("defense_stage") or "training"
+    return record["defense"] + ("†" if stage == "input-transformation" else "")
+
+
 def _status(record: dict[str, Any]) -> str:
     if record["status"] == "ok":
         return "ok"
@@ -41,7 +62,7 @@ def _status(record: dict[str, Any]) -> str:
 # (header, record key or None, formatter); a metric column is shown only when some row has it.
 COLUMNS: list[tuple[str, str | None, Callable[[Any], str]]] = [
     ("model", "model", str),
-    ("defense", "defense", str),
+    ("defense", "defense_label", str),
     ("attack", "attack", str),
     ("eps", "eps", _eps),
     ("clean acc", "clean_acc", _pct),
@@ -57,7 +78,63 @@ COLUMNS: list[tuple[str, str | None, Callable[[Any], str]]] = [
     ("train img/s", "train_images_per_s", _rate),
     ("attack img/s", "attack_images_per_s", _rate),
 ]
-ALWAYS = {"model", "defense", "attack", "eps", "clean_acc", "robust_acc", "n_test"}
+ALWAYS = {"model", "defense_label", "attack", "eps", "clean_acc", "robust_acc", "n_test"}
+
+# Metrics of the other categories: key -> (header, formatter). Keys not listed are shown
+# under their own name.
+METRICS: dict[str, tuple[str, Callable[[Any], str]]] = {
+    "poison_rate": ("poison rate", _pct),
+    "n_poison": ("poisons", lambda v: _num(v, 0)),
+    "clean_model_acc": ("clean acc, unpoisoned", _pct),
+    "clean_acc": ("clean acc", _pct),
+    "attack_success_rate": ("attack success", _pct),
+    "precision": ("detection precision", _pct),
+    "recall": ("detection recall", _pct),
+    "f1": ("detection F1", lambda v: _num(v, 3)),
+    "flagged": ("flagged", lambda v: _num(v, 0)),
+    "clean_acc_after": ("clean acc after removal", _pct),
+    "attack_success_after": ("attack success after removal", _pct),
+    "mi_accuracy": ("membership accuracy", _pct),
+    "mi_auc": ("membership AUC", lambda v: _num(v, 3)),
+    "mi_advantage": ("membership advantage", lambda v: _num(v, 3)),
+    "n_members": ("members", lambda v: _num(v, 0)),
+    "inversion_confidence": ("inversion confidence", _pct),
+    "inversion_distance": ("inversion L2 to class mean", lambda v: _num(v, 3)),
+    "inversion_baseline_distance": ("baseline L2 to class mean", lambda v: _num(v, 3)),
+    "reconstruction_l2": ("reconstruction L2", lambda v: _num(v, 3)),
+    "baseline_l2": ("baseline L2", lambda v: _num(v, 3)),
+    "label_correct": ("label recovered", _pct),
+    "victim_acc": ("victim acc", _pct),
+    "thief_acc": ("stolen model acc", _pct),
+    "agreement": ("agreement", _pct),
+    "queries": ("queries", lambda v: _num(v, 0)),
+    "n_test": ("n test", lambda v: "" if v is None else str(int(v))),
+    "attack_seconds": ("seconds", lambda v: _num(v, 1)),
+}
+CATEGORY_COLUMNS: dict[str, tuple[str, ...]] = {
+    "poisoning": ("poison_rate", "n_poison", "clean_model_acc", "clean_acc",
+                  "attack_success_rate", "precision", "recall", "f1", "clean_acc_after",
+                  "attack_success_after", "n_test", "attack_seconds"),
+    "inference": ("clean_acc",),
+    "extraction": ("clean_acc",),
+}
+CATEGORY_NOTES: dict[str, str] = {
+    "poisoning": (
+        "The victim is trained on the poisoned training set. Clean acc is its accuracy on the "
+        "clean test set (unpoisoned: the same model trained on clean data); attack success "
+        "is the share of the attack's inputs (triggered test images or chosen targets; n "
+        "test of them) classified as the attacker wants. A detector's flags are scored "
+        "against the true poisons; the victim is then retrained without the flagged samples."),
+    "inference": (
+        "Inference attacks against the trained victim (clean acc is the victim's). "
+        "Membership: attack accuracy on a balanced held-out set of members and non-members "
+        "(50% is chance). Inversion: the victim's confidence in the reconstructed class and "
+        "the L2 distance to the class mean, beside the same distance from the overall mean."),
+    "extraction": (
+        "The attacker queries the victim on unlabelled images and trains a copy of its "
+        "architecture; stolen model acc and agreement with the victim are measured on test "
+        "images the attacker never queried."),
+}
 
 
 def _has(records: list[dict[str, Any]], key: str) -> bool:
@@ -74,11 +151,13 @@ def _sort_key(record: dict[str, Any]) -> tuple:
 
 
 def dataset_table(records: list[dict[str, Any]]) -> str:
-    """A markdown table of one dataset's records: by eps, each eps ranked by robust accuracy.
+    """A markdown table of one dataset's evasion records: by eps, each ranked by robust
+    accuracy.
 
     Metric columns that no record has (e.g. medians in results from an older harness) are
     left out.
     """
+    records = [{**r, "defense_label": _defense(r)} for r in records]
     columns = [c for c in COLUMNS if c[1] in ALWAYS or _has(records, c[1])]
     rows = []
     rank, last_eps = 0, object()
@@ -88,6 +167,82 @@ def dataset_table(records: list[dict[str, Any]]) -> str:
         rows.append([rank, *[fmt(r.get(key)) for _, key, fmt in columns], _status(r)])
     headers = ["rank", *[h for h, _, _ in columns], "status"]
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def _has_value(records: list[dict[str, Any]], key: str) -> bool:
+    return any(isinstance(_value(r, key), int | float) and not math.isnan(_value(r, key))
+               for r in records)
+
+
+def category_table(records: list[dict[str, Any]], category: str) -> str:
+    """A markdown table of one dataset's records of a non-evasion ``category``."""
+    keys = list(CATEGORY_COLUMNS.get(category, ("clean_acc",)))
+    extra = sorted({k for r in records for k in (r.get("metrics") or {})} - set(keys)
+                   - {"n_test", "attack_seconds"},
+                   key=lambda k: (list(METRICS).index(k) if k in METRICS else len(METRICS), k))
+    keys = [k for k in keys + extra if _has_value(records, k)]
+    if category != "poisoning":
+        keys += [k for k in ("n_test", "attack_seconds") if _has_value(records, k)]
+    rows = []
+    for r in sorted(records, key=lambda r: (r["model"], r["attack"], r["defense"] != "none",
+                                            r["defense"])):
+        cells = [r["model"], r["defense"], r["attack"]]
+        for k in keys:
+            header, fmt = METRICS.get(k, (k, lambda v: _num(v, 4)))
+            cells.append(fmt(_value(r, k)))
+        rows.append([*cells, _status(r)])
+    headers = ["model", "defense", "attack", *[METRICS.get(k, (k,))[0] for k in keys], "status"]
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def not_applicable_table(records: list[dict[str, Any]], all_records: list[dict[str, Any]]
+                         ) -> str:
+    """The pairings left out, grouped by model, defense and reason."""
+    per_category: dict[str, set[str]] = {}
+    for r in all_records:
+        per_category.setdefault(_category(r), set()).add(r["attack"])
+    groups: dict[tuple[str, str, str, str], list[str]] = {}
+    for r in records:
+        key = (r["model"], r["defense"], _category(r), r.get("error") or "")
+        groups.setdefault(key, []).append(r["attack"])
+    rows = []
+    for (model, defense, category, reason), attacks in sorted(groups.items()):
+        attacks = sorted(set(attacks))
+        everyone = per_category.get(category, set())
+        what = (f"all {len(attacks)} {category} attacks" if len(attacks) > 1
+                and set(attacks) == everyone else ", ".join(attacks))
+        rows.append([model, defense, what, reason.replace("|", "/")])
+    return tabulate(rows, headers=["model", "defense", "attacks", "why not"],
+                    tablefmt="github", disable_numparse=True)
+
+
+CATEGORY_TITLES = {"evasion": "Evasion", "poisoning": "Poisoning", "inference": "Inference",
+                   "extraction": "Extraction"}
+TRANSFORMATION_NOTE = ("† input transformation: evaluated against non-adaptive attacks, "
+                       "crafted on the undefended model, then classified through the "
+                       "transformation.")
+
+
+def dataset_section(records: list[dict[str, Any]]) -> list[str]:
+    """The markdown parts of one dataset: a table per category, then the n/a pairings."""
+    parts: list[str] = []
+    applicable = [r for r in records if r["status"] != "n/a"]
+    skipped = [r for r in records if r["status"] == "n/a"]
+    for category in CATEGORY_TITLES:
+        rows = [r for r in applicable if _category(r) == category]
+        if not rows:
+            continue
+        parts += [f"### {CATEGORY_TITLES[category]}", ""]
+        if category == "evasion":
+            parts += [dataset_table(rows), ""]
+            if any(r.get("defense_stage") == "input-transformation" for r in rows):
+                parts += [TRANSFORMATION_NOTE, ""]
+        else:
+            parts += [CATEGORY_NOTES[category], "", category_table(rows, category), ""]
+    if skipped:
+        parts += ["### Not applicable", "", "Pairings the plan left out, and why.", "",
+                  not_applicable_table(skipped, records), ""]
+    return parts
 
 
 def _distinct(values: Iterable[Any]) -> str:
@@ -142,6 +297,6 @@ def render(records: list[dict[str, Any]], title: str = "Adversarial robustness l
         "",
     ]
     for dataset in sorted(by_dataset):
-        parts += [f"## {dataset}", "", dataset_table(by_dataset[dataset]), ""]
+        parts += [f"## {dataset}", "", *dataset_section(by_dataset[dataset])]
     parts += ["## Provenance", "", footer(records), ""]
     return "\n".join(parts)

@@ -1,8 +1,12 @@
 """Expands a bench configuration into training jobs and evaluation cells, with cache keys.
 
-Each (dataset, model, defense, training settings) is one training job, trained once; every
-(attack, eps) is a cell evaluated against that job's model. Every name and value is checked
-here, before any work starts.
+Each (dataset, model, training-stage defense, training settings) is one training job,
+trained once. Every (defense, attack, eps) is a cell evaluated against a job's model: a
+training defense's own model, or the undefended model for input transformations and
+poisoning detectors (and for poisoning attacks, which train their own victims). A pairing
+that cannot work (a poisoning detector against an evasion attack, an attack that needs
+gradients against a model without them) is not an error: it is listed as n/a with the
+reason. Every name and value is checked here, before any work starts.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Any
 
 from harness.errors import UsageError
 from harness.registry import Registry
-from harness.specs import AttackSpec, DatasetSpec, DefenseSpec, ModelSpec
+from harness.specs import MODEL_FEATURES, AttackSpec, DatasetSpec, DefenseSpec, ModelSpec
 from harness.training import TrainSettings
 
 ALL = "all"
@@ -77,9 +81,16 @@ class TrainingJob:
 
 @dataclass(frozen=True)
 class Cell:
-    """One (trained model, attack, eps) evaluation."""
+    """One (trained model, defense, attack, eps) evaluation.
+
+    ``job`` trained the model the cell uses; ``defense`` is the job's own defense for a
+    training defense, else the input transformation or poisoning detector on top of the
+    undefended job.
+    """
 
     job: TrainingJob
+    defense: DefenseSpec
+    defense_options: dict[str, Any]
     attack: AttackSpec
     attack_options: dict[str, Any]
     eps: float | None
@@ -88,15 +99,57 @@ class Cell:
 
 
 @dataclass(frozen=True)
+class Skipped:
+    """A pairing that cannot work, and why (shown as n/a)."""
+
+    dataset: str
+    model: str
+    defense: DefenseSpec
+    attack: AttackSpec
+    reason: str
+    key: str
+
+
+@dataclass(frozen=True)
 class Plan:
-    """The training jobs and the cells evaluated on each."""
+    """The training jobs, the cells evaluated on each, and the pairings left out."""
 
     jobs: tuple[TrainingJob, ...]
     cells: tuple[Cell, ...]
+    skipped: tuple[Skipped, ...] = ()
 
     def cells_of(self, job: TrainingJob) -> list[Cell]:
         """The cells that need ``job``'s model."""
         return [c for c in self.cells if c.job.key == job.key]
+
+
+def _describe(feature: str) -> str:
+    return f"'{feature}' ({MODEL_FEATURES[feature]})" if feature in MODEL_FEATURES \
+        else f"'{feature}'"
+
+
+def pairing_problem(model_name: str, model: ModelSpec, defense: DefenseSpec,
+                    attack: AttackSpec) -> str | None:
+    """Why ``attack`` against ``model`` with ``defense`` cannot be evaluated, or None."""
+    category, stage = attack.category, defense.stage
+    if not defense.baseline:
+        if stage == "poisoning-detection" and category != "poisoning":
+            return (f"{defense.name} is a poisoning detector: it inspects the training set, "
+                    f"which {category} attacks do not touch")
+        if stage == "input-transformation" and category not in defense.answered:
+            return (f"{defense.name} is an input transformation against evasion; "
+                    f"{category} attacks are not evaluated through it")
+        if stage == "training" and category == "poisoning" and category not in defense.answered:
+            return (f"{defense.name} is a training defense against evasion; poisoning is "
+                    "measured on the undefended model and against the poisoning detectors")
+    for owner, needs in ((f"defense {defense.name}", defense.needs | (
+            {"training-loop"} if stage == "training" and not defense.baseline else set())),
+            (f"attack {attack.name}", attack.needs)):
+        missing = sorted(set(needs) - set(model.offers))
+        if missing:
+            return (f"model {model_name} offers no {', '.join(map(_describe, missing))}, "
+                    f"which {owner} needs")
+    return None
 
 
 def digest(fields: dict[str, Any]) -> str:
@@ -148,6 +201,27 @@ def settings_for(config: BenchConfig, model: ModelSpec) -> TrainSettings:
     return TrainSettings(**values)
 
 
+def _training_job(config: BenchConfig, ds: DatasetSpec, model_name: str, model: ModelSpec,
+                  variant: str | None, settings: TrainSettings, m_opts: dict[str, Any],
+                  defense: DefenseSpec) -> TrainingJob:
+    d_opts = dict(config.defense_options.get(defense.name, {}))
+    fields = {
+        "dataset": ds.name, "dataset_plugin": _plugin_version(ds),
+        "dataset_eps": ds.default_eps, "n_train": config.n_train,
+        "image_size": config.image_size,
+        "model": model_name, "model_plugin": _plugin_version(model),
+        "model_options": m_opts,
+        "defense": defense.name, "defense_plugin": _plugin_version(defense),
+        "defense_options": d_opts, "settings": settings.as_dict(),
+    }
+    if model.config:
+        fields["model_config"] = dict(model.config)
+    if defense.config:
+        fields["defense_config"] = dict(defense.config)
+    return TrainingJob(ds, model_name, model, variant, m_opts, defense, d_opts, settings,
+                       config.n_train, digest(fields), fields)
+
+
 def make_plan(config: BenchConfig, registry: Registry) -> Plan:
     """Validate ``config`` against ``registry`` and expand the cross-product."""
     for name in ("n_train", "n_test", "epochs", "batch_size", "patience", "image_size"):
@@ -173,52 +247,63 @@ def make_plan(config: BenchConfig, registry: Registry) -> Plan:
                         ("defense", defenses)):
         if not items:
             raise UsageError(f"no {kind} selected")
-    for d in defenses:
-        if d.stage != "training":
-            raise UsageError(f"defense '{d.name}' has stage '{d.stage}', which this runner does "
-                             "not run yet (only training-stage defenses)")
-    for a in attacks:
-        if a.category != "evasion":
-            raise UsageError(f"attack '{a.name}' is a {a.category} attack, which this runner does "
-                             "not run yet (only evasion attacks)")
+    baseline = next((s for s in registry.specs["defense"].values() if s.baseline), None)
+    if baseline is None and any(d.stage != "training" for d in defenses):
+        raise UsageError("input transformations and poisoning detectors sit on top of the "
+                         "undefended model, but no baseline defense is registered (is the "
+                         "plugin that provides 'none' disabled?)")
     _check_option_owners(config.model_options, model_names, "--model-opt")
     _check_option_owners(config.attack_options, [a.name for a in attacks], "--attack-opt")
     _check_option_owners(config.defense_options, [d.name for d in defenses], "--defense-opt")
 
     jobs: list[TrainingJob] = []
     cells: list[Cell] = []
+    skipped: list[Skipped] = []
     for ds in datasets:
-        eps_values = list(config.eps) if config.eps is not None else None
         for model_name, model, variant in models:
             settings = settings_for(config, model)
             m_opts = dict(config.model_options.get(model_name, {}))
+            made: dict[str, TrainingJob] = {}
+
             for defense in defenses:
                 d_opts = dict(config.defense_options.get(defense.name, {}))
-                fields = {
-                    "dataset": ds.name, "dataset_plugin": _plugin_version(ds),
-                    "dataset_eps": ds.default_eps, "n_train": config.n_train,
-                    "image_size": config.image_size,
-                    "model": model_name, "model_plugin": _plugin_version(model),
-                    "model_options": m_opts,
-                    "defense": defense.name, "defense_plugin": _plugin_version(defense),
-                    "defense_options": d_opts, "settings": settings.as_dict(),
-                }
-                job = TrainingJob(ds, model_name, model, variant, m_opts, defense, d_opts,
-                                  settings, config.n_train, digest(fields), fields)
-                jobs.append(job)
                 for attack in attacks:
                     a_opts = dict(config.attack_options.get(attack.name, {}))
+                    problem = pairing_problem(model_name, model, defense, attack)
+                    if problem is not None:
+                        key = digest({"dataset": ds.name, "model": model_name,
+                                      "defense": defense.name, "attack": attack.name,
+                                      "n/a": problem})
+                        skipped.append(Skipped(ds.name, model_name, defense, attack, problem,
+                                               key))
+                        continue
+                    # Poisoning trains its own victims; input transformations and detectors
+                    # sit on top of the undefended model.
+                    on_baseline = attack.category == "poisoning" or defense.stage != "training"
+                    trainer = baseline if on_baseline else defense
+                    if trainer.name not in made:
+                        made[trainer.name] = _training_job(config, ds, model_name, model,
+                                                           variant, settings, m_opts, trainer)
+                        jobs.append(made[trainer.name])
+                    job = made[trainer.name]
                     default = attack.default_eps if attack.default_eps is not None \
                         else ds.default_eps
-                    budgets = (eps_values or [default]) if attack.bounded else [None]
+                    budgets = (list(config.eps) if config.eps is not None else [default]) \
+                        if attack.bounded and attack.category == "evasion" else [None]
                     n_test = config.n_test if config.n_test is not None \
                         else attack.budget_images
                     for eps in budgets:
                         eps = float(eps) if eps is not None else None
-                        key = digest({"job": job.key, "attack": attack.name,
-                                      "attack_plugin": _plugin_version(attack),
-                                      "attack_config": dict(attack.config),
-                                      "attack_options": a_opts, "eps": eps,
-                                      "n_test": n_test, "seed": config.seed})
-                        cells.append(Cell(job, attack, a_opts, eps, n_test, key))
-    return Plan(tuple(jobs), tuple(cells))
+                        fields = {"job": job.key, "attack": attack.name,
+                                  "attack_plugin": _plugin_version(attack),
+                                  "attack_config": dict(attack.config),
+                                  "attack_options": a_opts, "eps": eps,
+                                  "n_test": n_test, "seed": config.seed}
+                        if defense.name != job.defense.name:
+                            fields.update(defense=defense.name,
+                                          defense_plugin=_plugin_version(defense),
+                                          defense_config=dict(defense.config),
+                                          defense_options=d_opts)
+                        cells.append(Cell(job, defense, d_opts, attack, a_opts, eps, n_test,
+                                          digest(fields)))
+    return Plan(tuple(jobs), tuple(cells), tuple(skipped))

@@ -1,5 +1,11 @@
 """Runs a plan: load data, train (or load) each model once, evaluate every cell, store it.
 
+Each attack category has its own evaluation: evasion attacks perturb test images (through
+an input transformation when the cell's defense is one); poisoning attacks poison the
+training set, the victim is retrained on it, and a poisoning detector's flags are scored
+and the victim retrained without them; inference and extraction attacks run against the
+trained victim and report their own metrics. Pairings the plan left out are stored as n/a.
+
 Nothing already computed is lost: finished cells are committed to the store one by one,
 finished models are cached, unfinished trainings keep their state epoch by epoch, and a
 re-run of the same command picks up where the last one stopped. A cell that raises is
@@ -16,15 +22,17 @@ from typing import Any
 
 import torch
 
+from harness.context import AttackContext, PoisonedSet
 from harness.data import DataOptions, ImageData, ModelInput
-from harness.devices import resolve_device
-from harness.evaluation import evaluate_attack
+from harness.devices import resolve_device, synchronize
+from harness.evaluation import evaluate_attack, predict
 from harness.metadata import now, run_metadata
 from harness.model_cache import ModelCache
-from harness.plan import BenchConfig, Cell, Plan, TrainingJob, make_plan
+from harness.plan import BenchConfig, Cell, Plan, Skipped, TrainingJob, digest, make_plan
+from harness.poisoning import attack_success, detection_scores
 from harness.registry import Registry
 from harness.store import ResultStore
-from harness.training import TrainContext, TrainData
+from harness.training import TrainContext, TrainData, TrainReport, train_supervised
 
 
 @dataclass
@@ -38,7 +46,27 @@ class BenchOutcome:
     @property
     def failed(self) -> list[dict[str, Any]]:
         """Records of cells that failed."""
-        return [r for r in self.records if r["status"] != "ok"]
+        return [r for r in self.records if r["status"] == "failed"]
+
+    @property
+    def not_applicable(self) -> list[dict[str, Any]]:
+        """Records of pairings left out as n/a."""
+        return [r for r in self.records if r["status"] == "n/a"]
+
+
+class Transformed(torch.nn.Module):
+    """An input-transformation defense in front of a model: ``model(transform(x))``."""
+
+    def __init__(self, transformation: Any, model: torch.nn.Module):
+        super().__init__()
+        self.transformation = transformation
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The model's logits on the transformed images."""
+        with torch.no_grad():
+            x = self.transformation.transform(x)
+        return self.model(x)
 
 
 def _error_text(exc: BaseException) -> str:
@@ -60,6 +88,7 @@ class Runner:
         self.argv = argv
         self.plan: Plan = make_plan(config, registry)
         self.device = resolve_device(config.device)
+        self._poisoned: dict[str, tuple[PoisonedSet, torch.nn.Module, float]] = {}
 
     def _load_datasets(self) -> dict[str, ImageData]:
         options = DataOptions(root=self.config.data_root, download=self.config.download,
@@ -86,6 +115,7 @@ class Runner:
         """Build every attack, defense and model once so bad options fail before any work."""
         for cell in self.plan.cells:
             cell.attack.build(cell.attack_options)
+            cell.defense.build(cell.defense_options)
         for job in self.plan.jobs:
             job.defense.build(job.defense_options)
             self._build_model(job, data[job.dataset.name])
@@ -105,7 +135,10 @@ class Runner:
                            resume_path=self.cache.partial_path(job.key),
                            label=f"train {job.dataset.name}/{job.model_name}/{job.defense.name}",
                            show_progress=self.show_progress)
-        report = defense.train(model, train_data, ctx)
+        if job.defense.baseline and job.model.fit is not None:
+            report = job.model.fit(model, train_data, ctx)
+        else:
+            report = defense.train(model, train_data, ctx)
         model.eval()
         info = {"key_fields": job.key_fields, "epochs_run": report.epochs_run,
                 "best_epoch": report.best_epoch, "best_val_loss": report.best_val_loss,
@@ -119,14 +152,27 @@ class Runner:
         job = cell.job
         return {
             "cell_key": cell.key, "train_key": job.key, "run_id": run_id,
-            "dataset": job.dataset.name, "model": job.model_name, "defense": job.defense.name,
+            "dataset": job.dataset.name, "model": job.model_name, "defense": cell.defense.name,
             "attack": cell.attack.name, "eps": cell.eps, "status": status, "error": None,
+            "category": cell.attack.category, "defense_stage": cell.defense.stage,
             "threat_model": cell.attack.threat_model, "norm": cell.attack.norm,
             "created_at": now(),
             "config": {"training": job.key_fields, "attack_options": cell.attack_options,
+                       "attack_config": dict(cell.attack.config),
+                       "defense_options": cell.defense_options,
                        "n_test": cell.n_test, "seed": self.config.seed,
                        "attack_batch_size": self.config.attack_batch_size},
             **values,
+        }
+
+    def _skipped_record(self, item: Skipped, run_id: str) -> dict[str, Any]:
+        return {
+            "cell_key": item.key, "train_key": "", "run_id": run_id, "dataset": item.dataset,
+            "model": item.model, "defense": item.defense.name, "attack": item.attack.name,
+            "eps": None, "status": "n/a", "error": item.reason,
+            "category": item.attack.category, "defense_stage": item.defense.stage,
+            "threat_model": item.attack.threat_model, "norm": item.attack.norm,
+            "created_at": now(), "config": {"seed": self.config.seed},
         }
 
     def run(self) -> BenchOutcome:
@@ -136,6 +182,10 @@ class Runner:
         metadata = run_metadata(self.registry, self.device, self.config.as_dict(), self.argv)
         run_id = self.store.start_run(metadata)
         outcome = BenchOutcome(run_id, metadata)
+        for item in self.plan.skipped:
+            record = self._skipped_record(item, run_id)
+            self.store.add_result(record)
+            outcome.records.append({**record, "metadata": metadata})
         for job in self.plan.jobs:
             cells = self.plan.cells_of(job)
             pending = []
@@ -160,6 +210,7 @@ class Runner:
             for cell in pending:
                 outcome.records.append({**self._evaluate(cell, model, info, ds, run_id),
                                         "metadata": metadata})
+            self._poisoned.clear()
         self.store.finish_run(run_id, now())
         return outcome
 
@@ -168,27 +219,128 @@ class Runner:
         train_values = {"train_seconds": info["train_seconds"],
                         "train_images_per_s": info["train_images_per_s"]}
         t0 = time.perf_counter()
-        if cell.n_test is not None and cell.n_test < len(data.x_test):
-            data = data.subset(None, cell.n_test, self.config.seed)
-        budget = f"eps={cell.eps:g}" if cell.eps is not None else "unbounded"
         try:
-            attack = cell.attack.build(cell.attack_options)
-            result = evaluate_attack(
-                model, attack, data.x_test, data.y_test, cell.eps,
-                batch_size=self.config.attack_batch_size,
-                label=f"{cell.attack.name} {budget} on {cell.job.defense.name}",
-                show_progress=self.show_progress)
+            if cell.attack.category == "evasion":
+                values = self._evasion(cell, model, data)
+            elif cell.attack.category == "poisoning":
+                values = self._poisoning(cell, model, data)
+            else:
+                values = self._model_attack(cell, model, data)
         except Exception as exc:
             record = self._record(cell, run_id, "failed", error=_error_text(exc),
                                   attack_seconds=time.perf_counter() - t0, **train_values)
         else:
-            record = self._record(
-                cell, run_id, "ok", clean_acc=result.clean_acc, robust_acc=result.robust_acc,
-                attack_success_rate=result.attack_success_rate, mean_linf=result.mean_linf,
-                mean_l2=result.mean_l2, median_l0=result.median_l0,
-                median_l2=result.median_l2, median_linf=result.median_linf,
-                queries_per_image=result.queries_per_image, n_test=result.n_test,
-                attack_seconds=result.attack_seconds,
-                attack_images_per_s=result.attack_images_per_s, **train_values)
+            values.setdefault("attack_seconds", time.perf_counter() - t0)
+            record = self._record(cell, run_id, "ok", **values, **train_values)
         self.store.add_result(record)
         return record
+
+    def _evasion(self, cell: Cell, model: torch.nn.Module, data: ImageData) -> dict[str, Any]:
+        if cell.n_test is not None and cell.n_test < len(data.x_test):
+            data = data.subset(None, cell.n_test, self.config.seed)
+        budget = f"eps={cell.eps:g}" if cell.eps is not None else "unbounded"
+        defended = None
+        if cell.defense.stage == "input-transformation":
+            defended = Transformed(cell.defense.build(cell.defense_options), model)
+        attack = cell.attack.build(cell.attack_options)
+        result = evaluate_attack(
+            model, attack, data.x_test, data.y_test, cell.eps,
+            batch_size=self.config.attack_batch_size,
+            label=f"{cell.attack.name} {budget} on {cell.defense.name}",
+            show_progress=self.show_progress, defended=defended)
+        return {"clean_acc": result.clean_acc, "robust_acc": result.robust_acc,
+                "attack_success_rate": result.attack_success_rate,
+                "mean_linf": result.mean_linf, "mean_l2": result.mean_l2,
+                "median_l0": result.median_l0, "median_l2": result.median_l2,
+                "median_linf": result.median_linf,
+                "queries_per_image": result.queries_per_image, "n_test": result.n_test,
+                "attack_seconds": result.attack_seconds,
+                "attack_images_per_s": result.attack_images_per_s}
+
+    def _context(self, cell: Cell, model: torch.nn.Module, data: ImageData) -> AttackContext:
+        job = cell.job
+
+        def new_model() -> torch.nn.Module:
+            return self._build_model(job, data)
+
+        def train(victim: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
+                  label: str = "train") -> TrainReport:
+            split = TrainData.from_tensors(x, y, data.num_classes, job.settings.val_fraction,
+                                           job.settings.seed)
+            ctx = TrainContext(settings=job.settings, device=self.device,
+                               dataset_eps=job.dataset.default_eps,
+                               label=f"{label} {job.dataset.name}/{job.model_name}",
+                               show_progress=self.show_progress)
+            if job.model.fit is not None:
+                report = job.model.fit(victim, split, ctx)
+            else:
+                report = train_supervised(victim, split, ctx)
+            victim.eval()
+            return report
+
+        return AttackContext(data=data, device=self.device, seed=self.config.seed,
+                             dataset_eps=job.dataset.default_eps, new_model=new_model,
+                             train=train, clean_model=lambda: model, n_test=cell.n_test,
+                             model_name=job.model_name, show_progress=self.show_progress)
+
+    def _poisoned_victim(self, cell: Cell, ctx: AttackContext
+                         ) -> tuple[PoisonedSet, torch.nn.Module, float]:
+        """The poisoned set and the victim trained on it, shared by a run's cells of one
+        poisoning attack (against ``none`` and against each detector)."""
+        key = digest({"job": cell.job.key, "attack": cell.attack.name,
+                      "options": cell.attack_options, "config": dict(cell.attack.config),
+                      "n_test": cell.n_test, "seed": self.config.seed})
+        if key not in self._poisoned:
+            synchronize(self.device)
+            t0 = time.perf_counter()
+            poisoned = cell.attack.build(cell.attack_options).poison(ctx)
+            victim = ctx.new_model()
+            ctx.train(victim, poisoned.x_train, poisoned.y_train, "poisoned victim")
+            synchronize(self.device)
+            self._poisoned[key] = (poisoned, victim.eval(), time.perf_counter() - t0)
+        return self._poisoned[key]
+
+    def _poisoning(self, cell: Cell, model: torch.nn.Module, data: ImageData) -> dict[str, Any]:
+        ctx = self._context(cell, model, data)
+        poisoned, victim, seconds = self._poisoned_victim(cell, ctx)
+        x_test, y_test = data.x_test, data.y_test
+        metrics: dict[str, float] = {"poison_rate": poisoned.rate,
+                                     "n_poison": float(poisoned.is_poison.sum()),
+                                     **poisoned.details}
+        values: dict[str, Any] = {
+            "clean_acc": float((predict(victim, x_test) == y_test).float().mean()),
+            "attack_success_rate": attack_success(victim, poisoned),
+            "n_test": len(poisoned.x_eval),
+        }
+        metrics["clean_model_acc"] = float((predict(model, x_test) == y_test).float().mean())
+        if cell.defense.stage == "poisoning-detection":
+            t0 = time.perf_counter()
+            detector = cell.defense.build(cell.defense_options)
+            flagged = detector.detect(victim, poisoned.x_train, poisoned.y_train, ctx)
+            metrics.update(detection_scores(flagged, poisoned.is_poison))
+            keep = ~flagged.to(poisoned.x_train.device).bool()
+            repaired = ctx.new_model()
+            ctx.train(repaired, poisoned.x_train[keep], poisoned.y_train[keep],
+                      "victim without flagged samples")
+            metrics["clean_acc_after"] = float(
+                (predict(repaired, x_test) == y_test).float().mean())
+            metrics["attack_success_after"] = attack_success(repaired, poisoned)
+            seconds += time.perf_counter() - t0
+        values.update(metrics=metrics, attack_seconds=seconds)
+        return values
+
+    def _model_attack(self, cell: Cell, model: torch.nn.Module, data: ImageData
+                      ) -> dict[str, Any]:
+        ctx = self._context(cell, model, data)
+        synchronize(self.device)
+        t0 = time.perf_counter()
+        metrics = cell.attack.build(cell.attack_options).run(model, ctx)
+        synchronize(self.device)
+        seconds = time.perf_counter() - t0
+        bad = {k: v for k, v in metrics.items() if not isinstance(v, int | float)}
+        if bad:
+            raise TypeError(f"attack {cell.attack.name} returned non-numeric metrics {bad}")
+        return {"clean_acc": float((predict(model, data.x_test) == data.y_test)
+                                   .float().mean()),
+                "metrics": {k: float(v) for k, v in metrics.items()},
+                "n_test": cell.n_test, "attack_seconds": seconds}

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 if TYPE_CHECKING:
     import torch
 
+    from harness.context import AttackContext, PoisonedSet
     from harness.data import DataOptions, ImageData, ModelInput
     from harness.training import TrainContext, TrainData, TrainReport
 
@@ -25,6 +26,20 @@ NORMS: tuple[str, ...] = ("inf", "2", "1", "0", "wasserstein", "none")
 LP_NORMS: tuple[str, ...] = ("inf", "2", "1", "0")
 DEFENSE_STAGES: tuple[str, ...] = ("training", "input-transformation", "poisoning-detection")
 ATTACK_CATEGORIES: tuple[str, ...] = ("evasion", "poisoning", "inference", "extraction")
+
+# What a model can offer an attack or defense (``ModelSpec.offers``); an attack's or defense's
+# ``needs`` must be among them, or the pairing is listed as n/a with the missing feature.
+MODEL_FEATURES: dict[str, str] = {
+    "gradients": "gradients of the loss with respect to the input (a differentiable module)",
+    "scores": "class scores (logits)",
+    "labels": "predicted labels",
+    "training-loop": "training by the shared gradient loop, which training defenses change",
+    "activations": "hidden-layer activations (a torch network with a penultimate layer)",
+    "sklearn": "a fitted scikit-learn estimator (``model.sklearn_estimator()``)",
+    "svm": "a linear support vector machine",
+    "two-layer-relu": "exactly one hidden ReLU layer between two linear layers",
+}
+TORCH_MODEL_OFFERS = frozenset({"gradients", "scores", "labels", "training-loop", "activations"})
 
 
 @dataclass(frozen=True)
@@ -70,6 +85,11 @@ class ModelSpec:
     eps is always in pixel units. ``takes_variant`` marks families named ``name:variant``
     (``timm:resnet18``); ``list_variants`` (lazy) enumerates them for validation.
     ``train_defaults`` overrides the harness's training settings for this model.
+    ``offers`` lists the :data:`MODEL_FEATURES` it has. ``fit(model, data, ctx)``, when set,
+    trains the model without defense instead of the shared loop (a scikit-learn model fits
+    itself, then copies its weights into the module); such a model does not offer
+    "training-loop", so training defenses are n/a for it. ``config`` holds the model's
+    default settings; they are part of the training cache key.
     """
 
     name: str
@@ -78,6 +98,9 @@ class ModelSpec:
     takes_variant: bool = False
     list_variants: Callable[[], Sequence[str]] | None = None
     train_defaults: Mapping[str, Any] = field(default_factory=dict)
+    offers: frozenset[str] = TORCH_MODEL_OFFERS
+    fit: Callable[[torch.nn.Module, TrainData, TrainContext], TrainReport] | None = None
+    config: Mapping[str, Any] = field(default_factory=dict)
     plugin: PluginInfo | None = None
 
 
@@ -88,7 +111,10 @@ class AttackSpec:
     ``bounded``: eps is a budget in ``norm`` (pixel units), and the runner evaluates one cell
     per eps; an unbounded (minimal-perturbation) attack gets one cell with no eps, and its
     perturbation sizes are the result. ``default_eps`` None means the dataset's default eps.
-    ``needs`` says what the attack uses of the model: "gradients", "scores" or "labels".
+    ``needs`` says what the attack uses of the model (:data:`MODEL_FEATURES`: "gradients",
+    "scores", "labels", "sklearn", ...). ``category`` picks the protocol ``build`` returns:
+    evasion -> :class:`Attack`, poisoning -> :class:`PoisoningAttack`, inference and
+    extraction -> :class:`ModelAttack`.
     ``budget_images`` caps the test images a slow attack is run on unless ``--n-test`` says
     otherwise. ``survey_table`` names the survey table it comes from. ``config`` holds the
     attack's default settings; they are part of every result's cache key, so changing a
@@ -111,20 +137,44 @@ class AttackSpec:
     plugin: PluginInfo | None = None
 
 
+DEFAULT_ANSWERS: dict[str, frozenset[str]] = {
+    "training": frozenset({"evasion"}),
+    "input-transformation": frozenset({"evasion"}),
+    "poisoning-detection": frozenset({"poisoning"}),
+}
+
+
 @dataclass(frozen=True, kw_only=True)
 class DefenseSpec:
-    """A defense; ``build(options)`` returns a :class:`TrainingDefense` for stage "training".
+    """A defense; ``build(options)`` returns the protocol of its ``stage``.
+
+    - "training": a :class:`TrainingDefense`; it trains the model (one training job each).
+    - "input-transformation": an :class:`InputTransformation`, put in front of the
+      undefended model; attacks are crafted on the undefended model (non-adaptive).
+    - "poisoning-detection": a :class:`PoisonDetector`, run on the poisoned training set.
 
     ``baseline`` marks the undefended reference (``none``), which every run trains and shows
-    unless ``--no-baseline``.
+    unless ``--no-baseline``; it pairs with every attack category. ``answers`` lists the
+    attack categories the defense is meant against (default by stage); ``needs`` the model
+    features it uses. ``config`` holds its default settings (part of the cache keys).
     """
 
     name: str
     description: str
-    build: Callable[[Mapping[str, Any]], TrainingDefense]
+    build: Callable[[Mapping[str, Any]], Any]
     stage: DefenseStage
     baseline: bool = False
+    answers: frozenset[str] | None = None
+    needs: frozenset[str] = frozenset()
+    config: Mapping[str, Any] = field(default_factory=dict)
     plugin: PluginInfo | None = None
+
+    @property
+    def answered(self) -> frozenset[str]:
+        """The attack categories this defense is evaluated against."""
+        if self.baseline:
+            return frozenset(ATTACK_CATEGORIES)
+        return self.answers if self.answers is not None else DEFAULT_ANSWERS[self.stage]
 
 
 Spec = DatasetSpec | ModelSpec | AttackSpec | DefenseSpec
@@ -144,9 +194,56 @@ class Attack(Protocol):
         ...
 
 
+class PoisoningAttack(Protocol):
+    """What a poisoning attack spec's factory returns."""
+
+    def poison(self, ctx: AttackContext) -> PoisonedSet:
+        """The training set as the attacker leaves it, and the inputs the attack aims at.
+
+        ``ctx.data`` holds the clean training and test sets; ``ctx.clean_model()`` is the
+        victim architecture trained on the clean set (a proxy for clean-label attacks).
+        The runner then trains the victim on the poisoned set and measures the attack.
+        """
+        ...
+
+
+class ModelAttack(Protocol):
+    """What an inference or extraction attack spec's factory returns."""
+
+    def run(self, model: torch.nn.Module, ctx: AttackContext) -> dict[str, float]:
+        """Attack the trained victim ``model`` (eval mode, logits); return its metrics.
+
+        Metric names the leaderboard knows are listed in :data:`harness.leaderboard.METRICS`
+        (e.g. ``mi_accuracy``, ``mi_auc``, ``thief_acc``, ``agreement``); others are shown
+        under their own name.
+        """
+        ...
+
+
 class TrainingDefense(Protocol):
     """What a training-stage defense spec's factory returns."""
 
     def train(self, model: torch.nn.Module, data: TrainData, ctx: TrainContext) -> TrainReport:
         """Train ``model`` in place on ``data`` and report what was done."""
+        ...
+
+
+class InputTransformation(Protocol):
+    """What an input-transformation defense spec's factory returns."""
+
+    def transform(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` (N,C,H,W in [0, 1]) as the defended model sees it: same shape, in [0, 1]."""
+        ...
+
+
+class PoisonDetector(Protocol):
+    """What a poisoning-detection defense spec's factory returns."""
+
+    def detect(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
+               ctx: AttackContext) -> torch.Tensor:
+        """A boolean mask over the training set ``(x, y)``: True where a sample looks poisoned.
+
+        ``model`` is the victim trained on ``(x, y)``. The runner scores the mask against
+        the truth, removes the flagged samples and retrains.
+        """
         ...

@@ -44,6 +44,9 @@ CREATE TABLE IF NOT EXISTS results (
     attack_images_per_s REAL,
     threat_model TEXT,
     norm TEXT,
+    category TEXT,
+    defense_stage TEXT,
+    metrics TEXT,
     created_at TEXT NOT NULL,
     config TEXT NOT NULL
 );
@@ -55,7 +58,7 @@ RESULT_COLUMNS = (
     "error", "clean_acc", "robust_acc", "attack_success_rate", "mean_linf", "mean_l2",
     "median_l0", "median_l2", "median_linf", "queries_per_image", "n_test",
     "train_seconds", "train_images_per_s", "attack_seconds", "attack_images_per_s",
-    "threat_model", "norm", "created_at", "config",
+    "threat_model", "norm", "category", "defense_stage", "metrics", "created_at", "config",
 )
 
 
@@ -116,6 +119,7 @@ class ResultStore:
         """Store one cell's record (keys as in ``RESULT_COLUMNS``; ``config`` a dict)."""
         row = {c: record.get(c) for c in RESULT_COLUMNS}
         row["config"] = json.dumps(record.get("config", {}), sort_keys=True)
+        row["metrics"] = json.dumps(record.get("metrics") or {}, sort_keys=True)
         with self.conn:
             self.conn.execute(
                 f"INSERT INTO results({', '.join(RESULT_COLUMNS)}) "
@@ -144,6 +148,9 @@ class ResultStore:
             record = dict(row)
             record.pop("id", None)
             record["config"] = json.loads(record["config"])
+            record["metrics"] = json.loads(record["metrics"] or "{}")
+            record["category"] = record["category"] or "evasion"
+            record["defense_stage"] = record["defense_stage"] or "training"
             run_id = record["run_id"]
             if run_id not in cache:
                 meta = self.conn.execute("SELECT metadata FROM runs WHERE run_id = ?",

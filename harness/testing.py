@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from harness import plugins as _plugins
+from harness.context import AttackContext, PoisonedSet
 from harness.data import DataOptions, ImageData, ModelInput
 from harness.registry import Registry
 from harness.specs import (
@@ -34,14 +35,16 @@ from harness.specs import (
     ModelSpec,
     PluginInfo,
 )
-from harness.training import TrainContext, TrainData, TrainReport, TrainSettings
+from harness.training import TrainContext, TrainData, TrainReport, TrainSettings, train_supervised
 
 __all__ = [
     "check_attack_spec",
     "check_dataset_spec",
     "check_defense_spec",
     "check_model_spec",
+    "corner_backdoor",
     "harness_plugin",
+    "tiny_context",
     "tiny_classifier",
     "tiny_image_data",
     "trained_tiny_classifier",
@@ -118,6 +121,57 @@ def trained_tiny_classifier(seed: int = 0) -> nn.Module:
     return model.eval()
 
 
+TINY_SETTINGS = TrainSettings(epochs=15, batch_size=32, lr=1e-2, patience=15, seed=0)
+
+
+def _tiny_train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, label: str = "train",
+                num_classes: int = 3) -> TrainReport:
+    ctx = TrainContext(settings=TINY_SETTINGS, device=x.device, dataset_eps=0.1,
+                       show_progress=False, label=label)
+    n_val = max(1, len(x) // 10)
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(7))
+    data = TrainData(x[order[n_val:]], y[order[n_val:]], x[order[:n_val]], y[order[:n_val]],
+                     num_classes)
+    return train_supervised(model, data, ctx)
+
+
+def tiny_context(data: ImageData | None = None, *, n_test: int | None = None,
+                 new_model: Callable[[], nn.Module] | None = None,
+                 fit: Callable[[nn.Module, TrainData, TrainContext], TrainReport] | None = None,
+                 ) -> AttackContext:
+    """An :class:`~harness.context.AttackContext` over :func:`tiny_image_data` on the CPU.
+
+    ``new_model`` builds the victim architecture (default :func:`tiny_classifier`); ``fit``
+    trains it instead of the shared loop (for models with their own ``ModelSpec.fit``).
+    ``clean_model()`` trains one on the clean training set the first time it is called.
+    """
+    data = data or tiny_image_data()
+    k = data.num_classes
+    c, h, _ = data.image_shape
+    build = new_model or (lambda: tiny_classifier(channels=c, size=h, num_classes=k))
+
+    def train(model, x, y, label="train"):
+        if fit is None:
+            return _tiny_train(model, x, y, label, k)
+        n_val = max(1, len(x) // 10)
+        ctx = TrainContext(settings=TINY_SETTINGS, device=x.device, dataset_eps=0.1,
+                           show_progress=False, label=label)
+        return fit(model, TrainData(x[n_val:], y[n_val:], x[:n_val], y[:n_val], k), ctx)
+
+    clean: list[nn.Module] = []
+
+    def clean_model():
+        if not clean:
+            model = build()
+            train(model, data.x_train, data.y_train, "clean victim")
+            clean.append(model.eval())
+        return clean[0]
+
+    return AttackContext(data=data, device=torch.device("cpu"), seed=0, dataset_eps=0.1,
+                         new_model=build, train=train, clean_model=clean_model, n_test=n_test,
+                         model_name="tiny")
+
+
 def check_dataset_spec(spec: DatasetSpec, options: DataOptions | None = None) -> ImageData | None:
     """Check a dataset spec's fields; with ``options``, also load it and check the data."""
     _check_common(spec, DatasetSpec)
@@ -160,23 +214,42 @@ def check_model_spec(spec: ModelSpec, variant: str | None = None,
     return model
 
 
-def check_attack_spec(spec: AttackSpec, eps: float = 0.1) -> torch.Tensor:
-    """Attack a tiny classifier and check shape, range, budget, and that inputs are kept.
+def check_attack_spec(spec: AttackSpec, eps: float = 0.1, *, ctx: AttackContext | None = None,
+                      model: nn.Module | None = None, options: dict | None = None):
+    """Run the attack on tiny inputs and check what the runner relies on.
 
-    A bounded attack gets ``eps`` and must stay within it in its norm; an unbounded one gets
-    None.
+    Evasion: attack a tiny trained classifier; check shape, range, budget (a bounded attack
+    gets ``eps`` and must stay within it in its norm; an unbounded one gets None), and that
+    inputs and weights are kept. Poisoning: check the :class:`PoisonedSet` against the tiny
+    training set. Inference and extraction: check the metrics are finite numbers. ``ctx``
+    and ``model`` replace the tiny context and victim (e.g. for attacks that need an
+    scikit-learn model); ``options`` are passed to ``build`` (small budgets).
     """
     _check_common(spec, AttackSpec)
     assert spec.threat_model in THREAT_MODELS, spec.threat_model
     assert spec.norm in NORMS, spec.norm
     assert spec.category in ATTACK_CATEGORIES, spec.category
     assert spec.default_eps is None or 0 < spec.default_eps <= 1
-    model = trained_tiny_classifier()
+    if spec.category == "poisoning":
+        return _check_poisoning(spec, ctx or tiny_context(), options or {})
+    if spec.category in ("inference", "extraction"):
+        ctx = ctx or tiny_context()
+        victim = model if model is not None else ctx.clean_model()
+        before = {k: v.clone() for k, v in victim.state_dict().items()}
+        metrics = spec.build(options or {}).run(victim, ctx)
+        assert isinstance(metrics, dict) and metrics, f"{spec.name}: no metrics returned"
+        for key, value in metrics.items():
+            assert isinstance(key, str) and isinstance(value, int | float), (key, value)
+            assert math.isfinite(value), f"{spec.name}: metric {key} is {value}"
+        assert all(torch.equal(v, victim.state_dict()[k]) for k, v in before.items()), \
+            f"{spec.name}: the attack changed the victim's weights"
+        return metrics
+    model = model if model is not None else trained_tiny_classifier()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    data = tiny_image_data()
+    data = ctx.data if ctx is not None else tiny_image_data()
     x, y = data.x_test[:16], data.y_test[:16]
     x_copy = x.clone()
-    attack = spec.build({})
+    attack = spec.build(options or {})
     x_adv = attack.perturb(model, x, y, eps if spec.bounded else None)
     assert torch.equal(x, x_copy), f"{spec.name}: the attack modified its input in place"
     assert x_adv.shape == x.shape and x_adv.dtype == x.dtype
@@ -192,21 +265,81 @@ def check_attack_spec(spec: AttackSpec, eps: float = 0.1) -> torch.Tensor:
     return x_adv
 
 
-def check_defense_spec(spec: DefenseSpec) -> TrainReport:
-    """Train a tiny classifier with the defense and check it learned and reported honestly."""
+def _check_poisoning(spec: AttackSpec, ctx: AttackContext, options: dict) -> PoisonedSet:
+    data = ctx.data
+    x_before = data.x_train.clone()
+    poisoned = spec.build(options).poison(ctx)
+    assert isinstance(poisoned, PoisonedSet), f"{spec.name}: poison() must return a PoisonedSet"
+    assert torch.equal(data.x_train, x_before), f"{spec.name}: modified the clean data in place"
+    assert poisoned.x_train.shape[1:] == data.x_train.shape[1:]
+    assert poisoned.x_eval.shape[1:] == data.x_train.shape[1:]
+    for x in (poisoned.x_train, poisoned.x_eval):
+        assert float(x.min()) >= 0 and float(x.max()) <= 1, f"{spec.name}: left [0, 1]"
+    assert poisoned.y_train.dtype == torch.int64 and poisoned.y_eval.dtype == torch.int64
+    assert 0 < int(poisoned.is_poison.sum()) < len(poisoned.is_poison), \
+        f"{spec.name}: the poisoned set must mix clean and poisoned samples"
+    assert len(poisoned.x_eval) > 0, f"{spec.name}: no inputs to measure the attack on"
+    return poisoned
+
+
+def check_defense_spec(spec: DefenseSpec, *, options: dict | None = None,
+                       ctx: AttackContext | None = None, poisoned: PoisonedSet | None = None):
+    """Run the defense on tiny inputs and check what the runner relies on.
+
+    Training: train a tiny classifier and check it learned and reported honestly.
+    Input transformation: check shape, range and that the input is kept. Poisoning
+    detection: run it on ``poisoned`` (default: a tiny set with a bright-corner trigger on a
+    fifth of the samples) and check the mask's shape and type.
+    """
     _check_common(spec, DefenseSpec)
     assert spec.stage in DEFENSE_STAGES, spec.stage
-    assert spec.stage == "training", "only training-stage defenses have a contract check yet"
+    assert spec.answered <= set(ATTACK_CATEGORIES), spec.answered
+    if spec.stage == "input-transformation":
+        x = tiny_image_data().x_test[:8]
+        x_copy = x.clone()
+        out = spec.build(options or {}).transform(x)
+        assert torch.equal(x, x_copy), f"{spec.name}: the transformation modified its input"
+        assert out.shape == x.shape and out.dtype == x.dtype, f"{spec.name}: shape or dtype"
+        assert float(out.min()) >= 0 and float(out.max()) <= 1, f"{spec.name}: left [0, 1]"
+        return out
+    if spec.stage == "poisoning-detection":
+        ctx = ctx or tiny_context()
+        poisoned = poisoned or corner_backdoor(ctx.data)
+        victim = ctx.new_model()
+        ctx.train(victim, poisoned.x_train, poisoned.y_train, "poisoned victim")
+        victim.eval()
+        flagged = spec.build(options or {}).detect(victim, poisoned.x_train, poisoned.y_train,
+                                                   ctx)
+        assert isinstance(flagged, torch.Tensor) and flagged.dtype == torch.bool, \
+            f"{spec.name}: detect() must return a boolean tensor"
+        assert flagged.shape == (len(poisoned.x_train),), f"{spec.name}: one flag per sample"
+        return flagged
     data = tiny_image_data()
     model = tiny_classifier(num_classes=data.num_classes)
     before = [p.detach().clone() for p in model.parameters()]
     settings = TrainSettings(epochs=3, batch_size=32, lr=1e-2, patience=3, seed=0)
     ctx = TrainContext(settings=settings, device=torch.device("cpu"), dataset_eps=0.1,
                        show_progress=False)
-    report = spec.build({}).train(model, TrainData.split(data, 0.1, 0), ctx)
+    report = spec.build(options or {}).train(model, TrainData.split(data, 0.1, 0), ctx)
     assert isinstance(report, TrainReport)
     assert 1 <= report.epochs_run <= settings.epochs
     assert report.seconds > 0 and report.images > 0 and math.isfinite(report.images_per_s)
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True)), \
         f"{spec.name}: training left the weights unchanged"
     return report
+
+
+def corner_backdoor(data: ImageData, rate: float = 0.2, target: int = 0) -> PoisonedSet:
+    """A simple backdoor on ``data``: a bright 2x2 corner, label ``target``, on ``rate``."""
+    x, y = data.x_train.clone(), data.y_train.clone()
+    candidates = (y != target).nonzero().flatten()
+    chosen = candidates[torch.randperm(len(candidates), generator=torch.Generator()
+                                       .manual_seed(3))[:int(rate * len(x))]]
+    is_poison = torch.zeros(len(x), dtype=torch.bool)
+    is_poison[chosen] = True
+    x[chosen, :, -2:, -2:] = 1.0
+    y[chosen] = target
+    keep = data.y_test != target
+    x_eval = data.x_test[keep].clone()
+    x_eval[:, :, -2:, -2:] = 1.0
+    return PoisonedSet(x, y, is_poison, x_eval, torch.full((len(x_eval),), target))

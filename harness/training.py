@@ -56,13 +56,19 @@ class TrainData:
     @classmethod
     def split(cls, data: ImageData, val_fraction: float, seed: int) -> TrainData:
         """Seeded split of ``data``'s training set; the test set is never touched."""
-        n = len(data.x_train)
+        return cls.from_tensors(data.x_train, data.y_train, data.num_classes, val_fraction,
+                                seed)
+
+    @classmethod
+    def from_tensors(cls, x: torch.Tensor, y: torch.Tensor, num_classes: int,
+                     val_fraction: float, seed: int) -> TrainData:
+        """Seeded split of the training images ``x`` with labels ``y``."""
+        n = len(x)
         n_val = max(1, int(round(n * val_fraction))) if val_fraction > 0 else 0
         order = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 7))
-        order = order.to(data.x_train.device)
+        order = order.to(x.device)
         val, train = order[:n_val], order[n_val:]
-        return cls(data.x_train[train], data.y_train[train], data.x_train[val],
-                   data.y_train[val], data.num_classes)
+        return cls(x[train], y[train], x[val], y[val], num_classes)
 
 
 @dataclass
