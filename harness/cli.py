@@ -94,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", type=Path, default=None, help="also write the markdown here")
     bench.add_argument("--json", type=Path, default=None, dest="json_out",
                        help="write one JSON record per cell here")
+    bench.add_argument("--no-checks", action="store_true",
+                       help="leave out the automatic PGD cell at eps 0.5 per model and defense "
+                            "(the large-eps check)")
     bench.add_argument("--no-cache", action="store_true",
                        help="retrain and re-evaluate even what is cached")
     bench.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -138,7 +141,7 @@ def _bench(args: argparse.Namespace, argv: list[str]) -> int:
         model_options=parse_assignments(args.model_opt, "--model-opt"),
         attack_options=parse_assignments(args.attack_opt, "--attack-opt"),
         defense_options=parse_assignments(args.defense_opt, "--defense-opt"),
-        no_cache=args.no_cache,
+        no_cache=args.no_cache, checks=not args.no_checks,
     )
     home = harness_home()
     for path in (args.out, args.json_out):
@@ -154,6 +157,10 @@ def _bench(args: argparse.Namespace, argv: list[str]) -> int:
     if args.json_out:
         records = [_json_record(r) for r in outcome.records]
         args.json_out.write_text(json.dumps(records, indent=2, sort_keys=True) + "\n")
+    from harness.checks import run_checks
+
+    for flag in run_checks(outcome.records):
+        print(f"harness: check {flag.code} failed: {flag.message}", file=sys.stderr)
     if outcome.not_applicable:
         print(f"harness: {len(outcome.not_applicable)} pairings are n/a (see 'Not applicable' "
               "for why)", file=sys.stderr)

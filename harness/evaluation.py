@@ -49,6 +49,8 @@ class AttackResult:
     queries_per_image: float
     n_test: int
     attack_seconds: float
+    x_adv: torch.Tensor | None = None
+    robust_correct: torch.Tensor | None = None
 
     @property
     def attack_images_per_s(self) -> float:
@@ -70,15 +72,16 @@ def _median(values: torch.Tensor) -> float:
 
 def evaluate_attack(model: torch.nn.Module, attack: Attack, x: torch.Tensor, y: torch.Tensor,
                     eps: float | None, *, batch_size: int = 256, label: str = "attack",
-                    show_progress: bool = True,
-                    defended: torch.nn.Module | None = None) -> AttackResult:
+                    show_progress: bool = True, defended: torch.nn.Module | None = None,
+                    keep_adversarial: bool = False) -> AttackResult:
     """Attack every test image and measure accuracy before and after.
 
     The attack success rate counts, among the images the model classified correctly, those
     whose adversarial version it gets wrong. Perturbation norms are means over all images.
     ``defended`` (an input transformation in front of ``model``) classifies the clean and
     adversarial images instead of ``model``, while the attack is crafted on ``model``: the
-    non-adaptive evaluation of an input-transformation defense.
+    non-adaptive evaluation of an input-transformation defense. ``keep_adversarial`` returns
+    the adversarial examples in the result.
     """
     model.eval()
     judge = defended.eval() if defended is not None else model
@@ -87,6 +90,7 @@ def evaluate_attack(model: torch.nn.Module, attack: Attack, x: torch.Tensor, y: 
     linf = torch.empty(len(x), device=x.device)
     l2 = torch.empty(len(x), device=x.device)
     l0 = torch.empty(len(x), device=x.device)
+    x_adv_all = torch.empty_like(x) if keep_adversarial else None
     counter = QueryCounter(model).eval()
     seconds = 0.0
     bar = progress_bar(total=len(x), desc=label, unit="img", enabled=show_progress)
@@ -109,6 +113,8 @@ def evaluate_attack(model: torch.nn.Module, attack: Attack, x: torch.Tensor, y: 
             l2[idx] = delta.norm(dim=1)
             l0[idx] = (delta.abs() > L0_TOLERANCE).sum(1).float()
             robust_correct[idx] = predict(judge, x_adv.detach()) == yb
+            if x_adv_all is not None:
+                x_adv_all[idx] = x_adv.detach()
             bar.update(len(idx))
     finally:
         bar.close()
@@ -118,7 +124,7 @@ def evaluate_attack(model: torch.nn.Module, attack: Attack, x: torch.Tensor, y: 
     fooled = int(success.sum())
     return AttackResult(
         clean_acc=n_clean / n,
-        robust_acc=float(robust_correct.float().mean()),
+        robust_acc=int(robust_correct.sum()) / n,
         attack_success_rate=fooled / n_clean if n_clean else float("nan"),
         mean_linf=float(linf.mean()),
         mean_l2=float(l2.mean()),
@@ -128,4 +134,6 @@ def evaluate_attack(model: torch.nn.Module, attack: Attack, x: torch.Tensor, y: 
         queries_per_image=counter.images / n,
         n_test=n,
         attack_seconds=seconds,
+        x_adv=x_adv_all if keep_adversarial else None,
+        robust_correct=robust_correct,
     )

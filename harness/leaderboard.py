@@ -16,6 +16,8 @@ from typing import Any
 
 from tabulate import tabulate
 
+from harness.checks import LEGEND, flags_by_cell
+
 
 def _pct(value: float | None) -> str:
     return "" if value is None or math.isnan(value) else f"{100 * value:.2f}%"
@@ -157,6 +159,7 @@ def dataset_table(records: list[dict[str, Any]]) -> str:
     Metric columns that no record has (e.g. medians in results from an older harness) are
     left out.
     """
+    flags = flags_by_cell(records)
     records = [{**r, "defense_label": _defense(r)} for r in records]
     columns = [c for c in COLUMNS if c[1] in ALWAYS or _has(records, c[1])]
     rows = []
@@ -164,9 +167,16 @@ def dataset_table(records: list[dict[str, Any]]) -> str:
     for r in sorted(records, key=_sort_key):
         rank = rank + 1 if r["eps"] == last_eps else 1
         last_eps = r["eps"]
-        rows.append([rank, *[fmt(r.get(key)) for _, key, fmt in columns], _status(r)])
-    headers = ["rank", *[h for h, _, _ in columns], "status"]
+        check = [flags.get(r["cell_key"], "")] if flags else []
+        rows.append([rank, *[fmt(r.get(key)) for _, key, fmt in columns], *check, _status(r)])
+    headers = ["rank", *[h for h, _, _ in columns], *(["checks"] if flags else []), "status"]
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def checks_legend(records: list[dict[str, Any]]) -> str:
+    """What each flag raised in ``records`` means ('' when none was raised)."""
+    codes = sorted(set("".join(flags_by_cell(records).values())))
+    return "\n".join(f"- **{c}**: {LEGEND[c]}" for c in codes)
 
 
 def _has_value(records: list[dict[str, Any]], key: str) -> bool:
@@ -235,6 +245,9 @@ def dataset_section(records: list[dict[str, Any]]) -> list[str]:
         parts += [f"### {CATEGORY_TITLES[category]}", ""]
         if category == "evasion":
             parts += [dataset_table(rows), ""]
+            legend = checks_legend(rows)
+            if legend:
+                parts += ["Checks that failed (flags in the checks column):", "", legend, ""]
             if any(r.get("defense_stage") == "input-transformation" for r in rows):
                 parts += [TRANSFORMATION_NOTE, ""]
         else:

@@ -24,6 +24,9 @@ from harness.specs import MODEL_FEATURES, AttackSpec, DatasetSpec, DefenseSpec, 
 from harness.training import TrainSettings
 
 ALL = "all"
+# The automatic large-eps check: PGD at this eps on this many test images, for every model
+# and defense with an evasion cell (``--no-checks`` leaves it out). See harness.checks.
+CHECK_ATTACK, CHECK_EPS, CHECK_IMAGES = "pgd", 0.5, 500
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,7 @@ class BenchConfig:
     attack_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     defense_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     no_cache: bool = False
+    checks: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready configuration, stored with every result."""
@@ -306,4 +310,31 @@ def make_plan(config: BenchConfig, registry: Registry) -> Plan:
                                           defense_options=d_opts)
                         cells.append(Cell(job, defense, d_opts, attack, a_opts, eps, n_test,
                                           digest(fields)))
+                if config.checks:
+                    _add_check_cell(config, registry, cells, ds.name, model_name, model,
+                                    defense)
     return Plan(tuple(jobs), tuple(cells), tuple(skipped))
+
+
+def _add_check_cell(config: BenchConfig, registry: Registry, cells: list[Cell], dataset: str,
+                    model_name: str, model: ModelSpec, defense: DefenseSpec) -> None:
+    """PGD at a very large eps beside the last evasion cell of (model, defense), unless the
+    run has it already: at that budget accuracy should fall to about chance."""
+    pgd = registry.specs["attack"].get(CHECK_ATTACK)
+    if pgd is None or pairing_problem(model_name, model, defense, pgd) is not None:
+        return
+    own = [c for c in cells if c.defense.name == defense.name and c.job.model_name == model_name
+           and c.attack.category == "evasion" and c.job.dataset.name == dataset]
+    if not own or any(c.attack.name == CHECK_ATTACK and (c.eps or 0) >= CHECK_EPS for c in own):
+        return
+    last = own[-1]
+    n_test = min(config.n_test or CHECK_IMAGES, CHECK_IMAGES)
+    a_opts = dict(config.attack_options.get(CHECK_ATTACK, {}))
+    fields = {"job": last.job.key, "attack": CHECK_ATTACK, "attack_plugin": _plugin_version(pgd),
+              "attack_config": dict(pgd.config), "attack_options": a_opts,
+              "eps": CHECK_EPS, "n_test": n_test, "seed": config.seed}
+    if defense.name != last.job.defense.name:
+        fields.update(defense=defense.name, defense_plugin=_plugin_version(defense),
+                      defense_config=dict(defense.config), defense_options=last.defense_options)
+    cells.append(Cell(last.job, defense, last.defense_options, pgd, a_opts, CHECK_EPS, n_test,
+                      digest(fields)))

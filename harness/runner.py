@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from harness.adversarial import AdversarialStore, examples
 from harness.context import AttackContext, PoisonedSet
 from harness.data import DataOptions, ImageData, ModelInput
 from harness.devices import resolve_device, synchronize
@@ -86,6 +87,7 @@ class Runner:
         self.cache = cache
         self.show_progress = show_progress
         self.argv = argv
+        self.adversarial = AdversarialStore(cache.root.parent / "adversarial")
         self.plan: Plan = make_plan(config, registry)
         self.device = resolve_device(config.device)
         self._poisoned: dict[str, tuple[PoisonedSet, torch.nn.Module, float]] = {}
@@ -247,8 +249,17 @@ class Runner:
             model, attack, data.x_test, data.y_test, cell.eps,
             batch_size=self.config.attack_batch_size,
             label=f"{cell.attack.name} {budget} on {cell.defense.name}",
-            show_progress=self.show_progress, defended=defended)
-        return {"clean_acc": result.clean_acc, "robust_acc": result.robust_acc,
+            show_progress=self.show_progress, defended=defended, keep_adversarial=True)
+        judge = defended if defended is not None else model
+        self.adversarial.save(cell.key, result.x_adv, data.y_test)
+        x_stored, y_stored = self.adversarial.load(cell.key, self.device)
+        stored_acc = float((predict(judge, x_stored) == y_stored).sum()) / len(y_stored)
+        shown = examples(data.x_test, result.x_adv, data.y_test,
+                         predict(judge, data.x_test[:4]), predict(judge, result.x_adv[:4]))
+        return {"metrics": {"num_classes": float(data.num_classes),
+                            "stored_robust_acc": stored_acc},
+                "examples": shown,
+                "clean_acc": result.clean_acc, "robust_acc": result.robust_acc,
                 "attack_success_rate": result.attack_success_rate,
                 "mean_linf": result.mean_linf, "mean_l2": result.mean_l2,
                 "median_l0": result.median_l0, "median_l2": result.median_l2,

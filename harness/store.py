@@ -47,6 +47,7 @@ CREATE TABLE IF NOT EXISTS results (
     category TEXT,
     defense_stage TEXT,
     metrics TEXT,
+    examples TEXT,
     created_at TEXT NOT NULL,
     config TEXT NOT NULL
 );
@@ -58,7 +59,8 @@ RESULT_COLUMNS = (
     "error", "clean_acc", "robust_acc", "attack_success_rate", "mean_linf", "mean_l2",
     "median_l0", "median_l2", "median_linf", "queries_per_image", "n_test",
     "train_seconds", "train_images_per_s", "attack_seconds", "attack_images_per_s",
-    "threat_model", "norm", "category", "defense_stage", "metrics", "created_at", "config",
+    "threat_model", "norm", "category", "defense_stage", "metrics", "examples",
+    "created_at", "config",
 )
 
 
@@ -120,6 +122,7 @@ class ResultStore:
         row = {c: record.get(c) for c in RESULT_COLUMNS}
         row["config"] = json.dumps(record.get("config", {}), sort_keys=True)
         row["metrics"] = json.dumps(record.get("metrics") or {}, sort_keys=True)
+        row["examples"] = json.dumps(record["examples"]) if record.get("examples") else None
         with self.conn:
             self.conn.execute(
                 f"INSERT INTO results({', '.join(RESULT_COLUMNS)}) "
@@ -149,6 +152,7 @@ class ResultStore:
             record.pop("id", None)
             record["config"] = json.loads(record["config"])
             record["metrics"] = json.loads(record["metrics"] or "{}")
+            record["examples"] = json.loads(record["examples"]) if record["examples"] else None
             record["category"] = record["category"] or "evasion"
             record["defense_stage"] = record["defense_stage"] or "training"
             run_id = record["run_id"]

@@ -30,7 +30,7 @@ PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
 #: A tiny real bench: 2 defenses (none is added) x 3 attacks on 300/100 digits, 2 epochs.
 BENCH = ["bench", "--dataset", "digits", "--attack", "fgsm,pgd,random-noise",
          "--defense", "advtrain", "--epochs", "2", "--n-train", "300", "--n-test", "100",
-         "--quiet"]
+         "--quiet", "--no-checks"]
 #: Smaller still, for commands that must fail before doing anything.
 TINY = ["bench", "--quiet", "--epochs", "1", "--n-train", "50", "--n-test", "20"]
 
@@ -478,11 +478,12 @@ def test_list_attacks(capsys):
 def test_list_defenses(capsys):
     code, out, _ = run(capsys, "list", "defenses")
     assert code == 0
-    assert out.splitlines()[0].split() == ["name", "description", "stage"]
+    assert out.splitlines()[0].split() == ["name", "description", "stage", "answers"]
     code, out, _ = run(capsys, "list", "defenses", "--json")
     data = {row["name"]: row for row in json.loads(out)}
     assert data["none"]["baseline"] is True and data["none"]["plugin"] == "standard-training"
     assert data["advtrain"]["baseline"] is False and data["advtrain"]["stage"] == "training"
+    assert data["advtrain"]["answers"] == ["evasion"] and data["none"]["answers"] == ["(reference)"]
 
 
 def test_list_models(capsys):

@@ -11,11 +11,17 @@ def test_advtrain_beats_the_undefended_model_against_fgsm_on_digits(tmp_path, ca
     out = tmp_path / "cells.json"
     assert main(["bench", "--attack", "fgsm", "--defense", "advtrain", "--quiet",
                  "--json", str(out)]) == 0
-    records = {r["defense"]: r for r in json.loads(out.read_text())}
+    cells = json.loads(out.read_text())
+    records = {r["defense"]: r for r in cells if r["attack"] == "fgsm"}
     assert set(records) == {"none", "advtrain"}
+    # the automatic large-eps check: PGD at eps 0.5 takes both models to about chance
+    checks = {r["defense"]: r for r in cells if r["attack"] == "pgd"}
+    assert {r["eps"] for r in checks.values()} == {0.5} and set(checks) == {"none", "advtrain"}
+    assert all(r["robust_acc"] <= 0.2 for r in checks.values())
     for r in records.values():
         assert r["dataset"] == "digits" and r["eps"] == 0.1 and r["n_test"] == 360
         assert r["clean_acc"] > 0.9
     assert records["advtrain"]["robust_acc"] > records["none"]["robust_acc"] + 0.05
     table = capsys.readouterr().out
     assert table.index("| advtrain") < table.index("| none")  # ranked first
+    assert "| checks" not in table                               # no check failed

@@ -14,7 +14,7 @@ from harness.specs import AttackSpec
 from harness.store import ResultStore
 
 SMALL = dict(datasets=("digits",), models=("paper-cnn",), n_train=200, n_test=60, epochs=2,
-             device="cpu")
+             device="cpu", checks=False)
 
 
 class Broken:
@@ -135,7 +135,8 @@ def test_cli_shows_failed_cells_and_exits_1(harness_plugin, capsys):
     from harness.cli import main
 
     harness_plugin(BrokenAttackPlugin(), name="broken-attack")
-    code = main(["bench", "--attack", "broken,fgsm", "--defense", "none", "--n-train", "200",
+    code = main(["bench", "--no-checks", "--attack", "broken,fgsm", "--defense", "none",
+                 "--n-train", "200",
                  "--n-test", "60", "--epochs", "1", "--quiet"])
     out, err = capsys.readouterr()
     assert code == 1

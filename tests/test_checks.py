@@ -1,0 +1,84 @@
+"""The automatic evaluation checks, and the stored adversarial examples they rely on."""
+
+from __future__ import annotations
+
+import torch
+
+from harness.adversarial import AdversarialStore, decode
+from harness.checks import LEGEND, flags_by_cell, run_checks
+from harness.leaderboard import render
+from harness.model_cache import ModelCache
+from harness.plan import BenchConfig
+from harness.plugins import load_registry
+from harness.runner import Runner
+from harness.store import ResultStore
+
+
+def cell(attack, eps, robust, defense="none", clean=0.95, n=1000, **metrics):
+    return {"cell_key": f"{defense}/{attack}/{eps}", "dataset": "d", "model": "m",
+            "defense": defense, "attack": attack, "eps": eps, "status": "ok",
+            "category": "evasion", "clean_acc": clean, "robust_acc": robust, "n_test": n,
+            "metrics": metrics}
+
+
+def codes(records):
+    return flags_by_cell(records)
+
+
+def test_sound_results_raise_no_flag():
+    records = [cell("fgsm", 0.1, 0.60), cell("pgd", 0.1, 0.40), cell("fgsm", 0.2, 0.30),
+               cell("pgd", 0.2, 0.10), cell("square", 0.1, 0.55, n=100),
+               cell("pgd", 0.5, 0.0, num_classes=10, stored_robust_acc=0.0)]
+    assert run_checks(records) == []
+
+
+def test_each_check_flags_the_cell_at_fault():
+    records = [
+        cell("fgsm", 0.1, 0.50), cell("pgd", 0.1, 0.60),                      # P
+        cell("fgsm", 0.1, 0.98, defense="adv", clean=0.97),                   # L and M
+        cell("pgd", 0.1, 0.10, defense="adv"),
+        cell("fgsm", 0.2, 0.70),                                              # E (0.5 -> 0.7)
+        cell("square", 0.1, 0.05, defense="adv", n=100),                      # B
+        cell("pgd", 0.5, 0.45, num_classes=10, stored_robust_acc=0.40),       # C and S
+    ]
+    flags = codes(records)
+    assert flags["none/pgd/0.1"] == "P"
+    assert flags["adv/fgsm/0.1"] == "LM"
+    assert flags["none/fgsm/0.2"] == "E"
+    assert flags["adv/square/0.1"] == "B"
+    assert flags["none/pgd/0.5"] == "CS"
+    assert set("".join(flags.values())) == set(LEGEND)
+
+
+def test_tolerance_allows_sampling_noise_between_different_image_counts():
+    # Square on 100 images 2 points below PGD on 1000 is within two standard errors
+    records = [cell("pgd", 0.1, 0.50), cell("square", 0.1, 0.48, n=100)]
+    assert codes(records) == {}
+
+
+def test_flags_and_legend_appear_on_the_page():
+    records = [cell("fgsm", 0.1, 0.98, clean=0.97), cell("pgd", 0.1, 0.10)]
+    page = render(records)
+    assert "| checks" in page and "| LM " in page
+    assert LEGEND["M"] in page and LEGEND["L"] in page and LEGEND["P"] not in page
+
+
+def test_runner_stores_adversarial_examples_and_rechecks_them(isolated_home):
+    config = BenchConfig(datasets=("digits",), models=("paper-cnn",), attacks=("fgsm",),
+                         defenses=("none",), n_train=200, n_test=50, epochs=2, device="cpu")
+    outcome = Runner(config, load_registry(), ResultStore(isolated_home / "r.sqlite"),
+                     ModelCache(isolated_home / "models"), show_progress=False).run()
+    by = {(r["attack"], r["eps"]): r for r in outcome.records}
+    assert set(by) == {("fgsm", 0.1), ("pgd", 0.5)}     # the large-eps check cell is added
+    fgsm = by[("fgsm", 0.1)]
+    assert fgsm["metrics"]["stored_robust_acc"] == fgsm["robust_acc"]
+    x_adv, y = AdversarialStore(isolated_home / "adversarial").load(fgsm["cell_key"],
+                                                                   torch.device("cpu"))
+    assert x_adv.shape == (50, 1, 8, 8) and len(y) == 50
+    assert float((x_adv - x_adv.clamp(0, 1)).abs().max()) == 0
+    shown = fgsm["examples"]
+    assert shown["shape"] == [4, 1, 8, 8] and len(shown["pred_adv"]) == 4
+    x, adv = decode(shown, "x"), decode(shown, "x_adv")
+    assert 0.05 < abs(adv - x).max() <= 0.1 + 1 / 255      # the eps-0.1 perturbation, 8-bit
+    stored = ResultStore(isolated_home / "r.sqlite").latest_ok(fgsm["cell_key"])
+    assert stored["examples"] == shown
