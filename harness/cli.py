@@ -116,7 +116,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="render the records of a `harness bench --json` file instead")
     board.add_argument("--dataset", type=_names, default=None,
                        help="only these datasets (comma-separated)")
-    board.add_argument("--out", type=Path, default=None, help="write the markdown here")
+    board.add_argument("--out", type=Path, default=None,
+                       help="write the markdown here, and its figures (PNG) beside it")
+    board.add_argument("--no-figures", action="store_true",
+                       help="with --out: no figures (and none embedded)")
+    board.add_argument("--save-results", type=Path, default=None, metavar="FILE.json",
+                       help="also write the records the page is rendered from (the file "
+                            "--results reads back)")
     return parser
 
 
@@ -289,9 +295,20 @@ def _leaderboard(args: argparse.Namespace) -> int:
         records = ResultStore(db).latest_records()
     if args.dataset:
         records = [r for r in records if r["dataset"] in args.dataset]
-    markdown = render(records)
+    records = [_json_record(r) for r in records]
+    stem = args.out.stem if args.out and not args.no_figures else None
+    markdown = render(records, figures_stem=stem)
+    if args.save_results:
+        args.save_results.write_text(json.dumps(records, indent=2, sort_keys=True) + "\n")
     if args.out:
+        if not args.out.parent.is_dir():
+            raise UsageError(f"cannot write {args.out}: folder {args.out.parent} does not exist")
         args.out.write_text(markdown)
+        if stem:
+            from harness.figures import draw_all
+
+            for path in draw_all(records, stem, args.out.parent):
+                print(f"harness: drew {path}", file=sys.stderr)
     else:
         print(markdown, end="")
     return 0

@@ -17,6 +17,7 @@ from typing import Any
 from tabulate import tabulate
 
 from harness.checks import LEGEND, flags_by_cell
+from harness.figures import Figure, markdown, plan_figures
 
 
 def _pct(value: float | None) -> str:
@@ -233,8 +234,9 @@ TRANSFORMATION_NOTE = ("† input transformation: evaluated against non-adaptive
                        "transformation.")
 
 
-def dataset_section(records: list[dict[str, Any]]) -> list[str]:
-    """The markdown parts of one dataset: a table per category, then the n/a pairings."""
+def dataset_section(records: list[dict[str, Any]], figures: list[Figure] = ()) -> list[str]:
+    """The markdown parts of one dataset: a table per category (the evasion table followed
+    by ``figures``), then the n/a pairings."""
     parts: list[str] = []
     applicable = [r for r in records if r["status"] != "n/a"]
     skipped = [r for r in records if r["status"] == "n/a"]
@@ -248,6 +250,8 @@ def dataset_section(records: list[dict[str, Any]]) -> list[str]:
             legend = checks_legend(rows)
             if legend:
                 parts += ["Checks that failed (flags in the checks column):", "", legend, ""]
+            for figure in figures:
+                parts += markdown(figure)
             if any(r.get("defense_stage") == "input-transformation" for r in rows):
                 parts += [TRANSFORMATION_NOTE, ""]
         else:
@@ -291,9 +295,13 @@ def footer(records: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def render(records: list[dict[str, Any]], title: str = "Adversarial robustness leaderboard"
-           ) -> str:
-    """The whole leaderboard page for ``records``."""
+def render(records: list[dict[str, Any]], title: str = "Adversarial robustness leaderboard",
+           figures_stem: str | None = None) -> str:
+    """The whole leaderboard page for ``records``.
+
+    With ``figures_stem`` the page embeds the figures :func:`harness.figures.draw_all` draws
+    for that stem (the page's file name without ``.md``), beside the page.
+    """
     by_dataset: dict[str, list[dict[str, Any]]] = {}
     for r in records:
         by_dataset.setdefault(r["dataset"], []).append(r)
@@ -301,6 +309,7 @@ def render(records: list[dict[str, Any]], title: str = "Adversarial robustness l
     if not records:
         parts += ["No results yet: run `harness bench`.", ""]
         return "\n".join(parts)
+    figures = plan_figures(records, figures_stem) if figures_stem else {}
     parts += [
         "Accuracies are on the test images (n test); robust acc is the accuracy on the "
         "adversarial examples, attack success the share of correctly classified images the "
@@ -309,7 +318,10 @@ def render(records: list[dict[str, Any]], title: str = "Adversarial robustness l
         "hardware below.",
         "",
     ]
+    for figure in figures.get(None, []):
+        parts += markdown(figure)
     for dataset in sorted(by_dataset):
-        parts += [f"## {dataset}", "", *dataset_section(by_dataset[dataset])]
+        parts += [f"## {dataset}", "",
+                  *dataset_section(by_dataset[dataset], figures.get(dataset, []))]
     parts += ["## Provenance", "", footer(records), ""]
     return "\n".join(parts)

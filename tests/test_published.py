@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -21,16 +22,20 @@ def test_there_are_published_pages():
 @pytest.mark.parametrize("page", PAGES, ids=[p.stem for p in PAGES])
 def test_page_matches_its_results(page):
     records = json.loads(page.with_suffix(".json").read_text())
-    assert render(records) == page.read_text()
+    assert render(records, figures_stem=page.stem) == page.read_text()
     assert all(r["status"] in ("ok", "n/a") for r in records)
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[p.stem for p in PAGES])
 def test_harness_leaderboard_rebuilds_the_page(page, tmp_path, capsys):
-    out = tmp_path / "page.md"
+    out = tmp_path / page.name
     assert main(["leaderboard", "--results", str(page.with_suffix(".json")),
                  "--out", str(out)]) == 0
     assert out.read_bytes() == page.read_bytes()
+    # every embedded figure is drawn, and the committed one is there beside the page
+    for name in re.findall(r"\]\(([^)]+\.png)\)", page.read_text()):
+        assert (tmp_path / name).stat().st_size > 5000
+        assert (LEADERBOARDS / name).is_file(), f"{name} is embedded but not committed"
 
 
 def test_real_data_numbers_clear_the_bar():
