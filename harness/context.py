@@ -20,22 +20,25 @@ from harness.training import TrainReport
 class AttackContext:
     """The run's data and tools for one cell.
 
-    ``data`` holds the run's training and test sets on ``device``. ``new_model()`` builds
-    an untrained model of the victim's architecture on ``device``; ``train(model, x, y,
-    label)`` trains it in place the way the undefended victim was trained (same settings, a
-    validation split taken from ``x``). ``clean_model()`` is the victim trained on the clean
-    training set (from the model cache). ``n_test`` is the cell's test-image budget (None:
-    all). ``options`` are the cell's own attack options, for reference.
+    ``data`` holds the run's training and test sets on ``device``. ``new_model(seed)``
+    builds an untrained model of the victim's architecture on ``device`` (seed None: the
+    victim's own initial weights); ``train(model, x, y, label)`` trains it in place the way
+    the undefended victim was trained (same settings, a validation split taken from ``x``).
+    ``clean_model()`` is the victim trained on the clean training set (from the model
+    cache). ``members`` are the images and labels the victim was fitted on (the training set
+    less its validation split), when known. ``n_test`` is the cell's test-image budget (None:
+    all).
     """
 
     data: ImageData
     device: torch.device
     seed: int
     dataset_eps: float
-    new_model: Callable[[], torch.nn.Module]
+    new_model: Callable[..., torch.nn.Module]
     train: Callable[[torch.nn.Module, torch.Tensor, torch.Tensor, str], TrainReport]
     clean_model: Callable[[], torch.nn.Module]
     n_test: int | None = None
+    members: tuple[torch.Tensor, torch.Tensor] | None = None
     model_name: str = ""
     show_progress: bool = False
 

@@ -108,8 +108,9 @@ class Runner:
         c, h, w = data.image_shape
         return ModelInput(c, h, w, data.num_classes, job.dataset.mean, job.dataset.std)
 
-    def _build_model(self, job: TrainingJob, data: ImageData) -> torch.nn.Module:
-        torch.manual_seed(job.settings.seed)
+    def _build_model(self, job: TrainingJob, data: ImageData,
+                     seed: int | None = None) -> torch.nn.Module:
+        torch.manual_seed(job.settings.seed if seed is None else seed)
         model = job.model.build(self._model_input(job, data), job.variant, job.model_options)
         return model.to(self.device)
 
@@ -271,8 +272,8 @@ class Runner:
     def _context(self, cell: Cell, model: torch.nn.Module, data: ImageData) -> AttackContext:
         job = cell.job
 
-        def new_model() -> torch.nn.Module:
-            return self._build_model(job, data)
+        def new_model(seed: int | None = None) -> torch.nn.Module:
+            return self._build_model(job, data, seed)
 
         def train(victim: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
                   label: str = "train") -> TrainReport:
@@ -289,10 +290,12 @@ class Runner:
             victim.eval()
             return report
 
+        fitted = TrainData.split(data, job.settings.val_fraction, job.settings.seed)
         return AttackContext(data=data, device=self.device, seed=self.config.seed,
                              dataset_eps=job.dataset.default_eps, new_model=new_model,
                              train=train, clean_model=lambda: model, n_test=cell.n_test,
-                             model_name=job.model_name, show_progress=self.show_progress)
+                             members=(fitted.x, fitted.y), model_name=job.model_name,
+                             show_progress=self.show_progress)
 
     def _poisoned_victim(self, cell: Cell, ctx: AttackContext
                          ) -> tuple[PoisonedSet, torch.nn.Module, float]:

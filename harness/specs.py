@@ -37,6 +37,7 @@ MODEL_FEATURES: dict[str, str] = {
     "activations": "hidden-layer activations (a torch network with a penultimate layer)",
     "sklearn": "a fitted scikit-learn estimator (``model.sklearn_estimator()``)",
     "svm": "a linear support vector machine",
+    "logreg": "a logistic regression (what ART's database reconstruction supports)",
     "two-layer-relu": "exactly one hidden ReLU layer between two linear layers",
 }
 TORCH_MODEL_OFFERS = frozenset({"gradients", "scores", "labels", "training-loop", "activations"})

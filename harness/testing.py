@@ -148,7 +148,12 @@ def tiny_context(data: ImageData | None = None, *, n_test: int | None = None,
     data = data or tiny_image_data()
     k = data.num_classes
     c, h, _ = data.image_shape
-    build = new_model or (lambda: tiny_classifier(channels=c, size=h, num_classes=k))
+    make = new_model or (lambda: tiny_classifier(channels=c, size=h, num_classes=k))
+
+    def build(seed: int | None = None) -> nn.Module:
+        if seed is not None:
+            torch.manual_seed(seed)
+        return make()
 
     def train(model, x, y, label="train"):
         if fit is None:

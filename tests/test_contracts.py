@@ -11,6 +11,7 @@ from harness.testing import (
     check_dataset_spec,
     check_defense_spec,
     check_model_spec,
+    tiny_context,
 )
 
 REGISTRY = load_registry(strict=True)
@@ -41,9 +42,28 @@ def test_model_contract(name):
     check_model_spec(spec, variant, ModelInput(3, 32, 32, 10, (0.5, 0.5, 0.5), (0.25,) * 3))
 
 
+# Attacks that need a particular kind of victim get one: the model that offers the feature.
+VICTIMS = {"svm": "svm", "logreg": "logreg", "two-layer-relu": "mlp"}
+# A narrow mlp: functionally equivalent extraction finds one critical point per hidden unit.
+VICTIM_OPTIONS = {"mlp": {"hidden": 16}}
+
+
+def _victim_context(spec):
+    """A tiny context whose victim offers what ``spec`` needs (None: the default conv net)."""
+    wanted = [VICTIMS[f] for f in sorted(spec.needs) if f in VICTIMS]
+    if not wanted:
+        return None
+    model = REGISTRY.model(wanted[0])[0]
+    assert spec.needs <= model.offers, (spec.name, model.name)
+    options = VICTIM_OPTIONS.get(model.name, {})
+    return tiny_context(new_model=lambda: model.build(ModelInput(1, 8, 8, 3), None, options),
+                        fit=model.fit)
+
+
 @pytest.mark.parametrize("name", _ids("attack"))
 def test_attack_contract(name):
-    check_attack_spec(REGISTRY.attack(name))
+    spec = REGISTRY.attack(name)
+    check_attack_spec(spec, ctx=_victim_context(spec))
 
 
 @pytest.mark.parametrize("name", _ids("defense"))
@@ -53,9 +73,13 @@ def test_defense_contract(name):
 
 def test_every_kind_has_builtins():
     assert {"digits", "mnist", "fashion-mnist", "cifar10", "imagenet"} <= set(_ids("dataset"))
-    assert {"paper-cnn", "timm"} <= set(_ids("model"))
-    assert {"fgsm", "pgd"} <= set(_ids("attack"))
-    assert {"none", "advtrain"} <= set(_ids("defense"))
+    assert {"paper-cnn", "timm", "mlp", "svm", "logreg"} <= set(_ids("model"))
+    assert {"fgsm", "pgd", "backdoor", "membership-inference", "copycat"} <= set(_ids("attack"))
+    assert {"none", "advtrain", "madry-pgd", "jpeg", "spectral-signature"} <= set(_ids("defense"))
+    categories = {REGISTRY.attack(n).category for n in _ids("attack")}
+    assert categories == {"evasion", "poisoning", "inference", "extraction"}
+    stages = {REGISTRY.defense(n).stage for n in _ids("defense")}
+    assert stages == {"training", "input-transformation", "poisoning-detection"}
 
 
 def test_contract_check_catches_an_attack_over_budget():
