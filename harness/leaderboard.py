@@ -267,6 +267,21 @@ def _distinct(values: Iterable[Any]) -> str:
     return ", ".join(seen) if seen else "unknown"
 
 
+def _wall_time(records: list[dict[str, Any]]) -> str:
+    """Training time of the distinct models plus the time of every cell, as measured."""
+    trained: dict[str, float] = {}
+    for r in records:
+        if r.get("train_key") and isinstance(r.get("train_seconds"), int | float):
+            trained[r["train_key"]] = r["train_seconds"]
+    cells = sum(r["attack_seconds"] for r in records
+                if isinstance(r.get("attack_seconds"), int | float)
+                and not math.isnan(r["attack_seconds"]))
+    train = sum(trained.values())
+    return (f"{(train + cells) / 60:.1f} min of measured compute: training {train / 60:.1f} "
+            f"min ({len(trained)} models), attacks and defenses {cells / 60:.1f} min "
+            f"({sum(1 for r in records if r.get('status') == 'ok')} cells)")
+
+
 def footer(records: list[dict[str, Any]]) -> str:
     """Versions, hardware and provenance of the runs behind ``records``."""
     metas = [r.get("metadata") or {} for r in records]
@@ -290,6 +305,7 @@ def footer(records: list[dict[str, Any]]) -> str:
                                   for n, v in sorted(plugins.items())),
         f"- seed: {_distinct(m.get('seed') for m in metas)}; runs from "
         f"{min(stamps, default='?')} to {max(stamps, default='?')} (UTC)",
+        f"- wall time: {_wall_time(records)}",
         f"- commands: {_distinct(m.get('command') for m in metas)}",
     ]
     return "\n".join(lines)

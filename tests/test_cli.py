@@ -220,9 +220,15 @@ def test_leaderboard_is_deterministic(bench: BenchRuns, capsys, monkeypatch, tmp
     assert {(r["defense"], r["attack"]) for r in table_rows(first)} == CELLS
     code, again, _ = run(capsys, "leaderboard")
     assert code == 0 and again == first
-    code, out, _ = run(capsys, "leaderboard", "--out", str(tmp_path / "board.md"))
+    code, out, _ = run(capsys, "leaderboard", "--out", str(tmp_path / "board.md"),
+                       "--no-figures")
     assert code == 0 and out == ""
     assert (tmp_path / "board.md").read_text() == first
+    # with figures: the same page plus the embedded pictures, drawn beside it
+    code, _, err = run(capsys, "leaderboard", "--out", str(tmp_path / "board.md"))
+    page = (tmp_path / "board.md").read_text()
+    assert code == 0 and "![" in page and "](board-bars.png)" in page
+    assert (tmp_path / "board-bars.png").stat().st_size > 5000 and "drew" in err
     # The stored records render exactly as the bench printed them.
     assert first == bench.first[1]
 
@@ -250,7 +256,8 @@ LATE_ERRORS = {  # found once the run is planned (or its data / plugins are load
     "unknown-attack": (["--attack", "fgsn"],
                        "unknown attack 'fgsn'. Did you mean: fgsm, ifgsm, art-fgsm? Available: "),
     "unknown-defense": (["--defense", "advtrian"],
-                        "unknown defense 'advtrian'. Did you mean: advtrain? Available: "),
+                        "unknown defense 'advtrian'. Did you mean: advtrain, art-advtrain? "
+                        "Available: "),
     "unknown-dataset": (["--dataset", "digitz"],
                         "unknown dataset 'digitz'. Did you mean: digits? Available: "),
     "unknown-model": (["--model", "paper-cn"],
@@ -391,7 +398,8 @@ def test_disable_plugin_option_and_environment(capsys, monkeypatch):
     assert code == 0
     names = {row["plugin"] for row in json.loads(out)["plugins"]}
     assert "fgsm" not in names and "digits" not in names and "pgd" in names
-    monkeypatch.setenv(DISABLE_ENV, "random-noise,art-evasion")
+    monkeypatch.setenv(DISABLE_ENV,
+                       "random-noise,art-evasion,art-poisoning,art-inference,art-extraction")
     code, out, _ = run(capsys, "list", "attacks", "--json")
     assert code == 0
     assert [row["name"] for row in json.loads(out)] == ["fgsm", "pgd"]

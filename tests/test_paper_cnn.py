@@ -42,7 +42,7 @@ def test_learns_real_mnist(shared_data, isolated_home):
     from harness.store import ResultStore
 
     config = BenchConfig(datasets=("mnist",), defenses=("none",), n_train=6000, n_test=2000,
-                         epochs=4, data_root=shared_data, device="cpu")
+                         epochs=4, data_root=shared_data, device="cpu", checks=False)
     outcome = Runner(config, load_registry(), ResultStore(isolated_home / "r.sqlite"),
                      ModelCache(isolated_home / "m"), show_progress=False).run()
     (record,) = outcome.records

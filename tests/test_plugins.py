@@ -390,7 +390,8 @@ def test_disable_by_argument(registry: Registry):
 
 
 def test_disable_by_environment(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv(DISABLE_ENV, " fgsm , random-noise,art-evasion")
+    monkeypatch.setenv(DISABLE_ENV,
+                       " fgsm ,random-noise,art-evasion,art-poisoning,art-inference,art-extraction")
     registry = load_registry()
     assert registry.names("attack") == ["pgd"]
     assert "random-noise" not in registry.plugins and "fgsm" not in registry.plugins
@@ -449,7 +450,7 @@ def test_unknown_names_in_installed_registry(registry: Registry):
                               "Available: ")
     assert message.endswith("Available: " + ", ".join(registry.names("attack")))
     with pytest.raises(UsageError, match=r"^unknown defense 'advtrian'\. Did you mean: "
-                       r"advtrain\? Available: "):
+                       r"advtrain, art-advtrain\? Available: "):
         registry.defense("advtrian")
     with pytest.raises(UsageError, match=r"^unknown dataset 'mnsit'\. Did you mean: mnist"):
         registry.dataset("mnsit")

@@ -47,3 +47,28 @@ def test_real_data_numbers_clear_the_bar():
         assert cell[(dataset, "advtrain", "fgsm")]["robust_acc"] > \
             cell[(dataset, "none", "fgsm")]["robust_acc"]
         assert cell[(dataset, "none", "fgsm")]["n_test"] == 10000
+
+
+def test_readme_paper_comparison_is_what_the_committed_results_give():
+    from harness.paper import comparison
+
+    readme = (LEADERBOARDS / "README.md").read_text()
+    start, end = "<!-- paper-comparison:start -->\n", "<!-- paper-comparison:end -->"
+    assert start in readme and end in readme
+    published = readme[readme.index(start) + len(start):readme.index(end)].strip()
+    records = [r for p in sorted(LEADERBOARDS.glob("*.json")) for r in json.loads(p.read_text())]
+    assert published == comparison(records).strip()
+
+
+def test_issue_bars_on_real_data():
+    records = [r for p in ("mnist", "fashion-mnist")
+               for r in json.loads((LEADERBOARDS / f"{p}.json").read_text())]
+    cell = {(r["dataset"], r["model"], r["defense"], r["attack"], r["eps"]): r
+            for r in records if r["status"] == "ok"}
+    assert cell[("mnist", "paper-cnn", "none", "fgsm", 0.1)]["clean_acc"] >= 0.99
+    assert cell[("mnist", "paper-cnn", "advtrain", "fgsm", 0.1)]["robust_acc"] >= 0.95
+    assert cell[("fashion-mnist", "paper-cnn", "none", "fgsm", 0.1)]["clean_acc"] >= 0.91
+    assert cell[("fashion-mnist", "paper-cnn", "advtrain", "fgsm", 0.1)]["robust_acc"] > 0.8182
+    for ds in ("mnist", "fashion-mnist"):
+        for attack in ("pgd", "autoattack"):
+            assert (ds, "paper-cnn", "advtrain", attack, 0.1) in cell
