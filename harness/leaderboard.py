@@ -102,8 +102,10 @@ METRICS: dict[str, tuple[str, Callable[[Any], str]]] = {
     "mi_advantage": ("membership advantage", lambda v: _num(v, 3)),
     "n_members": ("members", lambda v: _num(v, 0)),
     "inversion_confidence": ("inversion confidence", _pct),
+    "inversion_accuracy": ("classes reached", _pct),
     "inversion_distance": ("inversion L2 to class mean", lambda v: _num(v, 3)),
-    "inversion_baseline_distance": ("baseline L2 to class mean", lambda v: _num(v, 3)),
+    "inversion_baseline_distance": ("overall mean's L2 to class mean", lambda v: _num(v, 3)),
+    "inversion_start_distance": ("start image's L2 to class mean", lambda v: _num(v, 3)),
     "reconstruction_l2": ("reconstruction L2", lambda v: _num(v, 3)),
     "baseline_l2": ("baseline L2", lambda v: _num(v, 3)),
     "label_correct": ("label recovered", _pct),
@@ -116,7 +118,7 @@ METRICS: dict[str, tuple[str, Callable[[Any], str]]] = {
 }
 CATEGORY_COLUMNS: dict[str, tuple[str, ...]] = {
     "poisoning": ("poison_rate", "n_poison", "clean_model_acc", "clean_acc",
-                  "attack_success_rate", "precision", "recall", "f1", "clean_acc_after",
+                  "attack_success_rate", "flagged", "precision", "recall", "f1", "clean_acc_after",
                   "attack_success_after", "n_test", "attack_seconds"),
     "inference": ("clean_acc",),
     "extraction": ("clean_acc",),
@@ -188,22 +190,31 @@ def _has_value(records: list[dict[str, Any]], key: str) -> bool:
 def category_table(records: list[dict[str, Any]], category: str) -> str:
     """A markdown table of one dataset's records of a non-evasion ``category``."""
     keys = list(CATEGORY_COLUMNS.get(category, ("clean_acc",)))
-    extra = sorted({k for r in records for k in (r.get("metrics") or {})} - set(keys)
-                   - {"n_test", "attack_seconds"},
-                   key=lambda k: (list(METRICS).index(k) if k in METRICS else len(METRICS), k))
+    present = {k for r in records for k in (r.get("metrics") or {})}
+    extra = sorted((present & set(METRICS)) - set(keys) - {"n_test", "attack_seconds"},
+                   key=list(METRICS).index)
     keys = [k for k in keys + extra if _has_value(records, k)]
     if category != "poisoning":
         keys += [k for k in ("n_test", "attack_seconds") if _has_value(records, k)]
+    details = any(set(r.get("metrics") or {}) - set(METRICS) for r in records)
     rows = []
     for r in sorted(records, key=lambda r: (r["model"], r["attack"], r["defense"] != "none",
                                             r["defense"])):
         cells = [r["model"], r["defense"], r["attack"]]
-        for k in keys:
-            header, fmt = METRICS.get(k, (k, lambda v: _num(v, 4)))
-            cells.append(fmt(_value(r, k)))
+        cells += [METRICS[k][1](_value(r, k)) for k in keys]
+        if details:
+            cells.append(_details(r))
         rows.append([*cells, _status(r)])
-    headers = ["model", "defense", "attack", *[METRICS.get(k, (k,))[0] for k in keys], "status"]
+    headers = ["model", "defense", "attack", *[METRICS[k][0] for k in keys],
+               *(["details"] if details else []), "status"]
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def _details(record: dict[str, Any]) -> str:
+    """The record's metrics the leaderboard has no column for, as ``name=value``."""
+    metrics = record.get("metrics") or {}
+    return "; ".join(f"{k}={metrics[k]:.4g}" if isinstance(metrics[k], float) else
+                     f"{k}={metrics[k]}" for k in sorted(metrics) if k not in METRICS)
 
 
 def not_applicable_table(records: list[dict[str, Any]], all_records: list[dict[str, Any]]
