@@ -175,11 +175,11 @@ def _examples(records, figure: Figure, path: Path) -> None:
     rows = [r for r in _ok_evasion(records) if r["dataset"] == figure.dataset
             and r["model"] == figure.model and r["defense"] == BASELINE
             and r["eps"] == figure.eps and r.get("examples")]
-    order = {"fgsm": 0, "pgd": 1}
+    order = {"fgsm": 0, "pgd": 1, "autoattack": 2, "square": 3, "art-fgsm": 9}
     rows = sorted(rows, key=lambda r: (order.get(r["attack"], 2), r["attack"]))[:EXAMPLE_ATTACKS]
     n = max(r["examples"]["shape"][0] for r in rows)
     fig, axes = plt.subplots(3 * len(rows), n, figsize=(1.45 * n, 1.55 * 3 * len(rows)),
-                             squeeze=False)
+                             squeeze=False, layout="constrained")
     for a, r in enumerate(rows):
         ex = r["examples"]
         x, adv = decode(ex, "x"), decode(ex, "x_adv")
@@ -220,7 +220,8 @@ def _eps(records, figure: Figure, path: Path) -> None:
     rows = [r for r in _ok_evasion(records) if r["dataset"] == figure.dataset
             and r["eps"] is not None and r["attack"] in ("fgsm", "pgd")]
     models = sorted({r["model"] for r in rows})
-    fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 3.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 3.4), squeeze=False,
+                             layout="constrained")
     defenses = sorted({r["defense"] for r in rows}, key=lambda d: (d != BASELINE, d))
     colors = {d: plt.get_cmap("tab10")(i % 10) for i, d in enumerate(defenses)}
     classes = next(((r.get("metrics") or {}).get("num_classes") for r in rows
