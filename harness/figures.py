@@ -64,17 +64,27 @@ def _find(rows, **want) -> dict[str, Any] | None:
     return None
 
 
-def plan_figures(records: list[dict[str, Any]], stem: str) -> dict[str | None, list[Figure]]:
-    """The figures of a page, by dataset (None: the page-wide bar chart)."""
-    rows = _ok_evasion(records)
-    out: dict[str | None, list[Figure]] = {}
-    bar_sets = []
+def _bar_sets(rows: list[dict[str, Any]]) -> list[tuple[str, str, float]]:
+    """(dataset, main model, FGSM eps) for every dataset that has the bars' cells."""
+    out = []
     for dataset in sorted({r["dataset"] for r in rows}):
         ds_rows = [r for r in rows if r["dataset"] == dataset]
         model = _main_model(ds_rows)
         eps = _fgsm_eps(ds_rows, model)
         if eps is not None:
-            bar_sets.append((dataset, model, eps))
+            out.append((dataset, model, eps))
+    return out
+
+
+def plan_figures(records: list[dict[str, Any]], stem: str) -> dict[str | None, list[Figure]]:
+    """The figures of a page, by dataset (None: the page-wide bar chart)."""
+    rows = _ok_evasion(records)
+    out: dict[str | None, list[Figure]] = {}
+    bar_sets = _bar_sets(rows)
+    for dataset in sorted({r["dataset"] for r in rows}):
+        ds_rows = [r for r in rows if r["dataset"] == dataset]
+        model = _main_model(ds_rows)
+        eps = _fgsm_eps(ds_rows, model)
         figures = []
         if eps is not None and any(r.get("examples") and r["model"] == model
                                    and r["defense"] == BASELINE and r["eps"] == eps
@@ -136,12 +146,8 @@ def _bars(records, figure: Figure, path: Path) -> None:
 
     rows = _ok_evasion(records)
     groups = []
-    for dataset in sorted({r["dataset"] for r in rows}):
+    for dataset, model, eps in _bar_sets(rows):
         ds_rows = [r for r in rows if r["dataset"] == dataset]
-        model = _main_model(ds_rows)
-        eps = _fgsm_eps(ds_rows, model)
-        if eps is None:
-            continue
         base = _find(ds_rows, model=model, defense=BASELINE, attack="fgsm", eps=eps)
         adv = _find(ds_rows, model=model, defense=ADVTRAIN, attack="fgsm", eps=eps)
         pgd = _find(ds_rows, model=model, defense=ADVTRAIN, attack="pgd", eps=eps)

@@ -142,8 +142,6 @@ CATEGORY_NOTES: dict[str, str] = {
 }
 
 
-def _has(records: list[dict[str, Any]], key: str) -> bool:
-    return any(isinstance(r.get(key), int | float) and not math.isnan(r[key]) for r in records)
 
 
 def _sort_key(record: dict[str, Any]) -> tuple:
@@ -164,7 +162,7 @@ def dataset_table(records: list[dict[str, Any]]) -> str:
     """
     flags = flags_by_cell(records)
     records = [{**r, "defense_label": _defense(r)} for r in records]
-    columns = [c for c in COLUMNS if c[1] in ALWAYS or _has(records, c[1])]
+    columns = [c for c in COLUMNS if c[1] in ALWAYS or _has_value(records, c[1])]
     rows = []
     rank, last_eps = 0, object()
     for r in sorted(records, key=_sort_key):

@@ -297,19 +297,8 @@ def make_plan(config: BenchConfig, registry: Registry) -> Plan:
                     n_test = config.n_test if config.n_test is not None \
                         else attack.budget_images
                     for eps in budgets:
-                        eps = float(eps) if eps is not None else None
-                        fields = {"job": job.key, "attack": attack.name,
-                                  "attack_plugin": _plugin_version(attack),
-                                  "attack_config": dict(attack.config),
-                                  "attack_options": a_opts, "eps": eps,
-                                  "n_test": n_test, "seed": config.seed}
-                        if defense.name != job.defense.name:
-                            fields.update(defense=defense.name,
-                                          defense_plugin=_plugin_version(defense),
-                                          defense_config=dict(defense.config),
-                                          defense_options=d_opts)
-                        cells.append(Cell(job, defense, d_opts, attack, a_opts, eps, n_test,
-                                          digest(fields)))
+                        cells.append(_cell(config, job, defense, d_opts, attack, a_opts,
+                                           float(eps) if eps is not None else None, n_test))
                 if config.checks:
                     _add_check_cell(config, registry, cells, ds.name, model_name, model,
                                     defense)
@@ -328,13 +317,19 @@ def _add_check_cell(config: BenchConfig, registry: Registry, cells: list[Cell], 
     if not own or any(c.attack.name == CHECK_ATTACK and (c.eps or 0) >= CHECK_EPS for c in own):
         return
     last = own[-1]
-    n_test = min(config.n_test or CHECK_IMAGES, CHECK_IMAGES)
-    a_opts = dict(config.attack_options.get(CHECK_ATTACK, {}))
-    fields = {"job": last.job.key, "attack": CHECK_ATTACK, "attack_plugin": _plugin_version(pgd),
-              "attack_config": dict(pgd.config), "attack_options": a_opts,
-              "eps": CHECK_EPS, "n_test": n_test, "seed": config.seed}
-    if defense.name != last.job.defense.name:
+    cells.append(_cell(config, last.job, defense, last.defense_options, pgd,
+                       dict(config.attack_options.get(CHECK_ATTACK, {})), CHECK_EPS,
+                       min(config.n_test or CHECK_IMAGES, CHECK_IMAGES)))
+
+
+def _cell(config: BenchConfig, job: TrainingJob, defense: DefenseSpec, d_opts: dict[str, Any],
+          attack: AttackSpec, a_opts: dict[str, Any], eps: float | None,
+          n_test: int | None) -> Cell:
+    """A cell and its cache key: everything that shapes its numbers."""
+    fields = {"job": job.key, "attack": attack.name, "attack_plugin": _plugin_version(attack),
+              "attack_config": dict(attack.config), "attack_options": a_opts, "eps": eps,
+              "n_test": n_test, "seed": config.seed}
+    if defense.name != job.defense.name:
         fields.update(defense=defense.name, defense_plugin=_plugin_version(defense),
-                      defense_config=dict(defense.config), defense_options=last.defense_options)
-    cells.append(Cell(last.job, defense, last.defense_options, pgd, a_opts, CHECK_EPS, n_test,
-                      digest(fields)))
+                      defense_config=dict(defense.config), defense_options=d_opts)
+    return Cell(job, defense, d_opts, attack, a_opts, eps, n_test, digest(fields))

@@ -91,6 +91,7 @@ class Runner:
         self.plan: Plan = make_plan(config, registry)
         self.device = resolve_device(config.device)
         self._poisoned: dict[str, tuple[PoisonedSet, torch.nn.Module, float]] = {}
+        self._members: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def _load_datasets(self) -> dict[str, ImageData]:
         options = DataOptions(root=self.config.data_root, download=self.config.download,
@@ -116,9 +117,14 @@ class Runner:
 
     def _preflight(self, data: dict[str, ImageData]) -> None:
         """Build every attack, defense and model once so bad options fail before any work."""
+        built: set[str] = set()
         for cell in self.plan.cells:
-            cell.attack.build(cell.attack_options)
-            cell.defense.build(cell.defense_options)
+            for spec, options in ((cell.attack, cell.attack_options),
+                                  (cell.defense, cell.defense_options)):
+                once = digest({"kind": type(spec).__name__, "name": spec.name, "options": options})
+                if once not in built:
+                    spec.build(options)
+                    built.add(once)
         for job in self.plan.jobs:
             job.defense.build(job.defense_options)
             self._build_model(job, data[job.dataset.name])
@@ -290,11 +296,13 @@ class Runner:
             victim.eval()
             return report
 
-        fitted = TrainData.split(data, job.settings.val_fraction, job.settings.seed)
+        if job.key not in self._members:
+            fitted = TrainData.split(data, job.settings.val_fraction, job.settings.seed)
+            self._members = {job.key: (fitted.x, fitted.y)}    # one job's at a time
         return AttackContext(data=data, device=self.device, seed=self.config.seed,
                              dataset_eps=job.dataset.default_eps, new_model=new_model,
                              train=train, clean_model=lambda: model, n_test=cell.n_test,
-                             members=(fitted.x, fitted.y), model_name=job.model_name,
+                             members=self._members[job.key], model_name=job.model_name,
                              show_progress=self.show_progress)
 
     def _poisoned_victim(self, cell: Cell, ctx: AttackContext
