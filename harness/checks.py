@@ -1,8 +1,11 @@
 """Automatic evaluation checks over evasion results: what an FGSM-only evaluation misses.
 
 Each check compares cells of the same dataset, model and defense and flags the cells whose
-numbers do not add up. They are computed from the records alone, so a leaderboard rendered
-from committed results shows the same flags as the run that produced them.
+numbers do not add up. They ask for the roles the attacks declared (the single-step attack,
+the iterative white-box attacks, the black-box control), never for names, so a third-party
+attack that declares a role takes part. They are computed from the records alone, so a
+leaderboard rendered from committed results shows the same flags as the run that produced
+them. They run once per command, between the run and the renderers.
 """
 
 from __future__ import annotations
@@ -10,7 +13,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+
+from harness import roles
+from harness.records import Result
 
 # Code -> what a flag means (the legend under every table that has flags).
 LEGEND: dict[str, str] = {
@@ -29,8 +34,6 @@ LEGEND: dict[str, str] = {
     "S": "accuracy recomputed from the stored adversarial examples differs from the reported "
          "robust accuracy",
 }
-SINGLE_STEP, ITERATIVE, BLACK_BOX = "fgsm", "pgd", "square"
-WHITE_BOX_ITERATIVE = ("pgd", "autoattack", "ifgsm")
 LARGE_EPS = 0.5
 MASKING_GAP = 0.20
 
@@ -44,89 +47,130 @@ class Flag:
     message: str
 
 
-def _tolerance(a: dict[str, Any], b: dict[str, Any]) -> float:
+def _tolerance(a: Result, b: Result) -> float:
     """Slack for comparing two accuracies: half a point on the same images, two standard
     errors of the difference when the cells were measured on different numbers of images."""
-    if a.get("n_test") == b.get("n_test"):
+    if a.n_test == b.n_test:
         return 0.005
     se = 0.0
     for r in (a, b):
-        p, n = r["robust_acc"], max(int(r.get("n_test") or 1), 1)
+        p, n = r.robust_acc or 0.0, max(int(r.n_test or 1), 1)
         se += p * (1 - p) / n
     return max(0.005, 2 * math.sqrt(se))
 
 
-def _pct(v: float) -> str:
-    return f"{100 * v:.2f}%"
+def _pct(v: float | None) -> str:
+    return f"{100 * (v or 0.0):.2f}%"
 
 
-def _groups(records: Iterable[dict[str, Any]]) -> dict[tuple, list[dict[str, Any]]]:
-    out: dict[tuple, list[dict[str, Any]]] = {}
+def _acc(r: Result) -> float:
+    return r.robust_acc if r.robust_acc is not None else math.nan
+
+
+def _groups(records: Iterable[Result]) -> dict[tuple[str, str, str], list[Result]]:
+    out: dict[tuple[str, str, str], list[Result]] = {}
     for r in records:
-        if r.get("status") != "ok" or (r.get("category") or "evasion") != "evasion":
+        if r.status != "ok" or r.category != "evasion":
             continue
-        if r.get("robust_acc") is None or r.get("eps") is None:
+        if r.robust_acc is None or r.eps is None:
             continue
-        out.setdefault((r["dataset"], r["model"], r["defense"]), []).append(r)
+        out.setdefault((r.dataset, r.model, r.defense), []).append(r)
     return out
 
 
-def run_checks(records: Iterable[dict[str, Any]]) -> list[Flag]:
-    """Every flag raised by the checks over ``records`` (ok evasion cells only)."""
-    records = list(records)
-    flags: list[Flag] = []
-    for (dataset, model, defense), rows in sorted(_groups(records).items()):
-        where = f"{dataset}/{model}/{defense}"
-        by = {(r["attack"], r["eps"]): r for r in rows}
-        for (attack, eps), r in sorted(by.items()):
-            if attack == SINGLE_STEP and (ITERATIVE, eps) in by:
-                it = by[(ITERATIVE, eps)]
-                if it["robust_acc"] > r["robust_acc"] + _tolerance(r, it):
-                    flags.append(Flag(it["cell_key"], "P", f"{where} eps {eps:g}: PGD "
-                                      f"{_pct(it['robust_acc'])} > FGSM {_pct(r['robust_acc'])}"))
-                if r["robust_acc"] - it["robust_acc"] >= MASKING_GAP:
-                    flags.append(Flag(r["cell_key"], "M", f"{where} eps {eps:g}: FGSM "
-                                      f"{_pct(r['robust_acc'])} vs PGD {_pct(it['robust_acc'])}"))
-            if attack == SINGLE_STEP and r.get("clean_acc") is not None \
-                    and r["robust_acc"] > r["clean_acc"] + _tolerance(r, r):
-                flags.append(Flag(r["cell_key"], "L", f"{where} eps {eps:g}: FGSM "
-                                  f"{_pct(r['robust_acc'])} > clean {_pct(r['clean_acc'])}"))
-            if attack == BLACK_BOX:
-                white = [by[(a, eps)] for a in WHITE_BOX_ITERATIVE + (SINGLE_STEP,)
-                         if (a, eps) in by]
-                if white and all(r["robust_acc"] < w["robust_acc"] - _tolerance(r, w)
-                                 for w in white):
-                    best = min(white, key=lambda w: w["robust_acc"])
-                    flags.append(Flag(r["cell_key"], "B", f"{where} eps {eps:g}: Square "
-                                      f"{_pct(r['robust_acc'])} < {best['attack']} "
-                                      f"{_pct(best['robust_acc'])}"))
-            classes = (r.get("metrics") or {}).get("num_classes")
-            if attack in WHITE_BOX_ITERATIVE and eps >= LARGE_EPS and classes \
-                    and r["robust_acc"] > 2 / classes:
-                flags.append(Flag(r["cell_key"], "C", f"{where} {attack} eps {eps:g}: "
-                                  f"{_pct(r['robust_acc'])} with {int(classes)} classes"))
-            stored = (r.get("metrics") or {}).get("stored_robust_acc")
-            if stored is not None and \
-                    abs(stored - r["robust_acc"]) > 0.5 / max(int(r.get("n_test") or 1), 1):
-                flags.append(Flag(r["cell_key"], "S", f"{where} {attack} eps {eps:g}: "
-                                  f"stored {_pct(stored)} vs reported {_pct(r['robust_acc'])}"))
-        per_attack: dict[str, list[dict[str, Any]]] = {}
-        for r in rows:
-            per_attack.setdefault(r["attack"], []).append(r)
-        for attack, series in sorted(per_attack.items()):
-            series.sort(key=lambda r: r["eps"])
-            for lo, hi in zip(series, series[1:], strict=False):
-                if hi["robust_acc"] > lo["robust_acc"] + _tolerance(lo, hi):
-                    flags.append(Flag(hi["cell_key"], "E", f"{where} {attack}: "
-                                      f"{_pct(hi['robust_acc'])} at eps {hi['eps']:g} > "
-                                      f"{_pct(lo['robust_acc'])} at eps {lo['eps']:g}"))
+def _is_single_step(r: Result) -> bool:
+    return r.has_role(roles.SINGLE_STEP)
+
+
+def _is_counterpart(r: Result) -> bool:
+    """An iterative attack compared with the single-step one (ensembles are not)."""
+    return r.has_role(roles.ITERATIVE) and not r.has_role(roles.ENSEMBLE)
+
+
+def _is_white_box_iterative(r: Result) -> bool:
+    return r.has_role(roles.ITERATIVE) or r.has_role(roles.ENSEMBLE)
+
+
+def _pair_flags(where: str, eps: float, one: Result, it: Result) -> list[Flag]:
+    """P and M: a single-step cell against an iterative one at the same eps."""
+    flags = []
+    if _acc(it) > _acc(one) + _tolerance(one, it):
+        flags.append(Flag(it.cell_key, "P", f"{where} eps {eps:g}: {it.attack} "
+                          f"{_pct(it.robust_acc)} > {one.attack} {_pct(one.robust_acc)}"))
+    if _acc(one) - _acc(it) >= MASKING_GAP:
+        flags.append(Flag(one.cell_key, "M", f"{where} eps {eps:g}: {one.attack} "
+                          f"{_pct(one.robust_acc)} vs {it.attack} {_pct(it.robust_acc)}"))
     return flags
 
 
-def flags_by_cell(records: Iterable[dict[str, Any]]) -> dict[str, str]:
+def _cell_flags(where: str, r: Result, same_eps: list[Result]) -> list[Flag]:
+    """L, B, C and S: one cell, against its clean accuracy or the other cells at its eps."""
+    flags = []
+    eps = r.eps or 0.0
+    if _is_single_step(r) and r.clean_acc is not None \
+            and _acc(r) > r.clean_acc + _tolerance(r, r):
+        flags.append(Flag(r.cell_key, "L", f"{where} eps {eps:g}: {r.attack} "
+                          f"{_pct(r.robust_acc)} > clean {_pct(r.clean_acc)}"))
+    if r.has_role(roles.BLACK_BOX):
+        white = [w for w in same_eps if _is_white_box_iterative(w) or _is_single_step(w)]
+        if white and all(_acc(r) < _acc(w) - _tolerance(r, w) for w in white):
+            best = min(white, key=_acc)
+            flags.append(Flag(r.cell_key, "B", f"{where} eps {eps:g}: {r.attack} "
+                              f"{_pct(r.robust_acc)} < {best.attack} {_pct(best.robust_acc)}"))
+    classes = r.metrics.get("num_classes")
+    if _is_white_box_iterative(r) and eps >= LARGE_EPS and classes and _acc(r) > 2 / classes:
+        flags.append(Flag(r.cell_key, "C", f"{where} {r.attack} eps {eps:g}: "
+                          f"{_pct(r.robust_acc)} with {int(classes)} classes"))
+    stored = r.metrics.get("stored_robust_acc")
+    if stored is not None and abs(stored - _acc(r)) > 0.5 / max(int(r.n_test or 1), 1):
+        flags.append(Flag(r.cell_key, "S", f"{where} {r.attack} eps {eps:g}: "
+                          f"stored {_pct(stored)} vs reported {_pct(r.robust_acc)}"))
+    return flags
+
+
+def _eps_flags(where: str, rows: list[Result]) -> list[Flag]:
+    """E: robust accuracy rising with eps, per attack."""
+    flags = []
+    per_attack: dict[str, list[Result]] = {}
+    for r in rows:
+        per_attack.setdefault(r.attack, []).append(r)
+    for attack, series in sorted(per_attack.items()):
+        series.sort(key=lambda r: r.eps or 0.0)
+        for lo, hi in zip(series, series[1:], strict=False):
+            if _acc(hi) > _acc(lo) + _tolerance(lo, hi):
+                flags.append(Flag(hi.cell_key, "E", f"{where} {attack}: "
+                                  f"{_pct(hi.robust_acc)} at eps {hi.eps:g} > "
+                                  f"{_pct(lo.robust_acc)} at eps {lo.eps:g}"))
+    return flags
+
+
+def run_checks(records: Iterable[Result]) -> list[Flag]:
+    """Every flag raised by the checks over ``records`` (ok evasion cells only)."""
+    flags: list[Flag] = []
+    for (dataset, model, defense), rows in sorted(_groups(records).items()):
+        where = f"{dataset}/{model}/{defense}"
+        by = {(r.attack, r.eps): r for r in rows}
+        for (_, eps), r in sorted(by.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0.0)):
+            same_eps = [o for (_, e), o in sorted(by.items(), key=lambda kv: kv[0][0])
+                        if e == eps and o is not r]
+            if _is_single_step(r):
+                for it in same_eps:
+                    if _is_counterpart(it):
+                        flags += _pair_flags(where, eps or 0.0, r, it)
+            flags += _cell_flags(where, r, same_eps)
+        flags += _eps_flags(where, rows)
+    return flags
+
+
+def flags_by_cell(records: Iterable[Result]) -> dict[str, str]:
     """Cell key -> its flag codes, e.g. ``'ME'``."""
+    return codes_by_cell(run_checks(records))
+
+
+def codes_by_cell(flags: Iterable[Flag]) -> dict[str, str]:
+    """Cell key -> the sorted codes of ``flags`` raised on it."""
     out: dict[str, str] = {}
-    for flag in run_checks(records):
+    for flag in flags:
         codes = out.get(flag.cell_key, "")
         if flag.code not in codes:
             out[flag.cell_key] = "".join(sorted(codes + flag.code))

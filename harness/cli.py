@@ -100,13 +100,24 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--no-cache", action="store_true",
                        help="retrain and re-evaluate even what is cached")
     bench.add_argument("--quiet", action="store_true", help="no progress bars")
+    bench.add_argument("--format", choices=("summary", "markdown", "json"), default=None,
+                       help="what to print: a summary of at most 100 columns (the default on a "
+                            "terminal), the full markdown page (the default when piped) or the "
+                            "results JSON")
 
-    plugins = sub.add_parser("plugins", help="list loaded plugins and what they registered")
-    plugins.add_argument("--json", action="store_true")
+    plugins = sub.add_parser("plugins", help="count what the loaded plugins registered")
+    plugins_shown = plugins.add_mutually_exclusive_group()
+    plugins_shown.add_argument("--verbose", action="store_true",
+                               help="one row per plugin: distribution, version, registered")
+    plugins_shown.add_argument("--json", action="store_true")
 
     lister = sub.add_parser("list", help="list registered datasets, models, attacks or defenses")
     lister.add_argument("kind", choices=sorted(KIND_PLURALS))
-    lister.add_argument("--json", action="store_true")
+    shown = lister.add_mutually_exclusive_group()
+    shown.add_argument("--long", action="store_true", help="every column, as wide as it needs")
+    shown.add_argument("--options", action="store_true",
+                       help="each one's declared options: type and bounds, default, help")
+    shown.add_argument("--json", action="store_true")
     lister.add_argument("--variants", metavar="FAMILY", default=None,
                         help="list the variants of a model family, e.g. --variants timm")
 
@@ -123,22 +134,20 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--save-results", type=Path, default=None, metavar="FILE.json",
                        help="also write the records the page is rendered from (the file "
                             "--results reads back)")
+    report = sub.add_parser("report", help="print a report plugin's text (e.g. the paper's "
+                                           "tables beside ours)")
+    report.add_argument("name", help="the report, e.g. paper")
+    for flag, kwargs in (("--db", {"type": Path, "default": None}),
+                         ("--results", {"type": Path, "default": None, "action": "append"})):
+        report.add_argument(flag, **kwargs)
+    report.add_argument("--dataset", type=_names, default=None)
     return parser
 
 
-def _bench(args: argparse.Namespace, argv: list[str]) -> int:
-    from harness.leaderboard import render
-    from harness.model_cache import ModelCache
+def _bench_config(args: argparse.Namespace) -> Any:
     from harness.plan import BenchConfig
-    from harness.plugins import load_registry, unknown_disabled
-    from harness.runner import Runner
-    from harness.store import ResultStore
 
-    problems = unknown_disabled(args.disable_plugin)
-    if problems:
-        raise UsageError(f"--disable-plugin: {problems[0]}")
-    registry = load_registry(strict=True, disabled=args.disable_plugin)
-    config = BenchConfig(
+    return BenchConfig(
         datasets=args.dataset, models=args.model, attacks=args.attack, defenses=args.defense,
         eps=args.eps, baseline=not args.no_baseline, n_train=args.n_train, n_test=args.n_test,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
@@ -149,23 +158,47 @@ def _bench(args: argparse.Namespace, argv: list[str]) -> int:
         defense_options=parse_assignments(args.defense_opt, "--defense-opt"),
         no_cache=args.no_cache, checks=not args.no_checks,
     )
+
+
+def _output_format(args: argparse.Namespace) -> str:
+    """``--format``, else the summary on a terminal and the full markdown when piped."""
+    if args.format:
+        return str(args.format)
+    return "summary" if sys.stdout.isatty() else "markdown"
+
+
+def _bench(args: argparse.Namespace, argv: list[str]) -> int:
+    from harness.listing import terminal_width
+    from harness.model_cache import ModelCache
+    from harness.plugins import load_registry, unknown_disabled
+    from harness.reporting import Report
+    from harness.runner import Runner
+    from harness.store import ResultStore
+
+    problems = unknown_disabled(args.disable_plugin)
+    if problems:
+        raise UsageError(f"--disable-plugin: {problems[0]}")
+    registry = load_registry(strict=True, disabled=args.disable_plugin)
+    config = _bench_config(args)
     home = harness_home()
     for path in (args.out, args.json_out):
         if path is not None and not path.parent.exists():
             raise UsageError(f"cannot write {path}: folder {path.parent} does not exist")
     runner = Runner(config, registry, ResultStore(args.db or home / "results.sqlite"),
-                    ModelCache(home / "models"), show_progress=not args.quiet, argv=argv)
+                    ModelCache(home / "models"), show_progress=not args.quiet, argv=argv,
+                    disabled_plugins=tuple(args.disable_plugin))
     outcome = runner.run()
-    markdown = render(outcome.records)
-    print(markdown, end="")
+    report = Report.of(outcome.results, registry)
+    markdown = report.markdown()
+    shown = {"summary": lambda: report.summary(min(100, terminal_width())),
+             "markdown": lambda: markdown,
+             "json": outcome.results.to_json}[_output_format(args)]()
+    print(shown, end="" if shown.endswith("\n") else "\n")
     if args.out:
         args.out.write_text(markdown)
     if args.json_out:
-        records = [_json_record(r) for r in outcome.records]
-        args.json_out.write_text(json.dumps(records, indent=2, sort_keys=True) + "\n")
-    from harness.checks import run_checks
-
-    for flag in run_checks(outcome.records):
+        args.json_out.write_text(outcome.results.to_json())
+    for flag in report.flags:
         print(f"harness: check {flag.code} failed: {flag.message}", file=sys.stderr)
     if outcome.not_applicable:
         print(f"harness: {len(outcome.not_applicable)} pairings are n/a (see 'Not applicable' "
@@ -175,15 +208,6 @@ def _bench(args: argparse.Namespace, argv: list[str]) -> int:
               "(see the status column)", file=sys.stderr)
         return 1
     return 0
-
-
-def _json_record(record: dict[str, Any]) -> dict[str, Any]:
-    def clean(v: Any) -> Any:
-        if isinstance(v, float) and math.isnan(v):
-            return None
-        return {k: clean(x) for k, x in v.items()} if isinstance(v, dict) else v
-
-    return {k: clean(v) for k, v in record.items()}
 
 
 def _listing_registry(args: argparse.Namespace):
@@ -203,52 +227,35 @@ def _listing_registry(args: argparse.Namespace):
 
 
 def _plugins(args: argparse.Namespace) -> int:
-    from tabulate import tabulate
+    from harness.listing import plugin_counts, plugin_rows, plugin_table, terminal_width
 
     registry = _listing_registry(args)
-    rows = []
-    for name, record in sorted(registry.plugins.items()):
-        rows.append({"plugin": name, "distribution": record.info.distribution,
-                     "version": record.info.version, "entry_point": record.info.entry_point,
-                     "registered": {k: sorted(v) for k, v in sorted(record.registered.items())}})
     if args.json:
-        print(json.dumps({"plugins": rows, "errors": registry.load_errors}, indent=2))
-        return 0
-    table = [[r["plugin"], r["distribution"], r["version"],
-              "; ".join(f"{k}s: {', '.join(v)}" for k, v in r["registered"].items())]
-             for r in rows]
-    print(tabulate(table, headers=["plugin", "distribution", "version", "registered"],
-                   tablefmt="simple"))
+        print(json.dumps({"plugins": plugin_rows(registry), "errors": registry.load_errors},
+                         indent=2))
+    elif args.verbose:
+        print("\n".join(plugin_table(plugin_rows(registry), terminal_width())))
+    else:
+        print("\n".join(plugin_counts(registry)))
     return 0
 
 
-def _describe(kind: str, spec: Any) -> dict[str, Any]:
-    row = {"name": f"{spec.name}:<name>" if getattr(spec, "takes_variant", False) else spec.name,
-           "description": spec.description,
-           "plugin": spec.plugin.name if spec.plugin else None}
-    if kind == "attack":
-        row.update(category=spec.category, threat_model=spec.threat_model, norm=spec.norm,
-                   bounded=spec.bounded, needs=sorted(spec.needs), targeted=spec.targeted,
-                   default_eps=spec.default_eps, budget_images=spec.budget_images,
-                   survey_table=spec.survey_table)
-    elif kind == "defense":
-        answers = ["(reference)"] if spec.baseline else sorted(spec.answered)
-        row.update(stage=spec.stage, baseline=spec.baseline, answers=answers,
-                   needs=sorted(spec.needs))
-    elif kind == "model":
-        row.update(offers=sorted(spec.offers))
-    elif kind == "dataset":
-        row.update(default_eps=spec.default_eps, source=spec.source)
-    return row
-
-
 def _list(args: argparse.Namespace) -> int:
-    from tabulate import tabulate
+    from harness.listing import (
+        long_listing,
+        options_listing,
+        short_listing,
+        spec_rows,
+        terminal_width,
+    )
 
     kind = KIND_PLURALS[args.kind]
     if args.variants is not None and kind != "model":
         raise UsageError("--variants lists a model family's variants: harness list models "
                          "--variants timm")
+    if args.options and kind == "dataset":
+        raise UsageError("datasets declare no options; --options lists those of models, "
+                         "attacks and defenses")
     registry = _listing_registry(args)
     if args.variants is not None:
         spec = registry.get("model", args.variants)
@@ -257,60 +264,81 @@ def _list(args: argparse.Namespace) -> int:
         variants = [f"{spec.name}:{v}" for v in spec.list_variants()]
         print(json.dumps(variants, indent=2) if args.json else "\n".join(variants))
         return 0
-    rows = [_describe(kind, registry.specs[kind][n]) for n in registry.names(kind)]
+    rows = spec_rows(registry, kind)
     if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    columns = ["name", "description"]
-    if kind == "attack":
-        columns += ["category", "threat_model", "norm", "needs", "survey_table"]
-    elif kind == "defense":
-        columns += ["stage", "answers"]
-    elif kind == "model":
-        columns += ["offers"]
-    elif kind == "dataset":
-        columns += ["default_eps"]
-    table = [[", ".join(r[c]) if isinstance(r[c], list) else r[c] for c in columns] for r in rows]
-    print(tabulate(table, headers=columns, tablefmt="simple"))
+        print(json.dumps(rows, indent=2, default=repr))
+    elif args.long:
+        print(long_listing(kind, rows))
+    elif args.options:
+        print("\n".join(options_listing(rows, terminal_width())))
+    else:
+        print("\n".join(short_listing(kind, rows, terminal_width())))
     return 0
 
 
-def _leaderboard(args: argparse.Namespace) -> int:
-    from harness.leaderboard import render
+def _load_results(args: argparse.Namespace, registry: Any) -> Any:
+    """The records ``harness leaderboard``/``report`` render: a results file or the store."""
+    from harness.records import ResultSet
+    from harness.reporting import with_roles
     from harness.store import ResultStore
 
-    if args.results is not None:
-        if not args.results.is_file():
-            raise UsageError(f"no results file at {args.results}")
-        try:
-            records = json.loads(args.results.read_text())
-        except ValueError as exc:
-            raise UsageError(f"{args.results} is not a `harness bench --json` file: "
-                             f"{exc}") from None
+    if args.results:
+        results = ResultSet()
+        for path in args.results if isinstance(args.results, list) else [args.results]:
+            if not path.is_file():
+                raise UsageError(f"no results file at {path}")
+            try:
+                part = ResultSet.from_json(path.read_text())
+            except (ValueError, TypeError) as exc:
+                raise UsageError(f"{path} is not a `harness bench --json` file: "
+                                 f"{exc}") from None
+            results.records += part.records
+            results.runs.update(part.runs)
     else:
         db = args.db or harness_home() / "results.sqlite"
         if not db.exists():
             raise UsageError(f"no results database at {db}: run `harness bench` first, or "
                              "pass --db")
-        records = ResultStore(db).latest_records()
+        results = ResultStore(db).latest_records()
     if args.dataset:
-        records = [r for r in records if r["dataset"] in args.dataset]
-    records = [_json_record(r) for r in records]
+        results = results.only(r for r in results.records if r.dataset in args.dataset)
+    return with_roles(results, registry)
+
+
+def _leaderboard(args: argparse.Namespace) -> int:
+    from harness.reporting import Report
+
+    registry = _listing_registry(args)
+    results = _load_results(args, registry)
+    report = Report.of(results, registry)
     stem = args.out.stem if args.out and not args.no_figures else None
-    markdown = render(records, figures_stem=stem)
+    markdown = report.markdown(figures_stem=stem)
     if args.save_results:
-        args.save_results.write_text(json.dumps(records, indent=2, sort_keys=True) + "\n")
+        args.save_results.write_text(results.to_json())
     if args.out:
         if not args.out.parent.is_dir():
             raise UsageError(f"cannot write {args.out}: folder {args.out.parent} does not exist")
         args.out.write_text(markdown)
         if stem:
-            from harness.figures import draw_all
-
-            for path in draw_all(records, stem, args.out.parent):
+            for path in report.draw(stem, args.out.parent):
                 print(f"harness: drew {path}", file=sys.stderr)
     else:
         print(markdown, end="")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from harness.reporting import reports_of
+
+    registry = _listing_registry(args)
+    reports = {r.name: r for r in reports_of(registry) if r.text is not None}
+    if args.name not in reports:
+        from harness.registry import unknown_name_message
+
+        raise UsageError(unknown_name_message("report", args.name, reports))
+    results = _load_results(args, registry)
+    text = reports[args.name].text(results)  # type: ignore[misc]
+    print(text, end="" if text.endswith("\n") else "\n")
     return 0
 
 
@@ -319,7 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     handlers = {"bench": lambda: _bench(args, argv), "plugins": lambda: _plugins(args),
-                "list": lambda: _list(args), "leaderboard": lambda: _leaderboard(args)}
+                "list": lambda: _list(args), "leaderboard": lambda: _leaderboard(args),
+                "report": lambda: _report(args)}
     try:
         return handlers[args.command]()
     except HarnessError as exc:

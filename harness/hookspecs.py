@@ -1,4 +1,5 @@
-"""The hook specifications of harness: one registration hook per plugin kind, nothing else."""
+"""The hook specifications of harness: one registration hook per plugin kind (datasets, models,
+attacks, defenses, reports), nothing else."""
 
 from __future__ import annotations
 
@@ -54,4 +55,17 @@ def harness_register_defenses(register: Callable) -> None:
 
     :param register: call ``register(spec)`` with a :class:`harness.specs.DefenseSpec` per defense.
     :return: nothing. The spec's ``build`` factory creates the defense object when it is needed.
+    """
+
+
+@hookspec
+def harness_register_reports(register: Callable) -> None:
+    """Register reports.
+
+    Called once per plugin when the plugin manager is built.
+
+    :param register: call ``register(spec)`` with a :class:`harness.specs.ReportSpec` per report:
+        figures a leaderboard page embeds, and/or a text of its own (``harness report NAME``).
+    :return: nothing. The spec's functions read result records only; they must not depend on
+        the clock or the machine, so a page rebuilds byte for byte from its results.
     """

@@ -11,13 +11,17 @@ everything shown comes from the records and the metadata stored with them).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from tabulate import tabulate
 
+from harness.categories import CATEGORIES, STAGES
 from harness.checks import LEGEND, flags_by_cell
 from harness.figures import Figure, markdown, plan_figures
+from harness.metrics import CORE_METRICS, TRAILING_METRICS, MetricSpec, metric_table
+from harness.records import Result, ResultSet
+from harness.specs import ReportSpec
 
 
 def _pct(value: float | None) -> str:
@@ -38,27 +42,15 @@ def _eps(value: float | None) -> str:
     return "unbounded" if value is None else f"{value:g}"
 
 
-def _value(record: dict[str, Any], key: str) -> Any:
-    """A column's value: a record field, else one of the record's metrics."""
-    value = record.get(key)
-    if value is None:
-        value = (record.get("metrics") or {}).get(key)
-    return value
+def _defense(record: Result) -> str:
+    stage = STAGES.get(record.defense_stage)
+    return record.defense + (stage.marker if stage is not None else "")
 
 
-def _category(record: dict[str, Any]) -> str:
-    return record.get("category") or "evasion"
-
-
-def _defense(record: dict[str, Any]) -> str:
-    stage = record.get("defense_stage") or "training"
-    return record["defense"] + ("†" if stage == "input-transformation" else "")
-
-
-def _status(record: dict[str, Any]) -> str:
-    if record["status"] == "ok":
+def _status(record: Result) -> str:
+    if record.status == "ok":
         return "ok"
-    error = (record.get("error") or "").replace("|", "/").replace("\n", " ")
+    error = (record.error or "").replace("|", "/").replace("\n", " ")
     return f"FAILED: {error[:160]}"
 
 
@@ -83,188 +75,133 @@ COLUMNS: list[tuple[str, str | None, Callable[[Any], str]]] = [
 ]
 ALWAYS = {"model", "defense_label", "attack", "eps", "clean_acc", "robust_acc", "n_test"}
 
-# Metrics of the other categories: key -> (header, formatter). Keys not listed are shown
-# under their own name.
-METRICS: dict[str, tuple[str, Callable[[Any], str]]] = {
-    "poison_rate": ("poison rate", _pct),
-    "n_poison": ("poisons", lambda v: _num(v, 0)),
-    "clean_model_acc": ("clean acc, unpoisoned", _pct),
-    "clean_acc": ("clean acc", _pct),
-    "attack_success_rate": ("attack success", _pct),
-    "precision": ("detection precision", _pct),
-    "recall": ("detection recall", _pct),
-    "f1": ("detection F1", lambda v: _num(v, 3)),
-    "flagged": ("flagged", lambda v: _num(v, 0)),
-    "clean_acc_after": ("clean acc after removal", _pct),
-    "attack_success_after": ("attack success after removal", _pct),
-    "mi_accuracy": ("membership accuracy", _pct),
-    "mi_auc": ("membership AUC", lambda v: _num(v, 3)),
-    "mi_advantage": ("membership advantage", lambda v: _num(v, 3)),
-    "n_members": ("members", lambda v: _num(v, 0)),
-    "inversion_confidence": ("inversion confidence", _pct),
-    "inversion_accuracy": ("classes reached", _pct),
-    "inversion_distance": ("inversion L2 to class mean", lambda v: _num(v, 3)),
-    "inversion_baseline_distance": ("overall mean's L2 to class mean", lambda v: _num(v, 3)),
-    "inversion_start_distance": ("start image's L2 to class mean", lambda v: _num(v, 3)),
-    "reconstruction_l2": ("reconstruction L2", lambda v: _num(v, 3)),
-    "baseline_l2": ("baseline L2", lambda v: _num(v, 3)),
-    "label_correct": ("label recovered", _pct),
-    "victim_acc": ("victim acc", _pct),
-    "thief_acc": ("stolen model acc", _pct),
-    "agreement": ("agreement", _pct),
-    "queries": ("queries", lambda v: _num(v, 0)),
-    "n_test": ("n test", lambda v: "" if v is None else str(int(v))),
-    "attack_seconds": ("seconds", lambda v: _num(v, 1)),
-}
-CATEGORY_COLUMNS: dict[str, tuple[str, ...]] = {
-    "poisoning": ("poison_rate", "n_poison", "clean_model_acc", "clean_acc",
-                  "attack_success_rate", "flagged", "precision", "recall", "f1", "clean_acc_after",
-                  "attack_success_after", "n_test", "attack_seconds"),
-    "inference": ("clean_acc",),
-    "extraction": ("clean_acc",),
-}
-CATEGORY_NOTES: dict[str, str] = {
-    "poisoning": (
-        "The victim is trained on the poisoned training set. Clean acc is its accuracy on the "
-        "clean test set (unpoisoned: the same model trained on clean data); attack success "
-        "is the share of the attack's inputs (triggered test images or chosen targets; n "
-        "test of them) classified as the attacker wants. A detector's flags are scored "
-        "against the true poisons; the victim is then retrained without the flagged samples."),
-    "inference": (
-        "Inference attacks against the trained victim (clean acc is the victim's). "
-        "Membership: attack accuracy on a balanced held-out set of members and non-members "
-        "(50% is chance). Inversion: the victim's confidence in the reconstructed class and "
-        "the L2 distance to the class mean, beside the same distance from the overall mean."),
-    "extraction": (
-        "The attacker queries the victim on unlabelled images and trains a copy of its "
-        "architecture; stolen model acc and agreement with the victim are measured on test "
-        "images the attacker never queried."),
-}
+def _sort_key(record: Result) -> tuple:
+    robust = record.robust_acc if record.ok else None
+    eps = record.eps
+    return (eps is None, eps if eps is not None else 0.0, not record.ok,
+            -(robust if robust is not None else -1.0), record.model, record.defense,
+            record.attack)
 
 
+def _column_value(record: Result, key: str) -> Any:
+    return _defense(record) if key == "defense_label" else record.value(key)
 
 
-def _sort_key(record: dict[str, Any]) -> tuple:
-    ok = record["status"] == "ok"
-    robust = record.get("robust_acc") if ok else None
-    eps = record["eps"]
-    return (eps is None, eps if eps is not None else 0.0, not ok,
-            -(robust if robust is not None else -1.0), record["model"], record["defense"],
-            record["attack"])
-
-
-def dataset_table(records: list[dict[str, Any]]) -> str:
+def dataset_table(records: list[Result], flags: Mapping[str, str]) -> str:
     """A markdown table of one dataset's evasion records: by eps, each ranked by robust
     accuracy.
 
     Metric columns that no record has (e.g. medians in results from an older harness) are
-    left out.
+    left out; the checks column appears when some cell of the page has a flag.
     """
-    flags = flags_by_cell(records)
-    records = [{**r, "defense_label": _defense(r)} for r in records]
     columns = [c for c in COLUMNS if c[1] in ALWAYS or _has_value(records, c[1])]
     rows = []
     rank, last_eps = 0, object()
     for r in sorted(records, key=_sort_key):
-        rank = rank + 1 if r["eps"] == last_eps else 1
-        last_eps = r["eps"]
-        check = [flags.get(r["cell_key"], "")] if flags else []
-        rows.append([rank, *[fmt(r.get(key)) for _, key, fmt in columns], *check, _status(r)])
+        rank = rank + 1 if r.eps == last_eps else 1
+        last_eps = r.eps
+        check = [flags.get(r.cell_key, "")] if flags else []
+        rows.append([rank, *[fmt(_column_value(r, key)) for _, key, fmt in columns], *check,
+                     _status(r)])
     headers = ["rank", *[h for h, _, _ in columns], *(["checks"] if flags else []), "status"]
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
 
 
-def checks_legend(records: list[dict[str, Any]]) -> str:
+def checks_legend(records: list[Result], flags: Mapping[str, str]) -> str:
     """What each flag raised in ``records`` means ('' when none was raised)."""
-    codes = sorted(set("".join(flags_by_cell(records).values())))
+    codes = sorted({c for r in records for c in flags.get(r.cell_key, "")})
     return "\n".join(f"- **{c}**: {LEGEND[c]}" for c in codes)
 
 
-def _has_value(records: list[dict[str, Any]], key: str) -> bool:
-    return any(isinstance(_value(r, key), int | float) and not math.isnan(_value(r, key))
-               for r in records)
+def _has_value(records: list[Result], key: str) -> bool:
+    for r in records:
+        v = r.value(key)
+        if isinstance(v, int | float) and not isinstance(v, bool) and not math.isnan(v):
+            return True
+    return False
 
 
-def category_table(records: list[dict[str, Any]], category: str) -> str:
+def category_table(records: list[Result], category: str,
+                   metrics: Mapping[str, MetricSpec]) -> str:
     """A markdown table of one dataset's records of a non-evasion ``category``."""
-    keys = list(CATEGORY_COLUMNS.get(category, ("clean_acc",)))
-    present = {k for r in records for k in (r.get("metrics") or {})}
-    extra = sorted((present & set(METRICS)) - set(keys) - {"n_test", "attack_seconds"},
-                   key=list(METRICS).index)
+    keys = list(CATEGORIES[category].columns or ("clean_acc",))
+    trailing = {m.name for m in TRAILING_METRICS}
+    present = {k for r in records for k in r.metrics}
+    extra = sorted((present & set(metrics)) - set(keys) - trailing, key=list(metrics).index)
     keys = [k for k in keys + extra if _has_value(records, k)]
     if category != "poisoning":
         keys += [k for k in ("n_test", "attack_seconds") if _has_value(records, k)]
-    details = any(set(r.get("metrics") or {}) - set(METRICS) for r in records)
+    details = any(set(r.metrics) - set(metrics) for r in records)
     rows = []
-    for r in sorted(records, key=lambda r: (r["model"], r["attack"], r["defense"] != "none",
-                                            r["defense"])):
-        cells = [r["model"], r["defense"], r["attack"]]
-        cells += [METRICS[k][1](_value(r, k)) for k in keys]
+    for r in sorted(records, key=lambda r: (r.model, r.attack, not r.has_baseline_defense(),
+                                            r.defense)):
+        cells = [r.model, r.defense, r.attack]
+        cells += [metrics[k].render(r.value(k)) for k in keys]
         if details:
-            cells.append(_details(r))
+            cells.append(_details(r, metrics))
         rows.append([*cells, _status(r)])
-    headers = ["model", "defense", "attack", *[METRICS[k][0] for k in keys],
+    headers = ["model", "defense", "attack", *[metrics[k].label for k in keys],
                *(["details"] if details else []), "status"]
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
 
 
-def _details(record: dict[str, Any]) -> str:
+def _details(record: Result, metrics: Mapping[str, MetricSpec]) -> str:
     """The record's metrics the leaderboard has no column for, as ``name=value``."""
-    metrics = record.get("metrics") or {}
-    return "; ".join(f"{k}={metrics[k]:.4g}" if isinstance(metrics[k], float) else
-                     f"{k}={metrics[k]}" for k in sorted(metrics) if k not in METRICS)
+    m = record.metrics
+    return "; ".join(f"{k}={m[k]:.4g}" if isinstance(m[k], float) else f"{k}={m[k]}"
+                     for k in sorted(m) if k not in metrics)
 
 
-def not_applicable_table(records: list[dict[str, Any]], all_records: list[dict[str, Any]]
-                         ) -> str:
+def not_applicable_table(records: list[Result], all_records: list[Result]) -> str:
     """The pairings left out, grouped by model, defense and reason."""
     per_category: dict[str, set[str]] = {}
     for r in all_records:
-        per_category.setdefault(_category(r), set()).add(r["attack"])
+        per_category.setdefault(r.category, set()).add(r.attack)
     groups: dict[tuple[str, str, str, str], list[str]] = {}
     for r in records:
-        key = (r["model"], r["defense"], _category(r), r.get("error") or "")
-        groups.setdefault(key, []).append(r["attack"])
+        key = (r.model, r.defense, r.category, r.error or "")
+        groups.setdefault(key, []).append(r.attack)
     rows = []
     for (model, defense, category, reason), attacks in sorted(groups.items()):
-        attacks = sorted(set(attacks))
+        names = sorted(set(attacks))
         everyone = per_category.get(category, set())
-        what = (f"all {len(attacks)} {category} attacks" if len(attacks) > 1
-                and set(attacks) == everyone else ", ".join(attacks))
+        what = (f"all {len(names)} {category} attacks" if len(names) > 1
+                and set(names) == everyone else ", ".join(names))
         rows.append([model, defense, what, reason.replace("|", "/")])
     return tabulate(rows, headers=["model", "defense", "attacks", "why not"],
                     tablefmt="github", disable_numparse=True)
 
 
-CATEGORY_TITLES = {"evasion": "Evasion", "poisoning": "Poisoning", "inference": "Inference",
-                   "extraction": "Extraction"}
 TRANSFORMATION_NOTE = ("† input transformation: evaluated against non-adaptive attacks, "
                        "crafted on the undefended model, then classified through the "
                        "transformation.")
 
 
-def dataset_section(records: list[dict[str, Any]], figures: list[Figure] = ()) -> list[str]:
+def dataset_section(records: list[Result], flags: Mapping[str, str],
+                    metrics: Mapping[str, MetricSpec], figures: Sequence[Figure] = ()
+                    ) -> list[str]:
     """The markdown parts of one dataset: a table per category (the evasion table followed
     by ``figures``), then the n/a pairings."""
     parts: list[str] = []
-    applicable = [r for r in records if r["status"] != "n/a"]
-    skipped = [r for r in records if r["status"] == "n/a"]
-    for category in CATEGORY_TITLES:
-        rows = [r for r in applicable if _category(r) == category]
+    applicable = [r for r in records if r.status != "n/a"]
+    skipped = [r for r in records if r.status == "n/a"]
+    for name, category in CATEGORIES.items():
+        rows = [r for r in applicable if r.category == name]
         if not rows:
             continue
-        parts += [f"### {CATEGORY_TITLES[category]}", ""]
-        if category == "evasion":
-            parts += [dataset_table(rows), ""]
-            legend = checks_legend(rows)
+        parts += [f"### {category.title}", ""]
+        if category.per_eps:
+            page_flags = {r.cell_key: flags[r.cell_key] for r in rows if r.cell_key in flags}
+            parts += [dataset_table(rows, page_flags), ""]
+            legend = checks_legend(rows, flags)
             if legend:
                 parts += ["Checks that failed (flags in the checks column):", "", legend, ""]
             for figure in figures:
                 parts += markdown(figure)
-            if any(r.get("defense_stage") == "input-transformation" for r in rows):
+            if any(STAGES[r.defense_stage].marker for r in rows if r.defense_stage in STAGES):
                 parts += [TRANSFORMATION_NOTE, ""]
         else:
-            parts += [CATEGORY_NOTES[category], "", category_table(rows, category), ""]
+            parts += [category.note, "", category_table(rows, name, metrics), ""]
     if skipped:
         parts += ["### Not applicable", "", "Pairings the plan left out, and why.", "",
                   not_applicable_table(skipped, records), ""]
@@ -276,30 +213,28 @@ def _distinct(values: Iterable[Any]) -> str:
     return ", ".join(seen) if seen else "unknown"
 
 
-def _wall_time(records: list[dict[str, Any]]) -> str:
+def _wall_time(records: list[Result]) -> str:
     """Training time of the distinct models plus the time of every cell, as measured."""
     trained: dict[str, float] = {}
     for r in records:
-        if r.get("train_key") and isinstance(r.get("train_seconds"), int | float):
-            trained[r["train_key"]] = r["train_seconds"]
-    cells = sum(r["attack_seconds"] for r in records
-                if isinstance(r.get("attack_seconds"), int | float)
-                and not math.isnan(r["attack_seconds"]))
+        if r.train_key and r.train_seconds is not None:
+            trained[r.train_key] = r.train_seconds
+    cells = sum(r.attack_seconds for r in records
+                if r.attack_seconds is not None and not math.isnan(r.attack_seconds))
     train = sum(trained.values())
     return (f"{(train + cells) / 60:.1f} min of measured compute: training {train / 60:.1f} "
             f"min ({len(trained)} models), attacks and defenses {cells / 60:.1f} min "
-            f"({sum(1 for r in records if r.get('status') == 'ok')} cells)")
+            f"({sum(1 for r in records if r.ok)} cells)")
 
 
-def footer(records: list[dict[str, Any]]) -> str:
-    """Versions, hardware and provenance of the runs behind ``records``."""
-    metas = [r.get("metadata") or {} for r in records]
+def footer(results: ResultSet) -> str:
+    """Versions, hardware and provenance of the runs behind ``results``."""
+    metas = [results.metadata(r) for r in results.records]
     libs: dict[str, set[str]] = {}
+    plugins: dict[str, set[str]] = {}
     for m in metas:
         for name, ver in (m.get("libraries") or {}).items():
             libs.setdefault(name, set()).add(ver)
-    plugins: dict[str, set[str]] = {}
-    for m in metas:
         for name, ver in (m.get("plugins") or {}).items():
             plugins.setdefault(name, set()).add(ver)
     stamps = [m["timestamp"] for m in metas if m.get("timestamp")]
@@ -314,39 +249,53 @@ def footer(records: list[dict[str, Any]]) -> str:
                                   for n, v in sorted(plugins.items())),
         f"- seed: {_distinct(m.get('seed') for m in metas)}; runs from "
         f"{min(stamps, default='?')} to {max(stamps, default='?')} (UTC)",
-        f"- wall time: {_wall_time(records)}",
+        f"- wall time: {_wall_time(results.records)}",
         f"- commands: {_distinct(m.get('command') for m in metas)}",
     ]
     return "\n".join(lines)
 
 
-def render(records: list[dict[str, Any]], title: str = "Adversarial robustness leaderboard",
-           figures_stem: str | None = None) -> str:
-    """The whole leaderboard page for ``records``.
+def page_metrics(declared: Iterable[MetricSpec] = ()) -> dict[str, MetricSpec]:
+    """The metric table of a page: the evaluators' metrics, then ``declared`` (the plugins'),
+    then the trailing ones (n test, seconds)."""
+    return metric_table(CORE_METRICS, declared, TRAILING_METRICS)
 
-    With ``figures_stem`` the page embeds the figures :func:`harness.figures.draw_all` draws
-    for that stem (the page's file name without ``.md``), beside the page.
+
+INTRO = ("Accuracies are on the test images (n test); robust acc is the accuracy on the "
+         "adversarial examples, attack success the share of correctly classified images the "
+         "attack turns wrong. eps is in pixel units of [0, 1]. Throughput: training images "
+         "(each original image once per epoch) and attacked test images per second, on the "
+         "hardware below.")
+
+
+def render(results: ResultSet, *, flags: Mapping[str, str] | None = None,
+           metrics: Mapping[str, MetricSpec] | None = None, reports: Sequence[ReportSpec] = (),
+           title: str = "Adversarial robustness leaderboard",
+           figures_stem: str | None = None) -> str:
+    """The whole leaderboard page for ``results``.
+
+    ``flags`` are the checks' flags (computed here when not given); ``metrics`` the declared
+    metrics (default: the evaluators' only). With ``figures_stem`` the page embeds the
+    figures the ``reports`` plan for that stem (the page's file name without ``.md``), which
+    :func:`harness.figures.draw_all` draws beside the page.
     """
-    by_dataset: dict[str, list[dict[str, Any]]] = {}
+    records = results.records
+    flags = flags_by_cell(records) if flags is None else flags
+    metrics = metrics if metrics is not None else page_metrics()
+    by_dataset: dict[str, list[Result]] = {}
     for r in records:
-        by_dataset.setdefault(r["dataset"], []).append(r)
+        by_dataset.setdefault(r.dataset, []).append(r)
     parts = [f"# {title}", ""]
     if not records:
         parts += ["No results yet: run `harness bench`.", ""]
         return "\n".join(parts)
-    figures = plan_figures(records, figures_stem) if figures_stem else {}
-    parts += [
-        "Accuracies are on the test images (n test); robust acc is the accuracy on the "
-        "adversarial examples, attack success the share of correctly classified images the "
-        "attack turns wrong. eps is in pixel units of [0, 1]. Throughput: training images "
-        "(each original image once per epoch) and attacked test images per second, on the "
-        "hardware below.",
-        "",
-    ]
+    figures = plan_figures(reports, results, figures_stem) if figures_stem else {}
+    parts += [INTRO, ""]
     for figure in figures.get(None, []):
         parts += markdown(figure)
     for dataset in sorted(by_dataset):
         parts += [f"## {dataset}", "",
-                  *dataset_section(by_dataset[dataset], figures.get(dataset, []))]
-    parts += ["## Provenance", "", footer(records), ""]
+                  *dataset_section(by_dataset[dataset], flags, metrics,
+                                   figures.get(dataset, []))]
+    parts += ["## Provenance", "", footer(results), ""]
     return "\n".join(parts)

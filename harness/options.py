@@ -1,13 +1,215 @@
-"""Per-plugin options (``--attack-opt pgd.steps=20``): parsing and checking against defaults."""
+"""Declared plugin options: a typed schema per spec, and ``NAME.OPTION=VALUE`` parsing.
+
+Each spec declares its options once (:class:`OptionSchema` of :class:`Option`): name, type,
+default, bounds, help. The core parses ``--attack-opt pgd.steps=20`` into the schema before
+any work (unknown key with "Did you mean", wrong type, out of range: a :class:`UsageError`),
+hands the resolved options to the spec's ``build``, and puts the defaults into the cache key,
+so changing a default re-runs what it affects. ``harness list attacks --options`` shows them.
+"""
 
 from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Iterable, Mapping
-from typing import Any
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from harness.errors import UsageError
+
+OptionType = Literal["int", "float", "bool", "str", "int-list", "float-list", "json"]
+
+_TYPE_WORDS: dict[str, str] = {
+    "int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
+    "int-list": "a list of integers, e.g. [32,64]", "float-list": "a list of numbers",
+    "json": "a JSON value",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Option:
+    """One declared option.
+
+    ``type`` is one of :data:`OptionType`; ``nullable`` allows ``null`` (the plugin then picks
+    a value at run time, e.g. the dataset's eps; say so in ``help``). ``min``/``max`` bound a
+    number (or every item of a list) inclusively; ``min_exclusive`` makes ``min`` strict.
+    ``choices`` limits a string.
+    """
+
+    name: str
+    type: OptionType
+    default: Any
+    help: str = ""
+    nullable: bool = False
+    min: float | None = None
+    max: float | None = None
+    min_exclusive: bool = False
+    choices: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.default is not None or not self.nullable:
+            problem = self.problem(self.default)
+            if problem:
+                raise ValueError(f"option '{self.name}': its default {self.default!r} "
+                                 f"{problem}")
+
+    def describe(self) -> str:
+        """``'an integer >= 1 (or null)'``: what a value must be, for messages and listings."""
+        text = _TYPE_WORDS[self.type]
+        if self.choices:
+            text = "one of " + ", ".join(self.choices)
+        lo = (">" if self.min_exclusive else ">=") if self.min is not None else None
+        if self.min is not None and self.max is not None:
+            text += f" in {'(' if self.min_exclusive else '['}{self.min:g}, {self.max:g}]"
+        elif lo is not None:
+            text += f" {lo} {self.min:g}"
+        elif self.max is not None:
+            text += f" <= {self.max:g}"
+        return text + (" (or null)" if self.nullable else "")
+
+    def _number_problem(self, value: Any, integer: bool) -> str | None:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return "is not " + ("an integer" if integer else "a number")
+        if integer and not isinstance(value, int):
+            return "is not an integer"
+        if not math.isfinite(value):
+            return "is not a finite number"
+        if self.min is not None and (value < self.min or (self.min_exclusive
+                                                          and value == self.min)):
+            return "is out of range"
+        if self.max is not None and value > self.max:
+            return "is out of range"
+        return None
+
+    def problem(self, value: Any) -> str | None:
+        """Why ``value`` is not valid for this option, or None."""
+        if value is None:
+            return None if self.nullable else "may not be null"
+        if self.type in ("int", "float"):
+            return self._number_problem(value, self.type == "int")
+        if self.type == "bool":
+            return None if isinstance(value, bool) else "is not true or false"
+        if self.type == "str":
+            if not isinstance(value, str):
+                return "is not a string"
+            if self.choices and value not in self.choices:
+                return "is not one of the choices"
+            return None
+        if self.type in ("int-list", "float-list"):
+            if not isinstance(value, list | tuple) or not value:
+                return "is not a non-empty list"
+            for item in value:
+                if self._number_problem(item, self.type == "int-list"):
+                    return f"has an item {item!r} that is not valid"
+            return None
+        return None
+
+    def normalize(self, value: Any) -> Any:
+        """The value as stored: ints given for a float option become floats, lists stay."""
+        if value is None:
+            return None
+        if self.type == "float":
+            return float(value)
+        if self.type in ("int-list", "float-list"):
+            cast = float if self.type == "float-list" else int
+            return [cast(v) for v in value]
+        return value
+
+
+@dataclass(frozen=True)
+class OptionSchema:
+    """The options of one spec. ``passthrough`` accepts undeclared keys too and leaves them to
+    the spec's ``build`` to check (a wrapper of a library class whose constructor takes more
+    arguments than the harness declares; ``build`` runs before any work)."""
+
+    options: tuple[Option, ...] = ()
+    passthrough: bool = False
+    _by_name: dict[str, Option] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_name = {o.name: o for o in self.options}
+        if len(by_name) != len(self.options):
+            raise ValueError("two options share a name")
+        object.__setattr__(self, "_by_name", by_name)
+
+    def __iter__(self):
+        return iter(self.options)
+
+    def __len__(self) -> int:
+        return len(self.options)
+
+    def names(self) -> list[str]:
+        """The declared option names, in declaration order."""
+        return [o.name for o in self.options]
+
+    def defaults(self) -> dict[str, Any]:
+        """Every declared option at its default."""
+        return {o.name: o.normalize(o.default) for o in self.options}
+
+    def resolve(self, owner: str, given: Mapping[str, Any]) -> dict[str, Any]:
+        """The defaults updated with ``given``, each value checked; ``owner`` names the spec
+        in errors (``'attack pgd'``). Raises :class:`UsageError`."""
+        out = self.defaults()
+        for key, value in given.items():
+            option = self._by_name.get(key)
+            if option is None:
+                if self.passthrough:
+                    out[key] = value
+                    continue
+                raise UsageError(unknown_option_message(owner, key, self.names()))
+            problem = option.problem(value)
+            if problem:
+                raise UsageError(f"{owner}: option '{key}' must be {option.describe()}; "
+                                 f"got {_shown(value)}, which {problem}")
+            out[key] = option.normalize(value)
+        return out
+
+
+def options(*declared: Option, passthrough: bool = False) -> OptionSchema:
+    """``options(Option(...), ...)``: the schema a spec declares."""
+    return OptionSchema(tuple(declared), passthrough)
+
+
+def from_defaults(defaults: Mapping[str, Any], help: Mapping[str, str] | None = None,
+                  **bounds: dict[str, Any]) -> OptionSchema:
+    """A schema inferred from a dict of defaults (type from each default; None -> a nullable
+    number); ``bounds[name]`` adds keyword arguments of :class:`Option` (min, max, type...)."""
+    declared = []
+    for name, default in defaults.items():
+        extra = dict(bounds.get(name, {}))
+        kind = extra.pop("type", None) or _infer_type(default)
+        nullable = extra.pop("nullable", default is None)
+        declared.append(Option(name=name, type=kind, default=default, nullable=nullable,
+                               help=(help or {}).get(name, ""), **extra))
+    return OptionSchema(tuple(declared))
+
+
+def _infer_type(default: Any) -> OptionType:
+    if isinstance(default, bool):
+        return "bool"
+    if isinstance(default, int):
+        return "int"
+    if isinstance(default, float) or default is None:
+        return "float"
+    if isinstance(default, str):
+        return "str"
+    if isinstance(default, list | tuple):
+        return "int-list" if all(isinstance(v, int) for v in default) else "float-list"
+    return "json"
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def unknown_option_message(owner: str, key: str, known: Sequence[str]) -> str:
+    """``attack pgd has no option 'stepz'. Did you mean: steps? Its options: ...``."""
+    close = difflib.get_close_matches(key, list(known), n=2)
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    listed = ", ".join(sorted(known)) or "(none)"
+    return f"{owner} has no option {_shown(key)}.{hint} Its options: {listed}"
 
 
 def parse_value(text: str) -> Any:
@@ -44,11 +246,12 @@ def parse_assignments(items: Iterable[str], flag: str) -> dict[str, dict[str, An
 
 def resolve_options(owner: str, given: Mapping[str, Any], defaults: Mapping[str, Any]
                     ) -> dict[str, Any]:
-    """``defaults`` updated with ``given``; an unknown key is a :class:`UsageError`."""
+    """``defaults`` updated with ``given``; an unknown key is a :class:`UsageError`.
+
+    For plugins that keep a dict of defaults instead of declaring a schema (the core then
+    passes their options through unchecked, and this is where they check them).
+    """
     for key in given:
         if key not in defaults:
-            close = difflib.get_close_matches(key, list(defaults), n=2)
-            hint = f" Did you mean: {', '.join(close)}?" if close else ""
-            known = ", ".join(sorted(defaults)) or "(none)"
-            raise UsageError(f"{owner} has no option '{key}'.{hint} Its options: {known}")
+            raise UsageError(unknown_option_message(owner, key, list(defaults)))
     return {**defaults, **given}

@@ -18,15 +18,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness import roles
+from harness.categories import (
+    category_of,
+    defense_needs,
+    refusal,
+    stage_of,
+    trains_on_baseline,
+)
 from harness.errors import UsageError
 from harness.registry import Registry
 from harness.specs import MODEL_FEATURES, AttackSpec, DatasetSpec, DefenseSpec, ModelSpec
 from harness.training import TrainSettings
 
 ALL = "all"
-# The automatic large-eps check: PGD at this eps on this many test images, for every model
-# and defense with an evasion cell (``--no-checks`` leaves it out). See harness.checks.
-CHECK_ATTACK, CHECK_EPS, CHECK_IMAGES = "pgd", 0.5, 500
+# The automatic large-eps check: the run's iterative white-box attack at this eps on this
+# many test images, for every model and defense with an evasion cell (``--no-checks`` leaves
+# it out). See harness.checks.
+CHECK_EPS, CHECK_IMAGES = 0.5, 500
 
 
 @dataclass(frozen=True)
@@ -81,6 +90,8 @@ class TrainingJob:
     n_train: int | None
     key: str
     key_fields: dict[str, Any]
+    model_params: dict[str, Any] = field(default_factory=dict)
+    defense_params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -89,7 +100,8 @@ class Cell:
 
     ``job`` trained the model the cell uses; ``defense`` is the job's own defense for a
     training defense, else the input transformation or poisoning detector on top of the
-    undefended job.
+    undefended job. ``*_options`` are what the user gave (part of the key), ``*_params``
+    the resolved options ``build`` receives. ``check``: an automatic check cell.
     """
 
     job: TrainingJob
@@ -100,6 +112,9 @@ class Cell:
     eps: float | None
     n_test: int | None
     key: str
+    attack_params: dict[str, Any] = field(default_factory=dict)
+    defense_params: dict[str, Any] = field(default_factory=dict)
+    check: bool = False
 
 
 @dataclass(frozen=True)
@@ -126,6 +141,20 @@ class Plan:
         """The cells that need ``job``'s model."""
         return [c for c in self.cells if c.job.key == job.key]
 
+    def job(self, key: str) -> TrainingJob:
+        """The training job with train key ``key``."""
+        for job in self.jobs:
+            if job.key == key:
+                return job
+        raise KeyError(f"no training job {key} in this plan")
+
+    def cell(self, key: str) -> Cell:
+        """The cell with cell key ``key``."""
+        for cell in self.cells:
+            if cell.key == key:
+                return cell
+        raise KeyError(f"no cell {key} in this plan")
+
 
 def _describe(feature: str) -> str:
     return f"'{feature}' ({MODEL_FEATURES[feature]})" if feature in MODEL_FEATURES \
@@ -135,20 +164,11 @@ def _describe(feature: str) -> str:
 def pairing_problem(model_name: str, model: ModelSpec, defense: DefenseSpec,
                     attack: AttackSpec) -> str | None:
     """Why ``attack`` against ``model`` with ``defense`` cannot be evaluated, or None."""
-    category, stage = attack.category, defense.stage
-    if not defense.baseline:
-        if stage == "poisoning-detection" and category != "poisoning":
-            return (f"{defense.name} is a poisoning detector: it inspects the training set, "
-                    f"which {category} attacks do not touch")
-        if stage == "input-transformation" and category not in defense.answered:
-            return (f"{defense.name} is an input transformation against evasion; "
-                    f"{category} attacks are not evaluated through it")
-        if stage == "training" and category == "poisoning" and category not in defense.answered:
-            return (f"{defense.name} is a training defense against evasion; poisoning is "
-                    "measured on the undefended model and against the poisoning detectors")
-    for owner, needs in ((f"defense {defense.name}", defense.needs | (
-            {"training-loop"} if stage == "training" and not defense.baseline else set())),
-            (f"attack {attack.name}", attack.needs)):
+    reason = refusal(defense, attack)
+    if reason is not None:
+        return reason
+    for owner, needs in ((f"defense {defense.name}", defense_needs(defense)),
+                         (f"attack {attack.name}", attack.needs)):
         missing = sorted(set(needs) - set(model.offers))
         if missing:
             return (f"model {model_name} offers no {', '.join(map(_describe, missing))}, "
@@ -218,118 +238,167 @@ def _training_job(config: BenchConfig, ds: DatasetSpec, model_name: str, model: 
         "defense": defense.name, "defense_plugin": _plugin_version(defense),
         "defense_options": d_opts, "settings": settings.as_dict(),
     }
-    if model.config:
-        fields["model_config"] = dict(model.config)
-    if defense.config:
-        fields["defense_config"] = dict(defense.config)
+    if model.key_config():
+        fields["model_config"] = model.key_config()
+    if defense.key_config():
+        fields["defense_config"] = defense.key_config()
     return TrainingJob(ds, model_name, model, variant, m_opts, defense, d_opts, settings,
-                       config.n_train, digest(fields), fields)
+                       config.n_train, digest(fields), fields,
+                       model_params=model.resolve_options(m_opts),
+                       defense_params=defense.resolve_options(d_opts))
 
 
-def make_plan(config: BenchConfig, registry: Registry) -> Plan:
-    """Validate ``config`` against ``registry`` and expand the cross-product."""
+def _check_config(config: BenchConfig) -> None:
+    """Every number of ``config`` in range (UsageError otherwise)."""
     for name in ("n_train", "n_test", "epochs", "batch_size", "patience", "image_size"):
         _check_positive(name.replace("_", "-"), getattr(config, name), integer=True)
     _check_positive("lr", config.lr)
     _check_positive("attack-batch-size", config.attack_batch_size, integer=True)
-    if config.eps is not None:
-        for e in config.eps:
-            if not (0 < e <= 1):
-                raise UsageError(f"--eps {e} is out of range: eps is in pixel units of [0, 1], "
-                                 "so it must be in (0, 1] (e.g. 0.1 for MNIST, 0.03 for CIFAR-10)")
+    for e in config.eps or ():
+        if not (0 < e <= 1):
+            raise UsageError(f"--eps {e} is out of range: eps is in pixel units of [0, 1], "
+                             "so it must be in (0, 1] (e.g. 0.1 for MNIST, 0.03 for CIFAR-10)")
 
+
+@dataclass(frozen=True)
+class _Selection:
+    """The specs a configuration names, expanded and checked."""
+
+    datasets: list[DatasetSpec]
+    models: list[tuple[str, ModelSpec, str | None]]
+    attacks: list[AttackSpec]
+    defenses: list[DefenseSpec]
+    baseline: DefenseSpec | None
+
+
+def _select(config: BenchConfig, registry: Registry) -> _Selection:
     datasets = [registry.dataset(n) for n in _expand("dataset", config.datasets, registry)]
     model_names = _expand("model", config.models, registry)
-    models = [(n, *registry.model(n)) for n in model_names]
+    models = [(n, *registry.model_variant(n)) for n in model_names]
     attacks = [registry.attack(n) for n in _expand("attack", config.attacks, registry)]
-    defense_names = _expand("defense", config.defenses, registry)
-    defenses = [registry.defense(n) for n in defense_names]
+    defenses = [registry.defense(n) for n in _expand("defense", config.defenses, registry)]
+    baselines = [s for s in registry.specs["defense"].values() if s.baseline]
     if config.baseline:
-        baselines = [s for s in registry.specs["defense"].values() if s.baseline]
         defenses = [b for b in baselines if b not in defenses] + defenses
     for kind, items in (("dataset", datasets), ("model", models), ("attack", attacks),
                         ("defense", defenses)):
         if not items:
             raise UsageError(f"no {kind} selected")
-    baseline = next((s for s in registry.specs["defense"].values() if s.baseline), None)
-    if baseline is None and any(d.stage != "training" for d in defenses):
+    baseline = baselines[0] if baselines else None
+    if baseline is None and any(stage_of(d).on_baseline for d in defenses):
         raise UsageError("input transformations and poisoning detectors sit on top of the "
                          "undefended model, but no baseline defense is registered (is the "
                          "plugin that provides 'none' disabled?)")
     _check_option_owners(config.model_options, model_names, "--model-opt")
     _check_option_owners(config.attack_options, [a.name for a in attacks], "--attack-opt")
     _check_option_owners(config.defense_options, [d.name for d in defenses], "--defense-opt")
+    return _Selection(datasets, models, attacks, defenses, baseline)
 
-    jobs: list[TrainingJob] = []
-    cells: list[Cell] = []
-    skipped: list[Skipped] = []
-    for ds in datasets:
-        for model_name, model, variant in models:
-            settings = settings_for(config, model)
-            m_opts = dict(config.model_options.get(model_name, {}))
-            made: dict[str, TrainingJob] = {}
 
-            for defense in defenses:
-                d_opts = dict(config.defense_options.get(defense.name, {}))
-                for attack in attacks:
-                    a_opts = dict(config.attack_options.get(attack.name, {}))
-                    problem = pairing_problem(model_name, model, defense, attack)
-                    if problem is not None:
-                        key = digest({"dataset": ds.name, "model": model_name,
-                                      "defense": defense.name, "attack": attack.name,
-                                      "n/a": problem})
-                        skipped.append(Skipped(ds.name, model_name, defense, attack, problem,
-                                               key))
-                        continue
-                    # Poisoning trains its own victims; input transformations and detectors
-                    # sit on top of the undefended model.
-                    on_baseline = attack.category == "poisoning" or defense.stage != "training"
-                    trainer = baseline if on_baseline else defense
-                    if trainer.name not in made:
-                        made[trainer.name] = _training_job(config, ds, model_name, model,
-                                                           variant, settings, m_opts, trainer)
-                        jobs.append(made[trainer.name])
-                    job = made[trainer.name]
-                    default = attack.default_eps if attack.default_eps is not None \
-                        else ds.default_eps
-                    budgets = (list(config.eps) if config.eps is not None else [default]) \
-                        if attack.bounded and attack.category == "evasion" else [None]
-                    n_test = config.n_test if config.n_test is not None \
-                        else attack.budget_images
-                    for eps in budgets:
-                        cells.append(_cell(config, job, defense, d_opts, attack, a_opts,
-                                           float(eps) if eps is not None else None, n_test))
-                if config.checks:
-                    _add_check_cell(config, registry, cells, ds.name, model_name, model,
-                                    defense)
-    return Plan(tuple(jobs), tuple(cells), tuple(skipped))
+def make_plan(config: BenchConfig, registry: Registry) -> Plan:
+    """Validate ``config`` against ``registry`` and expand the cross-product."""
+    _check_config(config)
+    chosen = _select(config, registry)
+    plan = _PlanBuilder(config, registry)
+    for ds in chosen.datasets:
+        for model_name, model, variant in chosen.models:
+            plan.add_model(chosen, ds, model_name, model, variant)
+    return Plan(tuple(plan.jobs), tuple(plan.cells), tuple(plan.skipped))
+
+
+class _PlanBuilder:
+    """Collects the jobs, cells and n/a pairings of a plan, model by model."""
+
+    def __init__(self, config: BenchConfig, registry: Registry):
+        self.config, self.registry = config, registry
+        self.jobs: list[TrainingJob] = []
+        self.cells: list[Cell] = []
+        self.skipped: list[Skipped] = []
+
+    def add_model(self, chosen: _Selection, ds: DatasetSpec, model_name: str, model: ModelSpec,
+                  variant: str | None) -> None:
+        """Every pairing of defense and attack on one (dataset, model)."""
+        config = self.config
+        settings = settings_for(config, model)
+        m_opts = dict(config.model_options.get(model_name, {}))
+        made: dict[str, TrainingJob] = {}
+        for defense in chosen.defenses:
+            for attack in chosen.attacks:
+                problem = pairing_problem(model_name, model, defense, attack)
+                if problem is not None:
+                    self.skipped.append(_skipped(ds, model_name, defense, attack, problem))
+                    continue
+                trainer = chosen.baseline if trains_on_baseline(defense, attack) \
+                    and chosen.baseline is not None else defense
+                if trainer.name not in made:
+                    made[trainer.name] = _training_job(config, ds, model_name, model, variant,
+                                                       settings, m_opts, trainer)
+                    self.jobs.append(made[trainer.name])
+                self.cells += _cells_of(config, ds, made[trainer.name], defense, attack)
+            if config.checks:
+                _add_check_cell(config, self.registry, self.cells, ds.name, model_name, model,
+                                defense)
+
+
+def _skipped(ds: DatasetSpec, model_name: str, defense: DefenseSpec, attack: AttackSpec,
+             problem: str) -> Skipped:
+    key = digest({"dataset": ds.name, "model": model_name, "defense": defense.name,
+                  "attack": attack.name, "n/a": problem})
+    return Skipped(ds.name, model_name, defense, attack, problem, key)
+
+
+def _cells_of(config: BenchConfig, ds: DatasetSpec, job: TrainingJob, defense: DefenseSpec,
+              attack: AttackSpec) -> list[Cell]:
+    """The cells of one pairing: one per eps for a bounded attack of a per-eps category."""
+    d_opts = dict(config.defense_options.get(defense.name, {}))
+    a_opts = dict(config.attack_options.get(attack.name, {}))
+    default = attack.default_eps if attack.default_eps is not None else ds.default_eps
+    per_eps = attack.bounded and category_of(attack).per_eps
+    budgets: list[float | None] = (
+        [float(e) for e in (config.eps if config.eps is not None else [default])]
+        if per_eps else [None])
+    n_test = config.n_test if config.n_test is not None else attack.budget_images
+    return [_cell(config, job, defense, d_opts, attack, a_opts, eps, n_test) for eps in budgets]
+
+
+def check_attack(registry: Registry) -> AttackSpec | None:
+    """The attack of the large-eps check: the reference iterative white-box attack (not an
+    ensemble), else the first such attack by name; None when none is registered."""
+    candidates = [s for s in registry.specs["attack"].values()
+                  if isinstance(s, AttackSpec) and roles.ITERATIVE in s.roles
+                  and roles.ENSEMBLE not in s.roles]
+    candidates.sort(key=lambda s: (roles.REFERENCE not in s.roles, s.name))
+    return candidates[0] if candidates else None
 
 
 def _add_check_cell(config: BenchConfig, registry: Registry, cells: list[Cell], dataset: str,
                     model_name: str, model: ModelSpec, defense: DefenseSpec) -> None:
-    """PGD at a very large eps beside the last evasion cell of (model, defense), unless the
-    run has it already: at that budget accuracy should fall to about chance."""
-    pgd = registry.specs["attack"].get(CHECK_ATTACK)
-    if pgd is None or pairing_problem(model_name, model, defense, pgd) is not None:
+    """The iterative attack at a very large eps beside the last evasion cell of (model,
+    defense), unless the run has it already: at that budget accuracy should fall to about
+    chance."""
+    attack = check_attack(registry)
+    if attack is None or pairing_problem(model_name, model, defense, attack) is not None:
         return
     own = [c for c in cells if c.defense.name == defense.name and c.job.model_name == model_name
-           and c.attack.category == "evasion" and c.job.dataset.name == dataset]
-    if not own or any(c.attack.name == CHECK_ATTACK and (c.eps or 0) >= CHECK_EPS for c in own):
+           and category_of(c.attack).per_eps and c.job.dataset.name == dataset]
+    if not own or any(c.attack.name == attack.name and (c.eps or 0) >= CHECK_EPS for c in own):
         return
     last = own[-1]
-    cells.append(_cell(config, last.job, defense, last.defense_options, pgd,
-                       dict(config.attack_options.get(CHECK_ATTACK, {})), CHECK_EPS,
-                       min(config.n_test or CHECK_IMAGES, CHECK_IMAGES)))
+    cells.append(_cell(config, last.job, defense, last.defense_options, attack,
+                       dict(config.attack_options.get(attack.name, {})), CHECK_EPS,
+                       min(config.n_test or CHECK_IMAGES, CHECK_IMAGES), check=True))
 
 
 def _cell(config: BenchConfig, job: TrainingJob, defense: DefenseSpec, d_opts: dict[str, Any],
           attack: AttackSpec, a_opts: dict[str, Any], eps: float | None,
-          n_test: int | None) -> Cell:
+          n_test: int | None, check: bool = False) -> Cell:
     """A cell and its cache key: everything that shapes its numbers."""
     fields = {"job": job.key, "attack": attack.name, "attack_plugin": _plugin_version(attack),
-              "attack_config": dict(attack.config), "attack_options": a_opts, "eps": eps,
+              "attack_config": attack.key_config(), "attack_options": a_opts, "eps": eps,
               "n_test": n_test, "seed": config.seed}
     if defense.name != job.defense.name:
         fields.update(defense=defense.name, defense_plugin=_plugin_version(defense),
-                      defense_config=dict(defense.config), defense_options=d_opts)
-    return Cell(job, defense, d_opts, attack, a_opts, eps, n_test, digest(fields))
+                      defense_config=defense.key_config(), defense_options=d_opts)
+    return Cell(job, defense, d_opts, attack, a_opts, eps, n_test, digest(fields),
+                attack_params=attack.resolve_options(a_opts),
+                defense_params=defense.resolve_options(d_opts), check=check)

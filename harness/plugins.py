@@ -31,6 +31,7 @@ HOOKS: dict[str, str] = {
     "model": "harness_register_models",
     "attack": "harness_register_attacks",
     "defense": "harness_register_defenses",
+    "report": "harness_register_reports",
 }
 
 
@@ -116,7 +117,10 @@ def load_registry(
 
     ``strict`` raises on the first broken plugin (``harness bench``: a missing plugin would
     silently corrupt a leaderboard); otherwise the error is recorded in ``load_errors``, warned
-    about, and loading goes on (listing commands).
+    about, and loading goes on (listing commands). ``extra_plugins`` and the in-process
+    plugins of ``harness.testing`` are registered after the entry points; an object already
+    loaded through its entry point (an installed plugin's module) is kept under that entry
+    point and not registered twice.
     """
     off = set(disabled) | disabled_from_env()
     pm = pluggy.PluginManager("harness")
@@ -154,6 +158,8 @@ def load_registry(
 
     for info, obj in [*extra_plugins, *TEST_PLUGINS]:
         if info.name in off:
+            continue
+        if pm.is_registered(obj):  # already loaded through its entry point: keep that one
             continue
         _register_plugin(pm, obj, info)
         infos[info.name] = info

@@ -1,20 +1,42 @@
-"""Name -> spec lookup for the four plugin kinds, with "Did you mean" errors."""
+"""Name -> spec lookup for the plugin kinds, with "Did you mean" errors, and the checks every
+spec passes when it is registered."""
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+import math
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from harness.errors import PluginError, UsageError
-from harness.specs import AttackSpec, DatasetSpec, DefenseSpec, ModelSpec, PluginInfo, Spec
+from harness.metrics import MetricSpec
+from harness.options import OptionSchema
+from harness.roles import ATTACK_ROLES, DEFENSE_ROLES
+from harness.specs import (
+    ATTACK_CATEGORIES,
+    DEFENSE_STAGES,
+    MODEL_FEATURES,
+    NORMS,
+    THREAT_MODELS,
+    AttackSpec,
+    DatasetSpec,
+    DefenseSpec,
+    ModelSpec,
+    PluginInfo,
+    ReportSpec,
+    Spec,
+)
 
 KINDS: dict[str, type] = {
     "dataset": DatasetSpec,
     "model": ModelSpec,
     "attack": AttackSpec,
     "defense": DefenseSpec,
+    "report": ReportSpec,
 }
+#: Names the command line gives a meaning of its own.
+RESERVED_NAMES = frozenset({"all"})
 
 
 def unknown_name_message(kind: str, name: str, available: Iterable[str]) -> str:
@@ -24,6 +46,187 @@ def unknown_name_message(kind: str, name: str, available: Iterable[str]) -> str:
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
     listed = ", ".join(names) if names else "(none registered)"
     return f"unknown {kind} '{name}'.{hint} Available: {listed}"
+
+
+# ---------------------------------------------------------------- registration checks
+
+
+def _did_you_mean(value: object, known: Iterable[str]) -> str:
+    if not isinstance(value, str):
+        return ""
+    by_lower = {k.lower(): k for k in known}
+    close = difflib.get_close_matches(value.lower(), list(by_lower), n=3, cutoff=0.6)
+    return f" Did you mean: {', '.join(by_lower[c] for c in close)}?" if close else ""
+
+
+def _one_of(field_name: str, value: object, known: Collection[str]) -> str | None:
+    """``norm 'Linf' is not one of inf, 2, ... Did you mean: inf?`` or None."""
+    if isinstance(value, str) and value in known:
+        return None
+    return (f"{field_name} {value!r} is not one of {', '.join(known)}."
+            f"{_did_you_mean(value, known)}")
+
+
+def _subset(field_name: str, value: object, known: Collection[str], what: str,
+            example: str) -> str | None:
+    """A problem when ``value`` is not a (frozen)set of names in ``known``, else None."""
+    if not isinstance(value, set | frozenset) or not all(isinstance(v, str) for v in value):
+        return (f"{field_name} must be a frozenset of strings, e.g. "
+                f"frozenset({{{example!r}}}); got {value!r}")
+    unknown = sorted(value - set(known))
+    if not unknown:
+        return None
+    first = unknown[0]
+    return (f"{field_name} has {first!r}, which is not {what}.{_did_you_mean(first, known)} "
+            f"Known: {', '.join(sorted(known))}")
+
+
+def _eps_problem(field_name: str, value: object, nullable: bool) -> str | None:
+    if value is None and nullable:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) \
+            or not math.isfinite(value) or not 0 < value <= 1:
+        return (f"{field_name} must be in (0, 1] (pixel units of [0, 1]"
+                f"{'; None for the dataset default' if nullable else ''}); got {value!r}")
+    return None
+
+
+def _callable(field_name: str, value: object, nullable: bool = False) -> str | None:
+    if callable(value) or (nullable and value is None):
+        return None
+    return f"{field_name} must be callable{' or None' if nullable else ''}; got {value!r}"
+
+
+def _flag(field_name: str, value: object) -> str | None:
+    return None if isinstance(value, bool) else f"{field_name} must be True or False; got " \
+                                                f"{value!r}"
+
+
+def _common_problems(spec: Spec) -> Iterator[str | None]:
+    description = spec.description
+    if not isinstance(description, str) or not description.strip() or "\n" in description:
+        yield f"description must be one non-empty line; got {description!r}"
+    if not isinstance(spec, ReportSpec):
+        factory = "load" if isinstance(spec, DatasetSpec) else "build"
+        yield _callable(factory, getattr(spec, factory))
+
+
+def _dataset_problems(spec: DatasetSpec) -> Iterator[str | None]:
+    yield _eps_problem("default_eps", spec.default_eps, nullable=False)
+    if (spec.mean is None) != (spec.std is None):
+        yield "mean and std must be given together (or neither)"
+        return
+    if spec.mean is None or spec.std is None:
+        return
+    if len(spec.mean) != len(spec.std) or not spec.mean:
+        yield (f"mean and std must have one value per channel, the same number; got "
+               f"{len(spec.mean)} and {len(spec.std)}")
+    if not all(isinstance(s, int | float) and s > 0 for s in spec.std):
+        yield f"std must be positive; got {spec.std!r}"
+
+
+def _configurable_problems(kind: str, spec: ModelSpec | AttackSpec | DefenseSpec
+                           ) -> Iterator[str | None]:
+    if not isinstance(spec.options, OptionSchema):
+        yield ("options must be an OptionSchema (harness.options.options(Option(...), ...)); "
+               f"got {type(spec.options).__name__}")
+        return
+    if not isinstance(spec.config, Mapping):
+        yield f"config must be a mapping; got {type(spec.config).__name__}"
+    if not isinstance(spec.smoke_options, Mapping):
+        yield f"smoke_options must be a mapping; got {type(spec.smoke_options).__name__}"
+        return
+    try:
+        spec.options.resolve(f"{kind} {spec.name}", spec.smoke_options)
+    except UsageError as exc:
+        yield f"smoke_options: {exc}"
+
+
+def _metric_problems(spec: AttackSpec | DefenseSpec) -> Iterator[str | None]:
+    metrics = spec.metrics
+    if not isinstance(metrics, tuple | list) or not all(isinstance(m, MetricSpec)
+                                                       for m in metrics):
+        yield ("metrics must be a tuple of harness.metrics.MetricSpec; got "
+               f"{metrics!r}")
+        return
+    names = [m.name for m in metrics]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        yield f"metrics declares {', '.join(repr(n) for n in twice)} more than once"
+
+
+def _model_problems(spec: ModelSpec) -> Iterator[str | None]:
+    yield _subset("offers", spec.offers, MODEL_FEATURES, "a model feature", "gradients")
+    yield _flag("takes_variant", spec.takes_variant)
+    yield _callable("list_variants", spec.list_variants, nullable=True)
+    yield _callable("fit", spec.fit, nullable=True)
+    if not isinstance(spec.train_defaults, Mapping):
+        yield f"train_defaults must be a mapping; got {spec.train_defaults!r}"
+    elif spec.train_defaults:
+        from dataclasses import fields
+
+        from harness.training import TrainSettings
+
+        known = [f.name for f in fields(TrainSettings)]
+        for key in spec.train_defaults:
+            if key not in known:
+                yield (f"train_defaults has {key!r}, which is not a training setting."
+                       f"{_did_you_mean(key, known)} Known: {', '.join(known)}")
+
+
+def _attack_problems(spec: AttackSpec) -> Iterator[str | None]:
+    yield _one_of("threat_model", spec.threat_model, THREAT_MODELS)
+    yield _one_of("norm", spec.norm, NORMS)
+    yield _one_of("category", spec.category, ATTACK_CATEGORIES)
+    yield _subset("needs", spec.needs, MODEL_FEATURES, "a model feature", "gradients")
+    yield _subset("roles", spec.roles, ATTACK_ROLES, "an attack role", "iterative")
+    yield _eps_problem("default_eps", spec.default_eps, nullable=True)
+    yield _flag("bounded", spec.bounded)
+    yield _flag("targeted", spec.targeted)
+    budget = spec.budget_images
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int)
+                               or budget < 1):
+        yield f"budget_images must be a positive integer or None; got {budget!r}"
+
+
+def _defense_problems(spec: DefenseSpec) -> Iterator[str | None]:
+    yield _one_of("stage", spec.stage, DEFENSE_STAGES)
+    if spec.answers is not None:
+        yield _subset("answers", spec.answers, ATTACK_CATEGORIES, "an attack category",
+                      "evasion")
+    yield _subset("needs", spec.needs, MODEL_FEATURES, "a model feature", "gradients")
+    yield _subset("roles", spec.roles, DEFENSE_ROLES, "a defense role", "baseline")
+    yield _flag("baseline", spec.baseline)
+
+
+def _report_problems(spec: ReportSpec) -> Iterator[str | None]:
+    for name in ("figures", "draw", "text"):
+        yield _callable(name, getattr(spec, name), nullable=True)
+    if (spec.figures is None) != (spec.draw is None):
+        yield "figures and draw must be given together (or neither)"
+
+
+_KIND_PROBLEMS: dict[str, Callable[[Any], Iterator[str | None]]] = {
+    "dataset": _dataset_problems,
+    "model": _model_problems,
+    "attack": _attack_problems,
+    "defense": _defense_problems,
+    "report": _report_problems,
+}
+
+
+def spec_problems(kind: str, spec: Spec) -> list[str]:
+    """What is wrong with the declared fields of ``spec`` (a ``kind`` spec), one line each;
+    empty when it is valid. Each line starts with the field's name."""
+    found: list[str | None] = [*_common_problems(spec), *_KIND_PROBLEMS[kind](spec)]
+    if isinstance(spec, ModelSpec | AttackSpec | DefenseSpec):
+        found += _configurable_problems(kind, spec)
+    if isinstance(spec, AttackSpec | DefenseSpec):
+        found += _metric_problems(spec)
+    return [p for p in found if p]
+
+
+# ---------------------------------------------------------------- the registry
 
 
 @dataclass
@@ -43,25 +246,36 @@ class Registry:
     load_errors: list[str] = field(default_factory=list)
 
     def add(self, kind: str, spec: Spec, owner: PluginInfo) -> None:
-        """Record ``spec`` under ``kind``; a duplicate name is an error naming both owners."""
+        """Record ``spec`` under ``kind`` after checking every declared field.
+
+        Raises :class:`PluginError` naming ``owner``, the spec and the field (a typo in
+        ``needs`` fails here, not as a run where every cell is n/a); a duplicate name is an
+        error naming both owners.
+        """
         expected = KINDS[kind]
         if not isinstance(spec, expected):
             raise PluginError(
                 f"{owner.label()}: register() for {kind}s got {type(spec).__name__}, "
                 f"expected {expected.__name__}"
             )
-        if not spec.name or spec.name != spec.name.strip() or "," in spec.name:
-            raise PluginError(f"{owner.label()}: invalid {kind} name {spec.name!r}")
-        existing = self.specs[kind].get(spec.name)
+        name = spec.name
+        if not isinstance(name, str) or not name or name != name.strip() or "," in name \
+                or name in RESERVED_NAMES:
+            raise PluginError(f"{owner.label()}: invalid {kind} name {name!r} (one word or "
+                              "more, no surrounding spaces, no commas, not 'all')")
+        problems = spec_problems(kind, spec)
+        if problems:
+            raise PluginError(f"{owner.label()}: {kind} '{name}': " + "; ".join(problems))
+        existing = self.specs[kind].get(name)
         if existing is not None:
             raise PluginError(
-                f"{owner.label()}: {kind} '{spec.name}' is already registered by "
+                f"{owner.label()}: {kind} '{name}' is already registered by "
                 f"{existing.plugin.label() if existing.plugin else 'another plugin'}; "
                 "disable one of the two plugins (--disable-plugin NAME) or rename the spec"
             )
-        self.specs[kind][spec.name] = spec
+        self.specs[kind][name] = spec
         record = self.plugins.setdefault(owner.name, PluginRecord(owner))
-        record.registered.setdefault(kind, []).append(spec.name)
+        record.registered.setdefault(kind, []).append(name)
 
     def names(self, kind: str) -> list[str]:
         """Registered names of ``kind``, sorted."""
@@ -86,16 +300,24 @@ class Registry:
         """The defense spec called ``name``."""
         return self.get("defense", name)  # type: ignore[return-value]
 
-    def model(self, name: str) -> tuple[ModelSpec, str | None]:
-        """The model spec for ``name`` and its variant (``timm:resnet18`` -> timm, resnet18)."""
+    def model(self, name: str) -> ModelSpec:
+        """The model spec called ``name`` (a family such as ``timm``).
+
+        ``'timm:resnet18'`` gives the family's spec too, its variant checked as
+        :meth:`model_variant` does; use that to get the variant.
+        """
+        if ":" in name:
+            return self.model_variant(name)[0]
+        return self._model_family(name, name)
+
+    def model_variant(self, name: str) -> tuple[ModelSpec, str | None]:
+        """The model spec for ``name`` and its variant (``timm:resnet18`` -> timm, resnet18).
+
+        Raises :class:`UsageError` for an unknown family, a family that needs a variant and
+        got none (or got one it does not take), and an unknown variant ("Did you mean").
+        """
         base, sep, variant = name.partition(":")
-        spec = self.specs["model"].get(base)
-        if spec is None or not isinstance(spec, ModelSpec):
-            shown = [
-                f"{n}:<name>" if s.takes_variant else n  # type: ignore[union-attr]
-                for n, s in self.specs["model"].items()
-            ]
-            raise UsageError(unknown_name_message("model", name, shown))
+        spec = self._model_family(base, name)
         if spec.takes_variant and not (sep and variant):
             raise UsageError(
                 f"model '{base}' needs a variant: '{base}:<name>', e.g. '{base}:resnet18'"
@@ -112,3 +334,13 @@ class Registry:
                     f"{len(variants)} are available (harness list models --variants {base})"
                 )
         return spec, (variant or None)
+
+    def _model_family(self, base: str, asked: str) -> ModelSpec:
+        spec = self.specs["model"].get(base)
+        if not isinstance(spec, ModelSpec):
+            shown = [
+                f"{n}:<name>" if s.takes_variant else n  # type: ignore[union-attr]
+                for n, s in self.specs["model"].items()
+            ]
+            raise UsageError(unknown_name_message("model", asked, shown))
+        return spec

@@ -9,11 +9,18 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from harness.metrics import MetricSpec
+from harness.options import OptionSchema
+
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import torch
 
     from harness.context import AttackContext, PoisonedSet
     from harness.data import DataOptions, ImageData, ModelInput
+    from harness.figures import Figure
+    from harness.records import ResultSet
     from harness.training import TrainContext, TrainData, TrainReport
 
 ThreatModel = Literal["white-box", "black-box"]
@@ -24,6 +31,7 @@ AttackCategory = Literal["evasion", "poisoning", "inference", "extraction"]
 THREAT_MODELS: tuple[str, ...] = ("white-box", "black-box")
 NORMS: tuple[str, ...] = ("inf", "2", "1", "0", "wasserstein", "none")
 LP_NORMS: tuple[str, ...] = ("inf", "2", "1", "0")
+# The declared categories and stages (harness.categories holds what each one means).
 DEFENSE_STAGES: tuple[str, ...] = ("training", "input-transformation", "poisoning-detection")
 ATTACK_CATEGORIES: tuple[str, ...] = ("evasion", "poisoning", "inference", "extraction")
 
@@ -42,6 +50,10 @@ MODEL_FEATURES: dict[str, str] = {
 }
 TORCH_MODEL_OFFERS = frozenset({"gradients", "scores", "labels", "training-loop", "activations"})
 
+# The schema of a spec that declares no options: every option is passed to ``build``
+# unchecked, and the plugin checks them there (the style before options were declared).
+UNDECLARED = OptionSchema(passthrough=True)
+
 
 @dataclass(frozen=True)
 class PluginInfo:
@@ -56,6 +68,24 @@ class PluginInfo:
         """``'dist 1.2 (entry point x = mod)'``, the form every plugin error uses."""
         where = f" (entry point {self.entry_point})" if self.entry_point else ""
         return f"plugin '{self.distribution} {self.version}'{where}"
+
+
+class _Configurable:
+    """Option handling shared by the specs that declare options."""
+
+    name: str
+    options: OptionSchema
+    config: Mapping[str, Any]
+    KIND = ""
+
+    def resolve_options(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        """``given`` checked against the declared options, over their defaults (what
+        ``build`` receives). Raises :class:`harness.errors.UsageError`."""
+        return self.options.resolve(f"{self.KIND} {self.name}", given)
+
+    def key_config(self) -> dict[str, Any]:
+        """The fixed declarations and option defaults: part of every cache key it shapes."""
+        return {**dict(self.config), **self.options.defaults()}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,7 +109,7 @@ class DatasetSpec:
 
 
 @dataclass(frozen=True, kw_only=True)
-class ModelSpec:
+class ModelSpec(_Configurable):
     """A classifier architecture; ``build(model_input, variant, options)`` returns an nn.Module.
 
     The module takes images in [0, 1] and returns logits: normalization lives inside it, so
@@ -89,8 +119,10 @@ class ModelSpec:
     ``offers`` lists the :data:`MODEL_FEATURES` it has. ``fit(model, data, ctx)``, when set,
     trains the model without defense instead of the shared loop (a scikit-learn model fits
     itself, then copies its weights into the module); such a model does not offer
-    "training-loop", so training defenses are n/a for it. ``config`` holds the model's
-    default settings; they are part of the training cache key.
+    "training-loop", so training defenses are n/a for it. ``options`` declares the
+    ``--model-opt`` options (their defaults are part of the training cache key, and ``build``
+    receives them resolved); ``config`` holds fixed declarations that are part of the key too.
+    ``smoke_options`` are the small settings the contract tests build it with.
     """
 
     name: str
@@ -101,12 +133,15 @@ class ModelSpec:
     train_defaults: Mapping[str, Any] = field(default_factory=dict)
     offers: frozenset[str] = TORCH_MODEL_OFFERS
     fit: Callable[[torch.nn.Module, TrainData, TrainContext], TrainReport] | None = None
+    options: OptionSchema = UNDECLARED
+    smoke_options: Mapping[str, Any] = field(default_factory=dict)
     config: Mapping[str, Any] = field(default_factory=dict)
     plugin: PluginInfo | None = None
+    KIND = "model"
 
 
 @dataclass(frozen=True, kw_only=True)
-class AttackSpec:
+class AttackSpec(_Configurable):
     """An attack; ``build(options)`` returns an :class:`Attack`.
 
     ``bounded``: eps is a budget in ``norm`` (pixel units), and the runner evaluates one cell
@@ -117,9 +152,13 @@ class AttackSpec:
     evasion -> :class:`Attack`, poisoning -> :class:`PoisoningAttack`, inference and
     extraction -> :class:`ModelAttack`.
     ``budget_images`` caps the test images a slow attack is run on unless ``--n-test`` says
-    otherwise. ``survey_table`` names the survey table it comes from. ``config`` holds the
-    attack's default settings; they are part of every result's cache key, so changing a
-    default re-runs the cells it affects.
+    otherwise. ``survey_table`` names the survey table it comes from. ``roles`` are the
+    :data:`harness.roles.ATTACK_ROLES` it plays (the checks ask for roles, never names).
+    ``options`` declares its ``--attack-opt`` options; their defaults and ``config`` (fixed
+    declarations such as the wrapped library class) are part of every result's cache key, so
+    changing a default re-runs the cells it affects. ``metrics`` declares the numbers it
+    reports beyond its category's. ``smoke_options`` are the tiny budgets the contract tests
+    run it with (``pytest -m slow`` runs the declared defaults).
     """
 
     name: str
@@ -134,19 +173,17 @@ class AttackSpec:
     bounded: bool = True
     budget_images: int | None = None
     survey_table: str = ""
+    roles: frozenset[str] = frozenset()
+    options: OptionSchema = UNDECLARED
+    smoke_options: Mapping[str, Any] = field(default_factory=dict)
+    metrics: tuple[MetricSpec, ...] = ()
     config: Mapping[str, Any] = field(default_factory=dict)
     plugin: PluginInfo | None = None
-
-
-DEFAULT_ANSWERS: dict[str, frozenset[str]] = {
-    "training": frozenset({"evasion"}),
-    "input-transformation": frozenset({"evasion"}),
-    "poisoning-detection": frozenset({"poisoning"}),
-}
+    KIND = "attack"
 
 
 @dataclass(frozen=True, kw_only=True)
-class DefenseSpec:
+class DefenseSpec(_Configurable):
     """A defense; ``build(options)`` returns the protocol of its ``stage``.
 
     - "training": a :class:`TrainingDefense`; it trains the model (one training job each).
@@ -157,7 +194,10 @@ class DefenseSpec:
     ``baseline`` marks the undefended reference (``none``), which every run trains and shows
     unless ``--no-baseline``; it pairs with every attack category. ``answers`` lists the
     attack categories the defense is meant against (default by stage); ``needs`` the model
-    features it uses. ``config`` holds its default settings (part of the cache keys).
+    features it uses; ``roles`` the :data:`harness.roles.DEFENSE_ROLES` it plays. ``options``
+    declares its ``--defense-opt`` options; their defaults and ``config`` are part of the
+    cache keys. ``metrics`` declares numbers it reports; ``smoke_options`` the small settings
+    of the contract tests.
     """
 
     name: str
@@ -167,18 +207,42 @@ class DefenseSpec:
     baseline: bool = False
     answers: frozenset[str] | None = None
     needs: frozenset[str] = frozenset()
+    roles: frozenset[str] = frozenset()
+    options: OptionSchema = UNDECLARED
+    smoke_options: Mapping[str, Any] = field(default_factory=dict)
+    metrics: tuple[MetricSpec, ...] = ()
     config: Mapping[str, Any] = field(default_factory=dict)
     plugin: PluginInfo | None = None
+    KIND = "defense"
 
     @property
     def answered(self) -> frozenset[str]:
         """The attack categories this defense is evaluated against."""
-        if self.baseline:
-            return frozenset(ATTACK_CATEGORIES)
-        return self.answers if self.answers is not None else DEFAULT_ANSWERS[self.stage]
+        from harness.categories import answered_categories
+
+        return answered_categories(self)
 
 
-Spec = DatasetSpec | ModelSpec | AttackSpec | DefenseSpec
+@dataclass(frozen=True, kw_only=True)
+class ReportSpec:
+    """A report: figures embedded in leaderboard pages, and/or a text of its own.
+
+    ``figures(results, stem)`` plans the figures of a page (a dict from dataset, or None for
+    the whole page, to :class:`harness.figures.Figure` lists; names and captions must depend
+    only on the results); ``draw(results, figure, path)`` draws one of them.
+    ``text(results)`` returns a markdown report of its own (``harness report NAME``), or ''
+    when the results hold nothing for it.
+    """
+
+    name: str
+    description: str
+    figures: Callable[[ResultSet, str], dict[str | None, list[Figure]]] | None = None
+    draw: Callable[[ResultSet, Figure, Path], None] | None = None
+    text: Callable[[ResultSet], str] | None = None
+    plugin: PluginInfo | None = None
+
+
+Spec = DatasetSpec | ModelSpec | AttackSpec | DefenseSpec | ReportSpec
 
 
 class Attack(Protocol):

@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from harness.records import Result, ResultSet
+
+# Result fields stored as JSON text.
+JSON_COLUMNS = frozenset({"attack_roles", "defense_roles", "metrics", "examples", "config"})
+_SQL_TYPES = {"str": "TEXT", "float | None": "REAL", "int | None": "INTEGER",
+              "str | None": "TEXT"}
+_REQUIRED = {"cell_key", "train_key", "run_id", "dataset", "model", "defense", "attack",
+             "status", "created_at", "config"}
+RESULT_COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Result))
+
+
+def _column(f: dataclasses.Field) -> str:
+    kind = "TEXT" if f.name in JSON_COLUMNS else _SQL_TYPES.get(str(f.type), "TEXT")
+    if f.name == "run_id":
+        return f"{f.name} TEXT NOT NULL REFERENCES runs(run_id)"
+    return f"{f.name} {kind}" + (" NOT NULL" if f.name in _REQUIRED else "")
+
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -18,50 +38,18 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 CREATE TABLE IF NOT EXISTS results (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
-    cell_key TEXT NOT NULL,
-    train_key TEXT NOT NULL,
-    run_id TEXT NOT NULL REFERENCES runs(run_id),
-    dataset TEXT NOT NULL,
-    model TEXT NOT NULL,
-    defense TEXT NOT NULL,
-    attack TEXT NOT NULL,
-    eps REAL,
-    status TEXT NOT NULL,
-    error TEXT,
-    clean_acc REAL,
-    robust_acc REAL,
-    attack_success_rate REAL,
-    mean_linf REAL,
-    mean_l2 REAL,
-    median_l0 REAL,
-    median_l2 REAL,
-    median_linf REAL,
-    queries_per_image REAL,
-    n_test INTEGER,
-    train_seconds REAL,
-    train_images_per_s REAL,
-    attack_seconds REAL,
-    attack_images_per_s REAL,
-    threat_model TEXT,
-    norm TEXT,
-    category TEXT,
-    defense_stage TEXT,
-    metrics TEXT,
-    examples TEXT,
-    created_at TEXT NOT NULL,
-    config TEXT NOT NULL
+    """ + ",\n    ".join(_column(f) for f in dataclasses.fields(Result)) + """
 );
 CREATE INDEX IF NOT EXISTS results_cell ON results(cell_key, status);
 """
 
-RESULT_COLUMNS = (
-    "cell_key", "train_key", "run_id", "dataset", "model", "defense", "attack", "eps", "status",
-    "error", "clean_acc", "robust_acc", "attack_success_rate", "mean_linf", "mean_l2",
-    "median_l0", "median_l2", "median_linf", "queries_per_image", "n_test",
-    "train_seconds", "train_images_per_s", "attack_seconds", "attack_images_per_s",
-    "threat_model", "norm", "category", "defense_stage", "metrics", "examples",
-    "created_at", "config",
-)
+
+@dataclass(frozen=True)
+class StoredRecord:
+    """A record read back from the store, with the metadata of the run that wrote it."""
+
+    record: Result
+    metadata: dict[str, Any]
 
 
 class ResultStore:
@@ -117,12 +105,12 @@ class ResultStore:
             self.conn.execute("UPDATE runs SET finished_at = ? WHERE run_id = ?",
                               (finished_at, run_id))
 
-    def add_result(self, record: dict[str, Any]) -> None:
-        """Store one cell's record (keys as in ``RESULT_COLUMNS``; ``config`` a dict)."""
-        row = {c: record.get(c) for c in RESULT_COLUMNS}
-        row["config"] = json.dumps(record.get("config", {}), sort_keys=True)
-        row["metrics"] = json.dumps(record.get("metrics") or {}, sort_keys=True)
-        row["examples"] = json.dumps(record["examples"]) if record.get("examples") else None
+    def add_result(self, record: Result) -> None:
+        """Store one cell's record."""
+        row = record.as_dict()
+        for name in JSON_COLUMNS:
+            value = row.get(name)
+            row[name] = json.dumps(value, sort_keys=True) if value is not None else None
         with self.conn:
             self.conn.execute(
                 f"INSERT INTO results({', '.join(RESULT_COLUMNS)}) "
@@ -130,36 +118,38 @@ class ResultStore:
                 [row[c] for c in RESULT_COLUMNS],
             )
 
-    def latest_ok(self, cell_key: str) -> dict[str, Any] | None:
-        """The newest successful record of ``cell_key``, with its run's metadata, or None."""
+    def latest_ok(self, cell_key: str) -> StoredRecord | None:
+        """The newest successful record of ``cell_key``, with its run's metadata, or None
+        (a database not created yet holds nothing, and is not created by asking)."""
+        if self._conn is None and not self.path.exists():
+            return None
         row = self.conn.execute(
             "SELECT * FROM results WHERE cell_key = ? AND status = 'ok' ORDER BY id DESC LIMIT 1",
             (cell_key,)).fetchone()
-        return self._with_metadata([row])[0] if row else None
+        if row is None:
+            return None
+        found = self._results([row])
+        return StoredRecord(found.records[0], dict(found.runs[found.records[0].run_id]))
 
-    def latest_records(self) -> list[dict[str, Any]]:
+    def latest_records(self) -> ResultSet:
         """The newest record per (dataset, model, defense, attack, eps), with run metadata."""
         rows = self.conn.execute(
             "SELECT * FROM results WHERE id IN (SELECT MAX(id) FROM results "
             "GROUP BY dataset, model, defense, attack, eps) ORDER BY id").fetchall()
-        return self._with_metadata(rows)
+        return self._results(rows)
 
-    def _with_metadata(self, rows: Iterable[sqlite3.Row]) -> list[dict[str, Any]]:
-        out = []
-        cache: dict[str, dict] = {}
+    def _results(self, rows: Iterable[sqlite3.Row]) -> ResultSet:
+        out = ResultSet()
         for row in rows:
-            record = dict(row)
-            record.pop("id", None)
-            record["config"] = json.loads(record["config"])
-            record["metrics"] = json.loads(record["metrics"] or "{}")
-            record["examples"] = json.loads(record["examples"]) if record["examples"] else None
-            record["category"] = record["category"] or "evasion"
-            record["defense_stage"] = record["defense_stage"] or "training"
-            run_id = record["run_id"]
-            if run_id not in cache:
+            values = dict(row)
+            values.pop("id", None)
+            for name in JSON_COLUMNS:
+                raw = values.get(name)
+                values[name] = json.loads(raw) if raw else None
+            record = Result.from_dict(values)
+            out.records.append(record)
+            if record.run_id not in out.runs:
                 meta = self.conn.execute("SELECT metadata FROM runs WHERE run_id = ?",
-                                         (run_id,)).fetchone()
-                cache[run_id] = json.loads(meta[0]) if meta else {}
-            record["metadata"] = cache[run_id]
-            out.append(record)
+                                         (record.run_id,)).fetchone()
+                out.runs[record.run_id] = json.loads(meta[0]) if meta else {}
         return out

@@ -2,18 +2,22 @@
 
 Installed with harness (entry point ``pytest11``), so in any test suite::
 
-    def test_my_attack(harness_plugin):
-        registry = harness_plugin(my_plugin_module)     # registered for this test only
-        check_attack_spec(registry.attack("my-attack"))
+    import my_package.plugin
 
-The contract checks run a spec's factory on tiny inputs and assert what the runner relies
-on. harness's own test suite runs them over every registered spec.
+    def test_my_attack(harness_plugin):
+        registry = harness_plugin(my_package.plugin)     # registered for this test only
+        check_attack_spec(registry.attack("my-attack"))  # runs it with its smoke_options
+
+The contract checks check a spec's declared fields as registration does, run its factory on
+tiny inputs and assert what the runner relies on. harness's own test suite runs them over
+every registered spec.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, cast
 
 import pytest
 import torch
@@ -22,18 +26,18 @@ from torch import nn
 from harness import plugins as _plugins
 from harness.context import AttackContext, PoisonedSet
 from harness.data import DataOptions, ImageData, ModelInput
-from harness.registry import Registry
+from harness.errors import DatasetNotFoundError
+from harness.registry import KINDS, Registry, spec_problems
 from harness.specs import (
-    ATTACK_CATEGORIES,
-    DEFENSE_STAGES,
     LP_NORMS,
-    NORMS,
-    THREAT_MODELS,
     AttackSpec,
     DatasetSpec,
     DefenseSpec,
+    ModelAttack,
     ModelSpec,
     PluginInfo,
+    PoisoningAttack,
+    Spec,
 )
 from harness.training import TrainContext, TrainData, TrainReport, TrainSettings, train_supervised
 
@@ -55,14 +59,26 @@ __all__ = [
 def harness_plugin() -> Iterator[Callable[..., Registry]]:
     """Register in-process plugins for one test; returns the resulting registry.
 
-    ``harness_plugin(obj, name="my-plugin")`` adds ``obj`` (a module or object with hook
-    implementations) beside the installed plugins; every registry built during the test,
-    including the one ``harness.cli.main`` builds, includes it. Removed after the test.
+    ``harness_plugin(obj, name="my-plugin", *, entry_points=True)`` adds ``obj`` (a module,
+    or any object with hook implementations) and returns a registry built strictly, so a
+    spec that fails registration fails the test. Every registry built during the test,
+    including the one ``harness.cli.main`` builds, includes it; it is removed after the test.
+
+    - ``entry_points=True`` (the default): ``obj`` comes beside every installed plugin, the
+      built-ins included. When ``obj`` is already loaded through an entry point (your own
+      package, pip-installed), it is not registered a second time: the registry keeps it
+      under its entry point, with its distribution and version.
+    - ``entry_points=False``: the registry holds only the plugins given to the fixture, no
+      built-in and no installed plugin (a test of your plugin alone, or of a name a
+      built-in also uses).
+
+    ``name`` defaults to the module's (or the object's class's) name; plugins given to the
+    fixture show the distribution ``<in-process>``.
     """
     added: list[tuple[PluginInfo, object]] = []
 
     def add(obj: object, name: str | None = None, *, entry_points: bool = True) -> Registry:
-        info = PluginInfo(name=name or getattr(obj, "__name__", type(obj).__name__),
+        info = PluginInfo(name=name or str(getattr(obj, "__name__", type(obj).__name__)),
                           distribution="<in-process>", version="0")
         _plugins.TEST_PLUGINS.append((info, obj))
         added.append((info, obj))
@@ -73,13 +89,21 @@ def harness_plugin() -> Iterator[Callable[..., Registry]]:
         _plugins.TEST_PLUGINS.remove(item)
 
 
-def _check_common(spec, kind: type) -> None:
+def _check_common(spec: Spec, kind: type) -> None:
     assert isinstance(spec, kind), f"expected {kind.__name__}, got {type(spec).__name__}"
     assert spec.name and spec.name == spec.name.strip() and "," not in spec.name, spec.name
     assert spec.name != "all", "'all' is reserved on the command line"
-    assert spec.description and "\n" not in spec.description, \
-        f"{spec.name}: description must be one line"
-    assert callable(getattr(spec, "load", None) or getattr(spec, "build", None))
+    problems = spec_problems(KIND_NAMES[kind], spec)
+    assert not problems, f"{spec.name}: " + "; ".join(problems)
+
+
+KIND_NAMES: dict[type, str] = {spec_type: name for name, spec_type in KINDS.items()}
+
+
+def _options(spec: ModelSpec | AttackSpec | DefenseSpec,
+             options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What ``build`` gets: ``options`` (None: the spec's smoke_options) over the defaults."""
+    return spec.resolve_options(spec.smoke_options if options is None else options)
 
 
 def tiny_image_data(n_train: int = 96, n_test: int = 32, channels: int = 1, size: int = 8,
@@ -87,7 +111,7 @@ def tiny_image_data(n_train: int = 96, n_test: int = 32, channels: int = 1, size
     """A small, learnable image set: each class is a bright square in its own place."""
     g = torch.Generator().manual_seed(seed)
 
-    def make(n: int):
+    def make(n: int) -> tuple[torch.Tensor, torch.Tensor]:
         y = torch.arange(n) % num_classes
         x = torch.rand(n, channels, size, size, generator=g) * 0.3
         for c in range(num_classes):
@@ -95,7 +119,9 @@ def tiny_image_data(n_train: int = 96, n_test: int = 32, channels: int = 1, size
             x[y == c, :, r:r + 3, r:r + 3] += 0.6
         return x.clamp(0, 1), y
 
-    return ImageData(*make(n_train), *make(n_test), num_classes=num_classes)
+    x_train, y_train = make(n_train)
+    x_test, y_test = make(n_test)
+    return ImageData(x_train, y_train, x_test, y_test, num_classes=num_classes)
 
 
 def tiny_classifier(channels: int = 1, size: int = 8, num_classes: int = 3,
@@ -177,36 +203,62 @@ def tiny_context(data: ImageData | None = None, *, n_test: int | None = None,
                          model_name="tiny")
 
 
-def check_dataset_spec(spec: DatasetSpec, options: DataOptions | None = None) -> ImageData | None:
-    """Check a dataset spec's fields; with ``options``, also load it and check the data."""
+def check_dataset_spec(spec: DatasetSpec, options: DataOptions | None = None) -> ImageData:
+    """Check a dataset spec's declared fields, load it and check the data.
+
+    The fields are checked as registration checks them (a one-line description, a callable
+    ``load``, ``default_eps`` in (0, 1], ``mean`` and ``std`` together, one positive value
+    per channel). Then ``spec.load(options)`` runs; with ``options=None`` it loads with
+    ``DataOptions()`` (``$HARNESS_DATA``, else ``./data``, no download) and **skips the
+    test** (``pytest.skip`` with the loader's message) when that raises
+    :class:`~harness.errors.DatasetNotFoundError`: a dataset whose files are not on this
+    machine. Pass ``options`` to load from a given root; a missing dataset then fails.
+    The data must be float32 images in [0, 1] of one shape, int64 labels in
+    ``range(num_classes)``, non-empty train and test sets, and ``mean``/``std`` (when
+    declared) must have one value per channel.
+    """
     _check_common(spec, DatasetSpec)
-    assert 0 < spec.default_eps <= 1, f"{spec.name}: default_eps must be in (0, 1]"
-    assert (spec.mean is None) == (spec.std is None), f"{spec.name}: give mean and std together"
-    if spec.std is not None:
-        assert len(spec.mean) == len(spec.std) and all(s > 0 for s in spec.std)
     if options is None:
-        return None
-    data = spec.load(options)
-    assert isinstance(data, ImageData)
+        try:
+            data = spec.load(DataOptions())
+        except DatasetNotFoundError as exc:
+            message = str(exc)
+            pytest.skip(message if spec.name in message else f"{spec.name}: {message}")
+    else:
+        data = spec.load(options)
+    assert isinstance(data, ImageData), f"{spec.name}: load() must return an ImageData"
+    assert isinstance(data.num_classes, int) and data.num_classes >= 2, \
+        f"{spec.name}: num_classes must be an integer >= 2, got {data.num_classes!r}"
+    assert not data.class_names or len(data.class_names) == data.num_classes, \
+        f"{spec.name}: class_names must name every class (or be empty)"
+    assert len(data.x_train) > 0 and len(data.x_test) > 0, f"{spec.name}: an empty split"
     for x, y in ((data.x_train, data.y_train), (data.x_test, data.y_test)):
         assert x.dtype == torch.float32, f"{spec.name}: images must be float32"
         assert float(x.min()) >= 0 and float(x.max()) <= 1, f"{spec.name}: pixels not in [0, 1]"
-        assert y.dtype == torch.int64
-        assert int(y.min()) >= 0 and int(y.max()) < data.num_classes
+        assert y.dtype == torch.int64, f"{spec.name}: labels must be int64"
+        assert int(y.min()) >= 0 and int(y.max()) < data.num_classes, \
+            f"{spec.name}: a label outside range(num_classes)"
     if spec.mean is not None:
-        assert len(spec.mean) == data.image_shape[0]
+        assert len(spec.mean) == data.image_shape[0], \
+            f"{spec.name}: mean has {len(spec.mean)} values for {data.image_shape[0]} channels"
     return data
 
 
 def check_model_spec(spec: ModelSpec, variant: str | None = None,
-                     model_input: ModelInput | None = None) -> nn.Module:
-    """Build the model, run a forward and backward pass, check shapes and gradients."""
+                     model_input: ModelInput | None = None, *,
+                     options: Mapping[str, Any] | None = None) -> nn.Module:
+    """Build the model, run a forward and backward pass, check shapes and gradients.
+
+    ``variant`` is required exactly when the family takes one. ``model_input`` defaults to
+    1x8x8 images and 10 classes. ``options`` are given to ``build`` over the declared
+    defaults (None: the spec's ``smoke_options``; ``{}``: the defaults alone).
+    """
     _check_common(spec, ModelSpec)
     assert spec.takes_variant == (variant is not None), \
         f"{spec.name}: pass a variant exactly when the family takes one"
     mi = model_input or ModelInput(1, 8, 8, 10)
     torch.manual_seed(0)
-    model = spec.build(mi, variant, {})
+    model = spec.build(mi, variant, _options(spec, options))
     assert isinstance(model, nn.Module)
     x = torch.rand(2, mi.channels, mi.height, mi.width, requires_grad=True)
     model.eval()
@@ -220,7 +272,8 @@ def check_model_spec(spec: ModelSpec, variant: str | None = None,
 
 
 def check_attack_spec(spec: AttackSpec, eps: float = 0.1, *, ctx: AttackContext | None = None,
-                      model: nn.Module | None = None, options: dict | None = None):
+                      model: nn.Module | None = None,
+                      options: Mapping[str, Any] | None = None) -> Any:
     """Run the attack on tiny inputs and check what the runner relies on.
 
     Evasion: attack a tiny trained classifier; check shape, range, budget (a bounded attack
@@ -228,20 +281,19 @@ def check_attack_spec(spec: AttackSpec, eps: float = 0.1, *, ctx: AttackContext 
     inputs and weights are kept. Poisoning: check the :class:`PoisonedSet` against the tiny
     training set. Inference and extraction: check the metrics are finite numbers. ``ctx``
     and ``model`` replace the tiny context and victim (e.g. for attacks that need an
-    scikit-learn model); ``options`` are passed to ``build`` (small budgets).
+    scikit-learn model). ``options`` are given to ``build`` over the declared defaults
+    (None: the spec's ``smoke_options``, the tiny budgets; ``{}``: the declared defaults).
+    The declared fields are checked first, as registration checks them.
     """
     _check_common(spec, AttackSpec)
-    assert spec.threat_model in THREAT_MODELS, spec.threat_model
-    assert spec.norm in NORMS, spec.norm
-    assert spec.category in ATTACK_CATEGORIES, spec.category
-    assert spec.default_eps is None or 0 < spec.default_eps <= 1
+    resolved = _options(spec, options)
     if spec.category == "poisoning":
-        return _check_poisoning(spec, ctx or tiny_context(), options or {})
+        return _check_poisoning(spec, ctx or tiny_context(), resolved)
     if spec.category in ("inference", "extraction"):
         ctx = ctx or tiny_context()
         victim = model if model is not None else ctx.clean_model()
         before = {k: v.clone() for k, v in victim.state_dict().items()}
-        metrics = spec.build(options or {}).run(victim, ctx)
+        metrics = cast(ModelAttack, spec.build(resolved)).run(victim, ctx)
         assert isinstance(metrics, dict) and metrics, f"{spec.name}: no metrics returned"
         for key, value in metrics.items():
             assert isinstance(key, str) and isinstance(value, int | float), (key, value)
@@ -254,7 +306,7 @@ def check_attack_spec(spec: AttackSpec, eps: float = 0.1, *, ctx: AttackContext 
     data = ctx.data if ctx is not None else tiny_image_data()
     x, y = data.x_test[:16], data.y_test[:16]
     x_copy = x.clone()
-    attack = spec.build(options or {})
+    attack = spec.build(resolved)
     x_adv = attack.perturb(model, x, y, eps if spec.bounded else None)
     assert torch.equal(x, x_copy), f"{spec.name}: the attack modified its input in place"
     assert x_adv.shape == x.shape and x_adv.dtype == x.dtype
@@ -270,10 +322,11 @@ def check_attack_spec(spec: AttackSpec, eps: float = 0.1, *, ctx: AttackContext 
     return x_adv
 
 
-def _check_poisoning(spec: AttackSpec, ctx: AttackContext, options: dict) -> PoisonedSet:
+def _check_poisoning(spec: AttackSpec, ctx: AttackContext, resolved: dict[str, Any]
+                     ) -> PoisonedSet:
     data = ctx.data
     x_before = data.x_train.clone()
-    poisoned = spec.build(options).poison(ctx)
+    poisoned = cast(PoisoningAttack, spec.build(resolved)).poison(ctx)
     assert isinstance(poisoned, PoisonedSet), f"{spec.name}: poison() must return a PoisonedSet"
     assert torch.equal(data.x_train, x_before), f"{spec.name}: modified the clean data in place"
     assert poisoned.x_train.shape[1:] == data.x_train.shape[1:]
@@ -287,22 +340,24 @@ def _check_poisoning(spec: AttackSpec, ctx: AttackContext, options: dict) -> Poi
     return poisoned
 
 
-def check_defense_spec(spec: DefenseSpec, *, options: dict | None = None,
-                       ctx: AttackContext | None = None, poisoned: PoisonedSet | None = None):
+def check_defense_spec(spec: DefenseSpec, *, options: Mapping[str, Any] | None = None,
+                       ctx: AttackContext | None = None,
+                       poisoned: PoisonedSet | None = None) -> Any:
     """Run the defense on tiny inputs and check what the runner relies on.
 
     Training: train a tiny classifier and check it learned and reported honestly.
     Input transformation: check shape, range and that the input is kept. Poisoning
     detection: run it on ``poisoned`` (default: a tiny set with a bright-corner trigger on a
-    fifth of the samples) and check the mask's shape and type.
+    fifth of the samples) and check the mask's shape and type. ``options`` are given to
+    ``build`` over the declared defaults (None: the spec's ``smoke_options``; ``{}``: the
+    declared defaults). The declared fields are checked first, as registration checks them.
     """
     _check_common(spec, DefenseSpec)
-    assert spec.stage in DEFENSE_STAGES, spec.stage
-    assert spec.answered <= set(ATTACK_CATEGORIES), spec.answered
+    resolved = _options(spec, options)
     if spec.stage == "input-transformation":
         x = tiny_image_data().x_test[:8]
         x_copy = x.clone()
-        out = spec.build(options or {}).transform(x)
+        out = spec.build(resolved).transform(x)
         assert torch.equal(x, x_copy), f"{spec.name}: the transformation modified its input"
         assert out.shape == x.shape and out.dtype == x.dtype, f"{spec.name}: shape or dtype"
         assert float(out.min()) >= 0 and float(out.max()) <= 1, f"{spec.name}: left [0, 1]"
@@ -313,8 +368,7 @@ def check_defense_spec(spec: DefenseSpec, *, options: dict | None = None,
         victim = ctx.new_model()
         ctx.train(victim, poisoned.x_train, poisoned.y_train, "poisoned victim")
         victim.eval()
-        flagged = spec.build(options or {}).detect(victim, poisoned.x_train, poisoned.y_train,
-                                                   ctx)
+        flagged = spec.build(resolved).detect(victim, poisoned.x_train, poisoned.y_train, ctx)
         assert isinstance(flagged, torch.Tensor) and flagged.dtype == torch.bool, \
             f"{spec.name}: detect() must return a boolean tensor"
         assert flagged.shape == (len(poisoned.x_train),), f"{spec.name}: one flag per sample"
@@ -323,9 +377,9 @@ def check_defense_spec(spec: DefenseSpec, *, options: dict | None = None,
     model = tiny_classifier(num_classes=data.num_classes)
     before = [p.detach().clone() for p in model.parameters()]
     settings = TrainSettings(epochs=3, batch_size=32, lr=1e-2, patience=3, seed=0)
-    ctx = TrainContext(settings=settings, device=torch.device("cpu"), dataset_eps=0.1,
-                       show_progress=False)
-    report = spec.build(options or {}).train(model, TrainData.split(data, 0.1, 0), ctx)
+    train_ctx = TrainContext(settings=settings, device=torch.device("cpu"), dataset_eps=0.1,
+                             show_progress=False)
+    report = spec.build(resolved).train(model, TrainData.split(data, 0.1, 0), train_ctx)
     assert isinstance(report, TrainReport)
     assert 1 <= report.epochs_run <= settings.epochs
     assert report.seconds > 0 and report.images > 0 and math.isfinite(report.images_per_s)

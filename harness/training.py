@@ -1,10 +1,16 @@
-"""The shared supervised training loop (Algorithm 1's training), resumable epoch by epoch.
+"""The one resumable training loop every training-stage defense plugs its epoch into.
 
-Adam on softmax cross-entropy, data reshuffled every epoch, validation loss watched to stop
-early and keep the best weights; an epoch that does not improve it multiplies the learning
-rate by ``lr_decay`` (Keras' ReduceLROnPlateau with patience 1; 1.0 turns it off).
-A training-stage defense calls :func:`train_supervised`, optionally with a per-minibatch
-``augment`` (Algorithm 2 passes FGSM pairs).
+:func:`fit_epochs` owns what makes trainings comparable: epochs, patience and early stopping
+with the best weights kept, per-epoch seeds (torch's and NumPy's global generators, by name),
+the learning-rate decay (an epoch without a better validation loss multiplies every
+``param_group``'s rate by ``lr_decay``: Keras' ReduceLROnPlateau with patience 1; 1.0 turns it
+off), the validation loss (:attr:`TrainSettings.early_stop_on`), the progress bar, a resume
+state saved after every epoch, and an honest :class:`TrainReport`. A defense only supplies
+``run_epoch(epoch)``, one pass over the training data.
+
+:func:`train_supervised` is the harness's own epoch (Algorithm 1: Adam on softmax
+cross-entropy, data reshuffled every epoch), optionally with a per-minibatch ``augment``
+(Algorithm 2 passes FGSM pairs).
 """
 
 from __future__ import annotations
@@ -15,20 +21,41 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from uuid import uuid4
 
 import torch
 import torch.nn.functional as F
 
 from harness.data import ImageData, batches
 from harness.devices import synchronize
+from harness.errors import UsageError
 from harness.progress import progress_bar
+from harness.seeds import derive_seed, seed_globals
 
 Augment = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+EpochFn = Callable[[int], float | None]
+
+EARLY_STOP_ON: tuple[str, ...] = ("clean", "objective")
 
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """Everything besides data, model and defense that shapes the trained weights."""
+    """Everything besides data, model and defense that shapes the trained weights.
+
+    ``early_stop_on`` picks the validation loss that early stopping, the best weights and the
+    learning-rate decay watch:
+
+    - ``"clean"`` (default): the clean softmax cross-entropy on the validation split, for
+      every defense. Under FGSM training the adversarial validation loss keeps falling while
+      the model masks its gradients (catastrophic overfitting), so stopping on it selects
+      masked models; the clean loss is neutral, and the same rule for every defense, so
+      defenses compared side by side are trained alike.
+    - ``"objective"``: the defense's own training objective on validation batches (its
+      ``augment`` applied, as ``advtrain`` used to). Only defenses trained by the harness's own
+      epoch (:func:`train_supervised`) have it; the ART defenses refuse it.
+
+    ``lr_decay`` applies to every defense.
+    """
 
     epochs: int = 30
     batch_size: int = 128
@@ -37,6 +64,12 @@ class TrainSettings:
     lr_decay: float = 0.5
     val_fraction: float = 0.1
     seed: int = 0
+    early_stop_on: str = "clean"
+
+    def __post_init__(self) -> None:
+        if self.early_stop_on not in EARLY_STOP_ON:
+            raise ValueError(f"early_stop_on must be one of {', '.join(EARLY_STOP_ON)}; got "
+                             f"{self.early_stop_on!r}")
 
     def as_dict(self) -> dict:
         """Plain dict, for cache keys and stored configuration."""
@@ -65,8 +98,8 @@ class TrainData:
         """Seeded split of the training images ``x`` with labels ``y``."""
         n = len(x)
         n_val = max(1, int(round(n * val_fraction))) if val_fraction > 0 else 0
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 7))
-        order = order.to(x.device)
+        shuffle = torch.Generator().manual_seed(derive_seed(seed, "validation-split"))
+        order = torch.randperm(n, generator=shuffle).to(x.device)
         val, train = order[:n_val], order[n_val:]
         return cls(x[train], y[train], x[val], y[val], num_classes)
 
@@ -100,95 +133,167 @@ class TrainReport:
         return self.images / self.seconds if self.seconds > 0 else float("nan")
 
 
-def _loss_on(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
-             augment: Augment | None, batch_size: int) -> float:
+def require_clean_early_stop(settings: TrainSettings, owner: str) -> None:
+    """Raise :class:`UsageError` unless ``settings`` stop early on the clean loss: for
+    defenses (``owner``) whose training objective cannot be measured on validation batches."""
+    if settings.early_stop_on != "clean":
+        raise UsageError(
+            f"{owner}: early_stop_on={settings.early_stop_on!r} needs the defense's training "
+            "objective on validation batches, which only the harness's own epoch (defenses "
+            "none and advtrain) provides; use early_stop_on='clean'")
+
+
+def _validation_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
+                     objective: Augment | None, batch_size: int, temperature: float) -> float:
+    """Mean softmax cross-entropy of ``model``'s logits / ``temperature`` on ``(x, y)`` in eval
+    mode, each batch first passed through ``objective`` when given."""
     total, count = torch.zeros((), device=x.device), 0
     for idx in batches(len(x), batch_size, device=x.device):
         xb, yb = x[idx], y[idx]
         model.eval()
-        if augment is not None:
-            xb, yb = augment(model, xb, yb)
+        if objective is not None:
+            xb, yb = objective(model, xb, yb)
         with torch.no_grad():
-            total += F.cross_entropy(model(xb), yb, reduction="sum")
+            logits = model(xb)
+            if temperature != 1.0:
+                logits = logits / temperature
+            total += F.cross_entropy(logits, yb, reduction="sum")
         count += len(yb)
     return float(total) / max(count, 1)
 
 
-def _save_state(path: Path, state: dict) -> None:
+def _load_states(path: Path | None, device: torch.device) -> dict:
+    """The resume file's states by phase (empty when there is none); never unpickles."""
+    if path is None or not path.exists():
+        return {}
+    return torch.load(path, map_location=device, weights_only=True)
+
+
+def _save_state(path: Path, states: dict) -> None:
+    """Write ``states`` (phase -> state) to ``path`` atomically, through a temporary file
+    whose name no other process shares."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{uuid4().hex[:8]}.tmp")
+    try:
+        torch.save(states, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
-def train_supervised(model: torch.nn.Module, data: TrainData, ctx: TrainContext,
-                     augment: Augment | None = None) -> TrainReport:
-    """Train ``model`` in place; resume from ``ctx.resume_path`` if a partial state is there.
+def _copy(state: dict) -> dict:
+    return {k: v.detach().clone() for k, v in state.items()}
 
-    ``augment(model, x, y)`` turns each minibatch into the one the update is computed on; it
-    is called with the model in eval mode and must return tensors on the same device.
+
+def fit_epochs(model: torch.nn.Module, data: TrainData, ctx: TrainContext, run_epoch: EpochFn,
+               *, optimizer: torch.optim.Optimizer, phase: str = "train",
+               validation_batch: Augment | None = None, temperature: float = 1.0
+               ) -> TrainReport:
+    """Train ``model`` in place by calling ``run_epoch(epoch)`` (0-based) once per epoch.
+
+    ``run_epoch`` makes one pass over ``data``'s training part, stepping ``optimizer`` (the
+    optimizer whose learning rate is decayed and whose state is saved), and returns its mean
+    training loss or None. Before each epoch torch's and NumPy's global generators are seeded
+    from ``(settings.seed, phase, "epoch-N")``. After it, the validation loss is measured on
+    ``data``'s validation part (the training part when there is none): the softmax
+    cross-entropy of ``model``'s logits divided by ``temperature`` (a model trained at a
+    temperature is validated at it), on each batch passed through ``validation_batch`` first
+    when ``settings.early_stop_on`` is ``"objective"`` (``validation_batch`` is the defense's
+    training objective; None: the clean loss is its objective). The best weights are kept,
+    training stops after ``settings.patience`` epochs without improvement, and each such epoch
+    multiplies the learning rate by ``settings.lr_decay``.
+
+    The state is saved to ``ctx.resume_path`` under ``phase`` after every epoch (the file
+    keeps every phase's, so a two-phase defense resumes in the phase it stopped in) and
+    resumed from there. ``model`` ends with the best weights, in eval mode.
     """
     s = ctx.settings
-    opt = torch.optim.Adam(model.parameters(), lr=s.lr)
-    start_epoch, best_val, best_epoch, bad, seconds = 0, math.inf, -1, 0, 0.0
-    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    objective = validation_batch if s.early_stop_on == "objective" else None
+    x_val, y_val = (data.x_val, data.y_val) if len(data.x_val) else (data.x, data.y)
+    states = _load_states(ctx.resume_path, ctx.device)
+    epoch, best_val, best_epoch, bad, seconds = 0, math.inf, -1, 0, 0.0
+    best_state = _copy(model.state_dict())
     history: list[dict] = []
-    if ctx.resume_path is not None and ctx.resume_path.exists():
-        state = torch.load(ctx.resume_path, map_location=ctx.device, weights_only=True)
+    state = states.get(phase)
+    if state is not None:
         model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        best_state = state["best_state"]
-        start_epoch, best_val, best_epoch = state["epoch"], state["best_val"], state["best_epoch"]
-        bad, seconds, history = state["bad_epochs"], state["seconds"], state["history"]
-
-    epoch = start_epoch
-    bar = progress_bar(total=s.epochs, initial=start_epoch, desc=ctx.label, unit="epoch",
+        optimizer.load_state_dict(state["optimizer"])
+        best_state, epoch, best_val = state["best_state"], state["epoch"], state["best_val"]
+        best_epoch, bad, seconds = state["best_epoch"], state["bad_epochs"], state["seconds"]
+        history = state["history"]
+    label = ctx.label if phase == "train" else f"{ctx.label} ({phase})"
+    bar = progress_bar(total=s.epochs, initial=epoch, desc=label, unit="epoch",
                        enabled=ctx.show_progress)
     try:
         while epoch < s.epochs and bad < s.patience:
             synchronize(ctx.device)
             t0 = time.perf_counter()
-            torch.manual_seed(s.seed * 100_003 + epoch)
-            shuffle = torch.Generator().manual_seed(s.seed * 100_003 + epoch)
-            running, seen = 0.0, 0
-            for idx in batches(len(data.x), s.batch_size, generator=shuffle, device=data.x.device):
-                xb, yb = data.x[idx], data.y[idx]
-                if augment is not None:
-                    model.eval()
-                    xb, yb = augment(model, xb, yb)
-                model.train()
-                loss = F.cross_entropy(model(xb), yb)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                running += loss.detach() * len(yb)
-                seen += len(yb)
-            val = _loss_on(model, data.x_val, data.y_val, augment, 2 * s.batch_size) \
-                if len(data.x_val) else float(running.item() / seen)
+            seed_globals(s.seed, phase, f"epoch-{epoch}")
+            lr = float(optimizer.param_groups[0]["lr"])
+            train_loss = run_epoch(epoch)
+            val = _validation_loss(model, x_val, y_val, objective, 2 * s.batch_size,
+                                   temperature)
             synchronize(ctx.device)
             seconds += time.perf_counter() - t0
             epoch += 1
-            history.append({"epoch": epoch, "train_loss": float(running.item() / seen),
-                            "val_loss": val})
+            entry = {"epoch": epoch, "lr": lr, "val_loss": val}
+            if train_loss is not None:
+                entry["train_loss"] = float(train_loss)
+            if phase != "train":
+                entry["phase"] = phase
+            history.append(entry)
             if val < best_val:
                 best_val, best_epoch, bad = val, epoch, 0
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                best_state = _copy(model.state_dict())
             else:
                 bad += 1
-                for group in opt.param_groups:
+                for group in optimizer.param_groups:
                     group["lr"] *= s.lr_decay
             bar.update(1)
             bar.set_postfix(val_loss=f"{val:.4f}", best=best_epoch)
             if ctx.resume_path is not None:
-                _save_state(ctx.resume_path, {
-                    "model": model.state_dict(), "optimizer": opt.state_dict(),
+                states[phase] = {
+                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "best_state": best_state, "epoch": epoch, "best_val": best_val,
                     "best_epoch": best_epoch, "bad_epochs": bad, "seconds": seconds,
                     "history": history,
-                })
+                }
+                _save_state(ctx.resume_path, states)
     finally:
         bar.close()
     model.load_state_dict(best_state)
     model.eval()
     return TrainReport(epochs_run=epoch, best_epoch=best_epoch, best_val_loss=best_val,
                        seconds=seconds, images=len(data.x) * epoch, history=history)
+
+
+def train_supervised(model: torch.nn.Module, data: TrainData, ctx: TrainContext,
+                     augment: Augment | None = None) -> TrainReport:
+    """Train ``model`` in place with the harness's own epoch, in :func:`fit_epochs`.
+
+    Adam at ``settings.lr`` on softmax cross-entropy, the training part reshuffled every
+    epoch. ``augment(model, x, y)`` turns each minibatch into the one the update is computed
+    on (it is called with the model in eval mode and must return tensors on the same device);
+    it is also the defense's objective for ``early_stop_on="objective"``.
+    """
+    s = ctx.settings
+    optimizer = torch.optim.Adam(model.parameters(), lr=s.lr)
+
+    def run_epoch(epoch: int) -> float:
+        shuffle = torch.Generator().manual_seed(derive_seed(s.seed, "shuffle", f"epoch-{epoch}"))
+        running, seen = torch.zeros((), device=data.x.device), 0
+        for idx in batches(len(data.x), s.batch_size, generator=shuffle, device=data.x.device):
+            xb, yb = data.x[idx], data.y[idx]
+            if augment is not None:
+                model.eval()
+                xb, yb = augment(model, xb, yb)
+            model.train()
+            loss = F.cross_entropy(model(xb), yb)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            running += loss.detach() * len(yb)
+            seen += len(yb)
+        return float(running) / max(seen, 1)
+
+    return fit_epochs(model, data, ctx, run_epoch, optimizer=optimizer, validation_batch=augment)

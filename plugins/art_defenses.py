@@ -3,11 +3,14 @@
 Training stage (each trains the model it is given in place, from its fresh random weights):
 ``art-advtrain`` (ART's AdversarialTrainer with FGSM), ``madry-pgd`` (PGD adversarial
 training), ``fbf`` (fast FGSM with random start), ``trades`` (TRADES) and ``distillation``
-(defensive distillation). They all run in one epoch loop (:func:`fit_by_epochs`) that keeps
-the harness's training contract: ``ctx.settings`` (epochs, batch size, Adam's learning rate,
-seed, patience), early stopping on the validation loss with the best weights kept, resuming
-from ``ctx.resume_path``, and an honest :class:`~harness.training.TrainReport`. ART does the
-work of each epoch; the model is wrapped as ART's ``PyTorchClassifier`` with an Adam optimizer.
+(defensive distillation). ART does the work of each epoch, on the model wrapped by
+:func:`harness.art_bridge.art_classifier` with an Adam optimizer; the harness's one training
+loop (:func:`harness.training.fit_epochs`) runs the epochs, so these defenses are trained
+under the same rules as ``none`` and ``advtrain``: ``ctx.settings`` (epochs, batch size,
+Adam's learning rate and its decay, seed, patience), early stopping on the clean validation
+loss with the best weights kept, resuming from ``ctx.resume_path``, an honest
+:class:`~harness.training.TrainReport`. ART's trainers do not expose their objective on
+validation batches, so they refuse ``early_stop_on="objective"``.
 
 Input-transformation stage: ``feature-squeezing``, ``spatial-smoothing`` and ``jpeg``, ART's
 preprocessors declared once each (:class:`ArtPreprocessor`). The runner puts them in front of
@@ -18,92 +21,66 @@ ART is imported only when a defense is built or run.
 
 from __future__ import annotations
 
+import copy
 import importlib
 import math
-import os
-import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from harness.errors import HarnessError, UsageError
+from harness.art_bridge import art_classifier, one_hot, to_numpy
+from harness.errors import HarnessError
 from harness.hookspecs import hookimpl
-from harness.options import resolve_options
+from harness.options import Option, OptionSchema, options
 from harness.specs import DefenseSpec
-from harness.training import TrainContext, TrainData, TrainReport
+from harness.training import (
+    EpochFn,
+    TrainContext,
+    TrainData,
+    TrainReport,
+    fit_epochs,
+    require_clean_early_stop,
+)
 
 # ---------------------------------------------------------------------------------------------
-# Options: one check per option name, shared by every declaration below.
+# Options: each option name is declared once, with its bounds, and shared by the declarations.
 
-
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _integer(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "eps": (lambda v: v is None or (_number(v) and 0 < v <= 1),
-            "null (the dataset's eps) or a number in (0, 1]"),
-    "eps_step": (lambda v: v is None or (_number(v) and v > 0),
-                 "null (eps / 4) or a positive number"),
-    "max_iter": (lambda v: _integer(v) and v >= 1, "a positive integer"),
-    "ratio": (lambda v: _number(v) and 0 < v <= 1, "a number in (0, 1]"),
-    "beta": (lambda v: _number(v) and v > 0, "a positive number"),
-    "temperature": (lambda v: _number(v) and v >= 1, "a number >= 1"),
-    "lr_max": (lambda v: v is None or (_number(v) and v > 0),
-               "null (the training learning rate) or a positive number"),
-    "lr_factor": (lambda v: _number(v) and v > 0, "a positive number"),
-    "bit_depth": (lambda v: _integer(v) and 1 <= v <= 8, "an integer from 1 to 8"),
-    "window_size": (lambda v: _integer(v) and 2 <= v <= 9, "an integer from 2 to 9"),
-    "quality": (lambda v: _integer(v) and 1 <= v <= 95, "an integer from 1 to 95"),
+_BOUNDS: dict[str, dict[str, Any]] = {
+    "eps": {"type": "float", "nullable": True, "min": 0.0, "max": 1.0, "min_exclusive": True,
+            "help": "Linf budget of the training attack; null: the dataset's eps"},
+    "eps_step": {"type": "float", "nullable": True, "min": 0.0, "min_exclusive": True,
+                 "help": "step size of the training attack; null: eps / 4"},
+    "max_iter": {"type": "int", "min": 1, "help": "steps of the training attack"},
+    "ratio": {"type": "float", "min": 0.0, "max": 1.0, "min_exclusive": True,
+              "help": "share of each minibatch replaced by adversarial examples"},
+    "beta": {"type": "float", "min": 0.0, "min_exclusive": True,
+             "help": "weight of the KL (robustness) term of the loss"},
+    "temperature": {"type": "float", "min": 1.0,
+                    "help": "softmax temperature of teacher and student during training"},
+    "lr_max": {"type": "float", "nullable": True, "min": 0.0, "min_exclusive": True,
+               "help": "peak of the cyclic learning rate; null: the training learning rate"},
+    "lr_factor": {"type": "float", "min": 0.0, "min_exclusive": True,
+                  "help": "Adam's learning rate as a multiple of the training learning rate"},
+    "bit_depth": {"type": "int", "min": 1, "max": 8, "help": "bits kept per pixel"},
+    "window_size": {"type": "int", "min": 2, "max": 9, "help": "side of the median filter"},
+    "quality": {"type": "int", "min": 1, "max": 95, "help": "JPEG quality"},
 }
 
 
-def checked_options(owner: str, given: Mapping[str, Any], defaults: Mapping[str, Any]
-                    ) -> dict[str, Any]:
-    """``defaults`` updated with ``given``; unknown keys and bad values raise UsageError."""
-    options = resolve_options(owner, given, defaults)
-    for key, value in options.items():
-        valid, what = _CHECKS[key]
-        if not valid(value):
-            raise UsageError(f"{owner}: option '{key}' must be {what}, got {value!r}")
-    return options
+def declared(defaults: Mapping[str, Any]) -> OptionSchema:
+    """The option schema of a declaration with ``defaults`` (bounds from :data:`_BOUNDS`)."""
+    return options(*(Option(name=name, default=value, **_BOUNDS[name])
+                     for name, value in defaults.items()))
 
 
 # ---------------------------------------------------------------------------------------------
-# The shared training loop.
-
-
-class _Net(nn.Module):
-    """The harness model as ART sees it: float32 input, logits divided by ``temperature``,
-    optionally turned into probabilities (ART's distillation insists on them).
-
-    Not an ``nn.Sequential``, so ART's wrapper returns only the final output, as its trainers
-    expect."""
-
-    def __init__(self, model: nn.Module, temperature: float = 1.0, probabilities: bool = False):
-        super().__init__()
-        self.model = model
-        self.temperature = float(temperature)
-        self.probabilities = probabilities
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Scaled logits (or probabilities) of the wrapped model."""
-        out = self.model(x.float())
-        if self.temperature != 1.0:
-            out = out / self.temperature
-        return out.softmax(1) if self.probabilities else out
+# ART's objects around the harness model.
 
 
 class _SoftCrossEntropy(nn.Module):
@@ -114,35 +91,15 @@ class _SoftCrossEntropy(nn.Module):
         return -(target * probabilities.clamp_min(1e-12).log()).sum(1).mean()
 
 
-def _classifier(net: nn.Module, data: TrainData, ctx: TrainContext, *, train: bool = True,
-                loss: nn.Module | None = None, lr_factor: float = 1.0):
-    """ART's PyTorchClassifier on ``net``: clip values (0, 1), Adam at ``settings.lr`` (times
-    ``lr_factor``) when ``train`` (ART's trainers step ``classifier.optimizer``), softmax
-    cross-entropy loss unless ``loss`` is given."""
-    from art.estimators.classification import PyTorchClassifier
-
-    optimizer = (torch.optim.Adam(net.parameters(), lr=ctx.settings.lr * lr_factor)
-                 if train else None)
-    return PyTorchClassifier(
-        model=net, loss=loss if loss is not None else nn.CrossEntropyLoss(), optimizer=optimizer,
-        input_shape=tuple(data.x.shape[1:]), nb_classes=data.num_classes, clip_values=(0.0, 1.0),
-        device_type="gpu" if ctx.device.type == "cuda" else "cpu",
-    )
+def _wrap(model: nn.Module, data: TrainData, ctx: TrainContext, **kwargs: Any):
+    """:func:`art_classifier` on ``model`` for ``data``'s images on the run's device."""
+    return art_classifier(model, tuple(data.x.shape[1:]), data.num_classes, ctx.device,
+                          **kwargs)
 
 
-@dataclass
-class _Arrays:
-    """The training set as ART takes it: float32 images and one-hot labels, on the host."""
-
-    x: np.ndarray
-    y: np.ndarray
-
-    @classmethod
-    def of(cls, data: TrainData) -> _Arrays:
-        """Host copies of ``data.x`` and one-hot ``data.y``."""
-        x = data.x.detach().cpu().numpy().astype(np.float32)
-        y = np.eye(data.num_classes, dtype=np.float32)[data.y.detach().cpu().numpy()]
-        return cls(x, y)
+def _arrays(data: TrainData) -> tuple[np.ndarray, np.ndarray]:
+    """The training part as ART takes it: float32 images and one-hot labels, on the host."""
+    return to_numpy(data.x), one_hot(data.y, data.num_classes)
 
 
 # ART trainers draw a tqdm bar per call; the harness loop has its own, so they are silenced.
@@ -170,115 +127,6 @@ def _quiet_art() -> Iterator[None]:
             setattr(module, attr, original)
 
 
-def _seed(seed: int, epoch: int) -> None:
-    """Seed torch and NumPy's global generator (ART shuffles and draws with it) per epoch."""
-    value = (seed * 100_003 + epoch) % 2**32
-    torch.manual_seed(value)
-    np.random.seed(value)
-
-
-def _mean_ce(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> float:
-    """Mean softmax cross-entropy of ``net``'s outputs (logits) on ``(x, y)``, in eval mode."""
-    net.eval()
-    total = torch.zeros((), device=x.device)
-    with torch.no_grad():
-        for start in range(0, len(x), batch_size):
-            total += F.cross_entropy(net(x[start:start + batch_size]),
-                                     y[start:start + batch_size], reduction="sum")
-    return float(total) / max(len(x), 1)
-
-
-class _Resume:
-    """One entry (``key``) of the resume file ``path``: a training phase's state per epoch.
-
-    The file maps phase names to states, so a two-phase defense (distillation) resumes in
-    whichever phase it stopped, with the finished phase's result kept."""
-
-    def __init__(self, path: Path | None, key: str):
-        self.path, self.key = path, key
-        self.whole: dict = {}
-
-    def load(self, device: torch.device) -> dict | None:
-        """The saved state of this phase, or None."""
-        if self.path is None or not self.path.exists():
-            return None
-        self.whole = torch.load(self.path, map_location=device, weights_only=True)
-        return self.whole.get(self.key)
-
-    def save(self, state: dict) -> None:
-        """Store this phase's ``state`` beside the others' (written atomically)."""
-        if self.path is None:
-            return
-        whole = self.whole
-        whole[self.key] = state
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(self.path.suffix + ".tmp")
-        torch.save(whole, tmp)
-        os.replace(tmp, self.path)
-
-
-def fit_by_epochs(net: nn.Module, optimizer: torch.optim.Optimizer, data: TrainData,
-                  ctx: TrainContext, run_epoch: Callable[[int], None], *,
-                  phase: str = "train") -> TrainReport:
-    """Run ``run_epoch(epoch)`` (one epoch of an ART trainer) up to ``settings.epochs`` times.
-
-    After each epoch the validation loss (softmax cross-entropy of ``net``'s outputs on
-    ``data.x_val``; the training set when there is none) is measured; the best weights are
-    kept and training stops after ``settings.patience`` epochs without improvement. ``net``
-    ends with the best weights, in eval mode. The state is saved to ``ctx.resume_path`` under
-    ``phase`` after each epoch and resumed from there.
-    """
-    from harness.devices import synchronize
-    from harness.progress import progress_bar
-
-    s = ctx.settings
-    x_val, y_val = (data.x_val, data.y_val) if len(data.x_val) else (data.x, data.y)
-    resume = _Resume(ctx.resume_path, phase)
-    epoch, best_val, best_epoch, bad, seconds = 0, math.inf, -1, 0, 0.0
-    best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-    history: list[dict] = []
-    state = resume.load(ctx.device)
-    if state is not None:
-        net.load_state_dict(state["net"])
-        optimizer.load_state_dict(state["optimizer"])
-        best_state, epoch, best_val = state["best_state"], state["epoch"], state["best_val"]
-        best_epoch, bad, seconds = state["best_epoch"], state["bad_epochs"], state["seconds"]
-        history = state["history"]
-    label = ctx.label if phase == "train" else f"{ctx.label} ({phase})"
-    bar = progress_bar(total=s.epochs, initial=epoch, desc=label, unit="epoch",
-                       enabled=ctx.show_progress)
-    try:
-        with _quiet_art():
-            while epoch < s.epochs and bad < s.patience:
-                synchronize(ctx.device)
-                t0 = time.perf_counter()
-                _seed(s.seed, epoch)
-                run_epoch(epoch)
-                val = _mean_ce(net, x_val, y_val, 2 * s.batch_size)
-                synchronize(ctx.device)
-                seconds += time.perf_counter() - t0
-                epoch += 1
-                history.append({"epoch": epoch, "val_loss": val}
-                               | ({} if phase == "train" else {"phase": phase}))
-                if val < best_val:
-                    best_val, best_epoch, bad = val, epoch, 0
-                    best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-                else:
-                    bad += 1
-                bar.update(1)
-                bar.set_postfix(val_loss=f"{val:.4f}", best=best_epoch)
-                resume.save({"net": net.state_dict(), "optimizer": optimizer.state_dict(),
-                             "best_state": best_state, "epoch": epoch, "best_val": best_val,
-                             "best_epoch": best_epoch, "bad_epochs": bad, "seconds": seconds,
-                             "history": history})
-    finally:
-        bar.close()
-    net.load_state_dict(best_state)
-    net.eval()
-    return TrainReport(epochs_run=epoch, best_epoch=best_epoch, best_val_loss=best_val,
-                       seconds=seconds, images=len(data.x) * epoch, history=history)
-
-
 # ---------------------------------------------------------------------------------------------
 # One function per ART trainer: build ART's objects, hand one epoch of them to the loop.
 
@@ -291,31 +139,36 @@ def _eps_step(options: Mapping[str, Any], eps: float) -> float:
     return float(options["eps_step"]) if options["eps_step"] is not None else eps / 4
 
 
-EpochMaker = Callable[[Any, _Arrays, TrainContext, dict[str, Any]], Callable[[int], None]]
+EpochMaker = Callable[[Any, np.ndarray, np.ndarray, TrainContext, Mapping[str, Any]], EpochFn]
 
 
 def single_phase(make_epoch: EpochMaker
                  ) -> Callable[[nn.Module, TrainData, TrainContext, dict[str, Any]], TrainReport]:
-    """A defense's ``run`` from ``make_epoch(classifier, arrays, ctx, options)``, which builds
-    the ART trainer on the wrapped model and returns its one-epoch function."""
+    """A defense's ``run`` from ``make_epoch(classifier, x, y, ctx, options)``, which builds
+    the ART trainer on the wrapped model (Adam at ``settings.lr``) and returns its one-epoch
+    function for :func:`~harness.training.fit_epochs`."""
 
     def run(model: nn.Module, data: TrainData, ctx: TrainContext,
             options: dict[str, Any]) -> TrainReport:
-        net = _Net(model)
-        classifier = _classifier(net, data, ctx)
-        run_epoch = make_epoch(classifier, _Arrays.of(data), ctx, options)
-        return fit_by_epochs(net, classifier.optimizer, data, ctx, run_epoch)
+        optimizer = torch.optim.Adam(model.parameters(), lr=ctx.settings.lr)
+        classifier = _wrap(model, data, ctx, optimizer=optimizer)
+        run_epoch = make_epoch(classifier, *_arrays(data), ctx, options)
+        return fit_epochs(model, data, ctx, run_epoch, optimizer=optimizer)
 
     return run
 
 
-def _fit_epoch(trainer, arrays: _Arrays, ctx: TrainContext) -> Callable[[int], None]:
-    """One epoch of an ART trainer's own ``fit``."""
-    return lambda _: trainer.fit(arrays.x, arrays.y, batch_size=ctx.settings.batch_size,
-                                 nb_epochs=1)
+def _fit_epoch(trainer: Any, x: np.ndarray, y: np.ndarray, ctx: TrainContext) -> EpochFn:
+    """One epoch of an ART trainer's own ``fit`` (it reports no training loss)."""
+
+    def run_epoch(_epoch: int) -> None:
+        trainer.fit(x, y, batch_size=ctx.settings.batch_size, nb_epochs=1)
+
+    return run_epoch
 
 
-def _adversarial_trainer(classifier, arrays, ctx, options):
+def _adversarial_trainer(classifier: Any, x: np.ndarray, y: np.ndarray, ctx: TrainContext,
+                         options: Mapping[str, Any]) -> EpochFn:
     """ART's AdversarialTrainer: a ``ratio`` of each minibatch replaced by FGSM examples."""
     from art.attacks.evasion import FastGradientMethod
     from art.defences.trainer import AdversarialTrainer
@@ -323,10 +176,11 @@ def _adversarial_trainer(classifier, arrays, ctx, options):
     eps = _eps(options, ctx)
     fgsm = FastGradientMethod(classifier, norm=np.inf, eps=eps, eps_step=eps,
                               batch_size=ctx.settings.batch_size)
-    return _fit_epoch(AdversarialTrainer(classifier, fgsm, ratio=options["ratio"]), arrays, ctx)
+    return _fit_epoch(AdversarialTrainer(classifier, fgsm, ratio=options["ratio"]), x, y, ctx)
 
 
-def _madry_pgd(classifier, arrays, ctx, options):
+def _madry_pgd(classifier: Any, x: np.ndarray, y: np.ndarray, ctx: TrainContext,
+               options: Mapping[str, Any]) -> EpochFn:
     """ART's AdversarialTrainerMadryPGD: every minibatch replaced by its PGD examples."""
     from art.defences.trainer import AdversarialTrainerMadryPGD
 
@@ -335,10 +189,11 @@ def _madry_pgd(classifier, arrays, ctx, options):
                                          eps_step=_eps_step(options, eps),
                                          max_iter=options["max_iter"], num_random_init=1)
     trainer.attack.set_params(batch_size=bs)
-    return _fit_epoch(trainer, arrays, ctx)
+    return _fit_epoch(trainer, x, y, ctx)
 
 
-def _trades(classifier, arrays, ctx, options):
+def _trades(classifier: Any, x: np.ndarray, y: np.ndarray, ctx: TrainContext,
+            options: Mapping[str, Any]) -> EpochFn:
     """ART's AdversarialTrainerTRADESPyTorch: clean loss + beta * KL(clean || PGD), with ART's
     Linf PGD (random start, ``max_iter`` steps of ``eps_step``) on the cross-entropy."""
     from art.attacks.evasion import ProjectedGradientDescent
@@ -350,15 +205,18 @@ def _trades(classifier, arrays, ctx, options):
                                    max_iter=options["max_iter"], num_random_init=1,
                                    batch_size=ctx.settings.batch_size, verbose=False)
     return _fit_epoch(AdversarialTrainerTRADESPyTorch(classifier, pgd, beta=options["beta"]),
-                      arrays, ctx)
+                      x, y, ctx)
 
 
-def _fbf(classifier, arrays, ctx, options):
+def _fbf(classifier: Any, x: np.ndarray, y: np.ndarray, ctx: TrainContext,
+         options: Mapping[str, Any]) -> EpochFn:
     """ART's AdversarialTrainerFBFPyTorch minibatch step under a cyclic Adam learning rate.
 
     ART's own ``fit`` hard-codes a cycle peaking at 0.21 (an SGD rate for CIFAR-10) over the
-    epochs of one call; here the cycle (0 -> ``lr_max`` at 2/5 of ``settings.epochs`` -> 0,
-    per minibatch, as in Wong et al.) spans the whole training and peaks at ``lr_max``.
+    epochs of one call; here the cycle (0 -> peak at 2/5 of ``settings.epochs`` -> 0, per
+    minibatch, as in Wong et al.) spans the whole training. Between epochs the optimizer's
+    learning rate holds the peak, ``lr_max`` at first: the loop's ``lr_decay`` lowers it, and
+    with it the rest of the cycle. The epoch reports ART's mean training loss.
     """
     from art.defences.trainer import AdversarialTrainerFBFPyTorch
 
@@ -369,25 +227,35 @@ def _fbf(classifier, arrays, ctx, options):
 
         raise HarnessError(f"ART {art.__version__}'s AdversarialTrainerFBFPyTorch has no "
                            "_batch_process step; fbf was written for ART 1.20")
-    lr_max = options["lr_max"] if options["lr_max"] is not None else ctx.settings.lr
+    optimizer = classifier.optimizer
+    for group in optimizer.param_groups:
+        group["lr"] = options["lr_max"] if options["lr_max"] is not None else ctx.settings.lr
     epochs, bs = ctx.settings.epochs, ctx.settings.batch_size
-    n, nb = len(arrays.x), math.ceil(len(arrays.x) / bs)
+    n, nb = len(x), math.ceil(len(x) / bs)
 
-    def run_epoch(epoch: int) -> None:
+    def run_epoch(epoch: int) -> float:
+        peak = optimizer.param_groups[0]["lr"]
         order = np.random.permutation(n)
+        total, seen = 0.0, 0
         for b in range(nb):
             idx = order[b * bs:(b + 1) * bs]
-            lr = float(np.interp(epoch + (b + 1) / nb, [0, epochs * 2 // 5, epochs],
-                                 [0, lr_max, 0]))
-            step(arrays.x[idx], arrays.y[idx], lr)
+            share = float(np.interp(epoch + (b + 1) / nb, [0, epochs * 2 // 5, epochs],
+                                    [0, 1, 0]))
+            loss, _, count = step(x[idx], y[idx], peak * share)
+            total, seen = total + loss, seen + count
+        for group in optimizer.param_groups:
+            group["lr"] = peak
+        return total / max(seen, 1)
 
     return run_epoch
 
 
-def _distillation(model, data, ctx, options) -> TrainReport:
+def _distillation(model: nn.Module, data: TrainData, ctx: TrainContext,
+                  options: Mapping[str, Any]) -> TrainReport:
     """ART's DefensiveDistillation: a teacher trained at temperature T on the labels, then
-    ``model`` (the student) trained at T on the teacher's soft labels; both phases run the
-    shared loop. ``model`` is then evaluated at temperature 1 (its own logits).
+    ``model`` (the student) trained at T on the teacher's soft labels; each phase runs the
+    shared loop (validated at T). ``model`` is then evaluated at temperature 1 (its own
+    logits).
 
     The teacher is a copy of ``model`` at its fresh weights. Both phases use Adam at
     ``lr_factor`` times ``settings.lr``: at temperature T the logits must grow T-fold, and at
@@ -395,25 +263,31 @@ def _distillation(model, data, ctx, options) -> TrainReport:
     instead of 97%). The report counts the student's epochs; its time and images include the
     teacher's.
     """
-    import copy
-
     from art.defences.transformer.evasion import DefensiveDistillation
 
-    t, arrays, bs = options["temperature"], _Arrays.of(data), ctx.settings.batch_size
-    factor = options["lr_factor"]
-    teacher = _Net(copy.deepcopy(model), t)
-    teacher_classifier = _classifier(teacher, data, ctx, lr_factor=factor)
-    first = fit_by_epochs(teacher, teacher_classifier.optimizer, data, ctx,
-                          lambda _: teacher_classifier.fit(arrays.x, arrays.y, batch_size=bs,
-                                                           nb_epochs=1), phase="teacher")
-    soft_teacher = _classifier(_Net(teacher.model, t, probabilities=True), data, ctx,
-                               train=False)
-    student = _Net(model, t)
-    student_classifier = _classifier(_Net(model, t, probabilities=True), data, ctx,
-                                     loss=_SoftCrossEntropy(), lr_factor=factor)
+    t, bs = options["temperature"], ctx.settings.batch_size
+    lr = ctx.settings.lr * options["lr_factor"]
+    x, y = _arrays(data)
+    teacher = copy.deepcopy(model)
+    teacher_optimizer = torch.optim.Adam(teacher.parameters(), lr=lr)
+    teacher_classifier = _wrap(teacher, data, ctx, temperature=t, optimizer=teacher_optimizer)
+
+    def teacher_epoch(_epoch: int) -> None:
+        teacher_classifier.fit(x, y, batch_size=bs, nb_epochs=1)
+
+    first = fit_epochs(teacher, data, ctx, teacher_epoch, optimizer=teacher_optimizer,
+                       phase="teacher", temperature=t)
+    soft_teacher = _wrap(teacher, data, ctx, temperature=t, probabilities=True)
+    student_optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    student_classifier = _wrap(model, data, ctx, temperature=t, probabilities=True,
+                               optimizer=student_optimizer, loss=_SoftCrossEntropy())
     distill = DefensiveDistillation(soft_teacher, batch_size=bs, nb_epochs=1)
-    second = fit_by_epochs(student, student_classifier.optimizer, data, ctx,
-                           lambda _: distill(arrays.x, student_classifier), phase="student")
+
+    def student_epoch(_epoch: int) -> None:
+        distill(x, student_classifier)
+
+    second = fit_epochs(model, data, ctx, student_epoch, optimizer=student_optimizer,
+                        phase="student", temperature=t)
     return TrainReport(epochs_run=second.epochs_run, best_epoch=second.best_epoch,
                        best_val_loss=second.best_val_loss,
                        seconds=first.seconds + second.seconds,
@@ -423,8 +297,8 @@ def _distillation(model, data, ctx, options) -> TrainReport:
 
 @dataclass(frozen=True, kw_only=True)
 class ArtTraining:
-    """A declaration of one ART training defense: name, ART class, defaults, and ``run``
-    (model, data, ctx, options) -> TrainReport."""
+    """A declaration of one ART training defense: name, ART class, option defaults, the small
+    options of the contract tests, and ``run`` (model, data, ctx, options) -> TrainReport."""
 
     name: str
     art_name: str
@@ -432,17 +306,19 @@ class ArtTraining:
     defaults: Mapping[str, Any]
     run: Callable[[nn.Module, TrainData, TrainContext, dict[str, Any]], TrainReport]
     needs: frozenset[str] = frozenset({"gradients"})
+    smoke_options: Mapping[str, Any] = field(default_factory=dict)
 
     def spec(self) -> DefenseSpec:
         """The :class:`DefenseSpec` the plugin registers."""
         return DefenseSpec(name=self.name, description=self.description, build=self.build,
                            stage="training", needs=self.needs,
-                           config={"art_class": self.art_name, **self.defaults})
+                           config={"art_class": self.art_name},
+                           options=declared(self.defaults),
+                           smoke_options=self.smoke_options)
 
     def build(self, options: Mapping[str, Any]) -> ArtTrainingDefense:
-        """The defense with ``options`` over the defaults (checked now, before any training)."""
-        return ArtTrainingDefense(self, checked_options(f"defense {self.name}", options,
-                                                        self.defaults))
+        """The defense with its resolved options."""
+        return ArtTrainingDefense(self, dict(options))
 
 
 class ArtTrainingDefense:
@@ -454,10 +330,10 @@ class ArtTrainingDefense:
 
     def train(self, model: nn.Module, data: TrainData, ctx: TrainContext) -> TrainReport:
         """Train ``model`` in place with the ART defense; it ends with its best weights."""
-        torch.manual_seed(ctx.settings.seed)
+        require_clean_early_stop(ctx.settings, f"defense {self.declaration.name}")
         # ART puts its classifier on the *current* CUDA device: make that the run's device.
         on_device = torch.cuda.device(ctx.device) if ctx.device.type == "cuda" else nullcontext()
-        with on_device:
+        with on_device, _quiet_art():
             report = self.declaration.run(model, data, ctx, self.options)
         model.eval()
         return report
@@ -474,7 +350,7 @@ TRAINING: tuple[ArtTraining, ...] = (
         name="madry-pgd", art_name="AdversarialTrainerMadryPGD", run=single_phase(_madry_pgd),
         description="Madry et al. PGD adversarial training (ART): minibatches replaced by "
                     "Linf PGD examples, dataset eps, 7 steps of eps/4, random start",
-        defaults={"eps": None, "eps_step": None, "max_iter": 7},
+        defaults={"eps": None, "eps_step": None, "max_iter": 7}, smoke_options={"max_iter": 2},
     ),
     ArtTraining(
         name="fbf", art_name="AdversarialTrainerFBFPyTorch", run=single_phase(_fbf),
@@ -487,12 +363,13 @@ TRAINING: tuple[ArtTraining, ...] = (
         description="TRADES (ART): clean loss + 6 * KL(clean || PGD), PGD Linf at dataset eps, "
                     "7 steps of eps/4",
         defaults={"eps": None, "eps_step": None, "max_iter": 7, "beta": 6.0},
+        smoke_options={"max_iter": 2},
     ),
     ArtTraining(
         name="distillation", art_name="DefensiveDistillation", run=_distillation,
         description="Defensive distillation (ART, Papernot et al.): student trained at T=100 on "
                     "a T=100 teacher's soft labels, Adam at 10x the rate; evaluated at T=1",
-        defaults={"temperature": 100, "lr_factor": 10},
+        defaults={"temperature": 100.0, "lr_factor": 10.0},
         needs=frozenset(),
     ),
 )
@@ -506,8 +383,9 @@ TRAINING: tuple[ArtTraining, ...] = (
 class ArtPreprocessor:
     """A declaration of one ART preprocessor as an input-transformation defense.
 
-    ``defaults`` are the options users may change; ``fixed`` the constructor arguments the
-    harness's image format dictates (clip values (0, 1), channels first).
+    ``defaults`` are the options users may change (declared with :func:`declared`); ``fixed``
+    the constructor arguments the harness's image format dictates (clip values (0, 1),
+    channels first).
     """
 
     name: str
@@ -519,15 +397,14 @@ class ArtPreprocessor:
     def spec(self) -> DefenseSpec:
         """The :class:`DefenseSpec` the plugin registers."""
         return DefenseSpec(name=self.name, description=self.description, build=self.build,
-                           stage="input-transformation",
-                           config={"art_class": self.art_name, **self.defaults})
+                           stage="input-transformation", config={"art_class": self.art_name},
+                           options=declared(self.defaults))
 
     def build(self, options: Mapping[str, Any]) -> ArtTransformation:
-        """The transformation with ``options`` over the defaults."""
+        """The transformation with its resolved options."""
         import art.defences.preprocessor as preprocessor
 
-        kwargs = checked_options(f"defense {self.name}", options, self.defaults)
-        return ArtTransformation(getattr(preprocessor, self.art_name)(**self.fixed, **kwargs))
+        return ArtTransformation(getattr(preprocessor, self.art_name)(**self.fixed, **options))
 
 
 class ArtTransformation:

@@ -1,36 +1,71 @@
 """Plugin ``art-evasion``: the survey's evasion attacks (Tables 1 and 2) that ART ships.
 
 Each entry is a declaration on top of :mod:`harness.art_bridge`: name, ART class, threat
-model, what it needs of the model, and a default budget (iterations, queries, number of
-test images) small enough that ``--attack all`` on digits runs on a 2-core CPU.
-``--attack-opt NAME.ARG=VALUE`` passes any ART constructor argument; ``--n-test`` overrides
-the image budget. Bounded attacks take eps (pixel units) as their budget in their norm;
-the others look for a minimal perturbation, and their median perturbation size is the result.
+model, what it needs of the model, its declared options (the ART constructor arguments the
+harness sets, with a default budget of iterations and queries small enough that ``--attack
+all`` on digits runs on a 2-core CPU), the number of test images, its tiny smoke budget and
+its roles. ``--attack-opt NAME.ARG=VALUE`` also passes any other ART constructor argument;
+``--n-test`` overrides the image budget. Bounded attacks take eps (pixel units) as their
+budget in their norm; the others look for a minimal perturbation, and their median
+perturbation size is the result.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from harness.art_bridge import ArtEvasion
 from harness.hookspecs import hookimpl
+from harness.options import Option
+from harness.roles import BLACK_BOX, ENSEMBLE, ITERATIVE
 
 
-def autoattack_ensemble(classifier, eps: float | None) -> dict:
+def count(name: str, default: int, help: str, low: int = 1, high: int | None = None
+          ) -> Option:
+    """An integer option >= ``low`` (and <= ``high``)."""
+    return Option(name=name, type="int", default=default, help=help, min=low, max=high)
+
+
+def positive(name: str, default: float, help: str, high: float | None = None) -> Option:
+    """A number option > 0 (and <= ``high``)."""
+    return Option(name=name, type="float", default=default, help=help, min=0,
+                  min_exclusive=True, max=high)
+
+
+def flag(name: str, default: bool, help: str) -> Option:
+    """A true/false option."""
+    return Option(name=name, type="bool", default=default, help=help)
+
+
+def batch(default: int) -> Option:
+    """``batch_size``: images per call of the model."""
+    return count("batch_size", default, "images per batch of model calls")
+
+
+def iterations(default: int, help: str = "iterations") -> Option:
+    """``max_iter``."""
+    return count("max_iter", default, help)
+
+
+def autoattack_ensemble(classifier, eps: float | None, own: Mapping[str, Any]) -> dict:
     """The standard AutoAttack ensemble as ART builds it: APGD-CE, APGD-DLR, Square.
 
-    100 APGD iterations each and 1,000 Square queries per image (the reference uses 5,000:
-    raise it with --attack-opt if the budget allows). FAB is not in ART.
+    ``apgd_iter`` APGD iterations each (100) and ``square_iter`` Square queries per image
+    (1,000; the reference uses 5,000: raise it with --attack-opt if the budget allows). FAB
+    is not in ART.
     """
     from art.attacks.evasion import AutoProjectedGradientDescent, SquareAttack
 
     common = {"norm": "inf", "eps": eps, "eps_step": 2 * eps / 10, "batch_size": 128,
               "verbose": False}
     return {"attacks": [
-        AutoProjectedGradientDescent(classifier, loss_type="cross_entropy", max_iter=100,
-                                     nb_random_init=1, **common),
+        AutoProjectedGradientDescent(classifier, loss_type="cross_entropy",
+                                     max_iter=own["apgd_iter"], nb_random_init=1, **common),
         AutoProjectedGradientDescent(classifier, loss_type="difference_logits_ratio",
-                                     max_iter=100, nb_random_init=1, **common),
-        SquareAttack(classifier, norm="inf", eps=eps, max_iter=1000, nb_restarts=1,
-                     batch_size=128, verbose=False),
+                                     max_iter=own["apgd_iter"], nb_random_init=1, **common),
+        SquareAttack(classifier, norm="inf", eps=eps, max_iter=own["square_iter"],
+                     nb_restarts=1, batch_size=128, verbose=False),
     ]}
 
 
@@ -38,46 +73,62 @@ GRADIENTS = frozenset({"gradients"})
 SCORES = frozenset({"scores"})
 LABELS = frozenset({"labels"})
 
+# C&W L2 and EAD share their optimization options.
+_CW_OPTIONS = (
+    iterations(30, "optimizer steps per binary-search step"),
+    count("binary_search_steps", 5, "binary-search steps over the trade-off constant"),
+    positive("learning_rate", 0.05, "the optimizer's learning rate"),
+    positive("initial_const", 1.0, "the first trade-off constant"),
+    batch(128),
+)
+
 DECLARATIONS: tuple[ArtEvasion, ...] = (
     ArtEvasion(
         name="art-fgsm", art_name="FastGradientMethod", survey_table="Table 1",
         description="ART's FastGradientMethod (Linf): the same examples as the native fgsm",
         threat_model="white-box", norm="inf", needs=GRADIENTS, bounded=True,
-        eps_args=lambda eps: {"eps": eps, "eps_step": eps}, defaults={"batch_size": 256},
+        eps_args=lambda eps: {"eps": eps, "eps_step": eps}, options=(batch(256),),
     ),
     ArtEvasion(
         name="ifgsm", art_name="BasicIterativeMethod", survey_table="Table 1",
         description="I-FGSM / BIM (Kurakin et al.): 10 FGSM steps of eps/4, projected",
         threat_model="white-box", norm="inf", needs=GRADIENTS, bounded=True,
         eps_args=lambda eps: {"eps": eps, "eps_step": eps / 4},
-        defaults={"max_iter": 10, "batch_size": 256},
+        options=(iterations(10, "FGSM steps"), batch(256)), roles=frozenset({ITERATIVE}),
     ),
     ArtEvasion(
         name="cw-l2", art_name="CarliniL2Method", survey_table="Table 1",
         description="Carlini & Wagner L2: minimal L2 perturbation by optimization",
-        threat_model="white-box", norm="2", needs=GRADIENTS,
-        defaults={"max_iter": 30, "binary_search_steps": 5, "learning_rate": 0.05,
-                  "initial_const": 1.0, "batch_size": 128}, budget_images=100,
+        threat_model="white-box", norm="2", needs=GRADIENTS, options=_CW_OPTIONS,
+        smoke_options={"max_iter": 3, "binary_search_steps": 1}, budget_images=100,
     ),
     ArtEvasion(
         name="cw-linf", art_name="CarliniLInfMethod", survey_table="Table 1",
         description="Carlini & Wagner Linf: minimal Linf perturbation by optimization",
         threat_model="white-box", norm="inf", needs=GRADIENTS,
-        defaults={"max_iter": 10, "learning_rate": 0.1, "largest_const": 5.0,
-                  "batch_size": 128}, budget_images=50,
+        options=(iterations(10, "optimizer steps per trade-off constant"),
+                 positive("learning_rate", 0.1, "the optimizer's learning rate"),
+                 positive("largest_const", 5.0, "the largest trade-off constant tried"),
+                 batch(128)),
+        smoke_options={"max_iter": 2, "initial_const": 1.0, "largest_const": 2.0},
+        budget_images=50,
     ),
     ArtEvasion(
         name="deepfool", art_name="DeepFool", survey_table="Table 1",
         description="DeepFool: steps to the nearest linearized decision boundary (L2)",
         threat_model="white-box", norm="2", needs=GRADIENTS,
-        defaults={"max_iter": 50, "batch_size": 128}, budget_images=200,
+        options=(iterations(50, "linearization steps"), batch(128)), budget_images=200,
     ),
     ArtEvasion(
         name="universal", art_name="UniversalPerturbation", survey_table="Table 1",
         description="Universal adversarial perturbation: one Linf perturbation for the batch",
         threat_model="white-box", norm="inf", needs=GRADIENTS, bounded=True,
         eps_args=lambda eps: {"eps": eps, "attacker_params": {"eps": eps}},
-        defaults={"attacker": "fgsm", "max_iter": 5, "batch_size": 128}, budget_images=200,
+        options=(Option(name="attacker", type="str", default="fgsm",
+                        choices=("fgsm", "bim", "pgd"),
+                        help="the eps-bounded ART attack each image's step is taken with"),
+                 iterations(5, "passes over the images"), batch(128)),
+        smoke_options={"max_iter": 1}, budget_images=200,
     ),
     ArtEvasion(
         name="targeted-universal", art_name="TargetedUniversalPerturbation",
@@ -86,109 +137,168 @@ DECLARATIONS: tuple[ArtEvasion, ...] = (
         threat_model="white-box", norm="inf", needs=GRADIENTS, bounded=True, targeted=True,
         eps_args=lambda eps: {"eps": eps,
                               "attacker_params": {"eps": eps, "targeted": True}},
-        defaults={"attacker": "fgsm", "max_iter": 5}, budget_images=200,
+        options=(Option(name="attacker", type="str", default="fgsm", choices=("fgsm",),
+                        help="the ART attack each image's step is taken with"),
+                 iterations(5, "passes over the images")),
+        smoke_options={"max_iter": 1}, budget_images=200,
     ),
     ArtEvasion(
         name="jsma", art_name="SaliencyMapMethod", survey_table="Table 1",
         description="JSMA: saliency-guided changes of few pixels towards class y+1 (L0)",
         threat_model="white-box", norm="0", needs=GRADIENTS, targeted=True,
-        defaults={"theta": 0.1, "gamma": 0.3, "batch_size": 128}, budget_images=100,
+        options=(Option(name="theta", type="float", default=0.1, min=-1, max=1,
+                        help="change of each modified pixel per step (negative: darken)"),
+                 positive("gamma", 0.3, "the largest share of pixels changed", high=1),
+                 batch(128)),
+        budget_images=100,
     ),
     ArtEvasion(
         name="newtonfool", art_name="NewtonFool", survey_table="Table 1",
         description="NewtonFool: Newton steps that lower the true class's score (L2)",
         threat_model="white-box", norm="2", needs=GRADIENTS,
-        defaults={"max_iter": 50, "batch_size": 128}, budget_images=200,
+        options=(iterations(50, "Newton steps"), batch(128)), budget_images=200,
     ),
     ArtEvasion(
         name="ead", art_name="ElasticNet", survey_table="Table 1",
         description="EAD: elastic-net (L1 + L2) attack, a sparse C&W",
-        threat_model="white-box", norm="1", needs=GRADIENTS,
-        defaults={"max_iter": 30, "binary_search_steps": 5, "learning_rate": 0.05,
-                  "initial_const": 1.0, "batch_size": 128}, budget_images=100,
+        threat_model="white-box", norm="1", needs=GRADIENTS, options=_CW_OPTIONS,
+        smoke_options={"max_iter": 3, "binary_search_steps": 1}, budget_images=100,
     ),
     ArtEvasion(
         name="brendel-bethge", art_name="BrendelBethgeAttack", survey_table="Table 1",
         description="Brendel & Bethge: walks along the boundary to the nearest Linf point",
         threat_model="white-box", norm="inf", needs=GRADIENTS,
-        defaults={"steps": 100, "binary_search_steps": 5, "init_size": 50, "lr": 0.01,
-                  "batch_size": 64}, budget_images=50,
+        options=(count("steps", 100, "steps along the boundary"),
+                 count("binary_search_steps", 5, "binary-search steps to the boundary"),
+                 count("init_size", 50, "random draws for an adversarial starting point"),
+                 positive("lr", 0.01, "trust-region radius"), batch(64)),
+        smoke_options={"steps": 1, "binary_search_steps": 1, "init_size": 5},
+        budget_images=50,
     ),
     ArtEvasion(
         name="wasserstein", art_name="Wasserstein", survey_table="Table 1",
         description="Wasserstein attack: moves pixel mass within a Wasserstein ball",
         threat_model="white-box", norm="wasserstein", needs=GRADIENTS,
-        defaults={"regularization": 1000.0, "eps": 0.3, "max_iter": 20, "eps_iter": 5,
-                  "kernel_size": 3,
-                  "conjugate_sinkhorn_max_iter": 50, "projected_sinkhorn_max_iter": 50,
-                  "batch_size": 64}, budget_images=50,
+        options=(positive("regularization", 1000.0, "entropy regularization of Sinkhorn"),
+                 positive("eps", 0.3, "the first Wasserstein radius"),
+                 iterations(20, "projected steps"),
+                 count("eps_iter", 5, "steps between growths of the radius"),
+                 count("kernel_size", 3, "side of the local transport window (odd)"),
+                 count("conjugate_sinkhorn_max_iter", 50, "conjugate Sinkhorn iterations"),
+                 count("projected_sinkhorn_max_iter", 50, "projected Sinkhorn iterations"),
+                 batch(64)),
+        smoke_options={"max_iter": 1, "conjugate_sinkhorn_max_iter": 5,
+                       "projected_sinkhorn_max_iter": 5},
+        budget_images=50,
     ),
     ArtEvasion(
         name="shadow", art_name="ShadowAttack", survey_table="Table 1",
         description="Shadow attack: smooth, low-colour-change perturbations",
         threat_model="white-box", norm="none", needs=GRADIENTS, per_sample=True,
-        defaults={"nb_steps": 50, "batch_size": 16}, budget_images=20,
+        options=(count("nb_steps", 50, "optimization steps"), batch(16)),
+        smoke_options={"nb_steps": 2, "batch_size": 2}, budget_images=20,
     ),
     ArtEvasion(
         name="boundary", art_name="BoundaryAttack", survey_table="Table 2",
         description="Boundary attack: decision-based random walk along the boundary (L2)",
         threat_model="black-box", norm="2", needs=LABELS,
-        defaults={"targeted": False, "max_iter": 200, "num_trial": 10, "sample_size": 10,
-                  "init_size": 50, "batch_size": 64}, budget_images=20,
+        options=(flag("targeted", False, "ART's targeted mode (the harness runs untargeted)"),
+                 iterations(200, "walk steps"),
+                 count("num_trial", 10, "trials per step"),
+                 count("sample_size", 10, "samples per trial"),
+                 count("init_size", 50, "random draws for an adversarial starting point"),
+                 batch(64)),
+        smoke_options={"max_iter": 5, "num_trial": 2, "sample_size": 2, "init_size": 10},
+        budget_images=20,
     ),
     ArtEvasion(
         name="pixel", art_name="PixelAttack", survey_table="Table 2",
         description="One-pixel attack: differential evolution over one pixel (L0)",
         threat_model="black-box", norm="0", needs=SCORES,
-        defaults={"th": 1, "es": 1, "max_iter": 10}, budget_images=20,
+        options=(Option(name="th", type="int", default=1, min=1, nullable=True,
+                        help="pixels changed (null: ART searches the fewest)"),
+                 count("es", 1, "the search: 0 CMA-ES (needs the cma package), 1 "
+                               "differential evolution", 0, 1),
+                 count("max_iter", 10, "generations after the first population (0: that "
+                                       "population only)", low=0)),
+        smoke_options={"max_iter": 0}, budget_images=20,
     ),
     ArtEvasion(
         name="threshold", art_name="ThresholdAttack", survey_table="Table 2",
         description="Few-pixel threshold attack: differential evolution under a threshold",
         threat_model="black-box", norm="inf", needs=SCORES,
-        defaults={"th": 26, "es": 1, "max_iter": 10}, budget_images=20,
+        options=(Option(name="th", type="int", default=26, min=1, nullable=True,
+                        help="the largest change of a pixel, in 0-255 units (null: ART "
+                             "searches the smallest)"),
+                 count("es", 1, "the search: 0 CMA-ES (needs the cma package), 1 "
+                               "differential evolution", 0, 1),
+                 count("max_iter", 10, "generations after the first population (0: that "
+                                       "population only)", low=0)),
+        smoke_options={"max_iter": 0}, budget_images=20,
     ),
     ArtEvasion(
         name="zoo", art_name="ZooAttack", survey_table="Table 2",
         description="ZOO: zeroth-order optimization with estimated gradients (L2)",
         threat_model="black-box", norm="2", needs=SCORES,
-        defaults={"max_iter": 20, "nb_parallel": 64, "use_resize": False,
-                  "use_importance": False, "learning_rate": 0.1, "batch_size": 1},
-        budget_images=20,
+        options=(iterations(20, "coordinate-descent steps"),
+                 count("nb_parallel", 64, "coordinates updated per step"),
+                 flag("use_resize", False, "search a smaller image first"),
+                 flag("use_importance", False, "sample coordinates by importance"),
+                 positive("learning_rate", 0.1, "coordinate step size"), batch(1)),
+        smoke_options={"max_iter": 2, "nb_parallel": 8}, budget_images=20,
     ),
     ArtEvasion(
         name="spatial", art_name="SpatialTransformation", survey_table="Table 2",
         description="Spatial transformation: the worst of a grid of rotations and shifts",
         threat_model="black-box", norm="none", needs=LABELS,
-        defaults={"max_translation": 20.0, "num_translations": 3, "max_rotation": 30.0,
-                  "num_rotations": 5}, budget_images=200,
+        options=(Option(name="max_translation", type="float", default=20.0, min=0, max=100,
+                        help="largest shift, in percent of the image side"),
+                 count("num_translations", 3, "shifts tried per direction"),
+                 Option(name="max_rotation", type="float", default=30.0, min=0, max=180,
+                        help="largest rotation, in degrees"),
+                 count("num_rotations", 5, "rotations tried")),
+        budget_images=200,
     ),
     ArtEvasion(
         name="simba", art_name="SimBA", survey_table="Table 2",
         description="SimBA: simple black-box attack with DCT directions on the scores",
         threat_model="black-box", norm="2", needs=SCORES, per_sample=True, probabilities=True,
-        defaults={"max_iter": 200, "epsilon": 0.2, "freq_dim": 4}, budget_images=20,
+        options=(iterations(200, "directions tried (one query pair each)"),
+                 positive("epsilon", 0.2, "step along each direction"),
+                 count("freq_dim", 4, "low-frequency DCT block side")),
+        smoke_options={"max_iter": 10}, budget_images=20,
     ),
     ArtEvasion(
         name="hopskipjump", art_name="HopSkipJump", survey_table="Table 2",
         description="HopSkipJump: decision-based attack with boundary gradient estimates (L2)",
         threat_model="black-box", norm="2", needs=LABELS,
-        defaults={"max_iter": 10, "max_eval": 1000, "init_eval": 10, "init_size": 50,
-                  "batch_size": 64}, budget_images=20,
+        options=(iterations(10, "boundary steps"),
+                 count("max_eval", 1000, "largest number of queries per gradient estimate"),
+                 count("init_eval", 10, "first number of queries per gradient estimate"),
+                 count("init_size", 50, "random draws for an adversarial starting point"),
+                 batch(64)),
+        smoke_options={"max_iter": 2, "max_eval": 50, "init_eval": 5, "init_size": 10},
+        budget_images=20,
     ),
     ArtEvasion(
         name="square", art_name="SquareAttack", survey_table="Table 2",
         description="Square attack: random square updates on the scores, Linf-bounded",
         threat_model="black-box", norm="inf", needs=SCORES, bounded=True,
         eps_args=lambda eps: {"eps": eps},
-        defaults={"max_iter": 200, "nb_restarts": 1, "batch_size": 128}, budget_images=100,
+        options=(iterations(200, "queries per image and restart"),
+                 count("nb_restarts", 1, "restarts"), batch(128)),
+        smoke_options={"max_iter": 20}, roles=frozenset({BLACK_BOX}), budget_images=100,
     ),
     ArtEvasion(
         name="autoattack", art_name="AutoAttack", survey_table="beside Tables 1-2",
         description="AutoAttack ensemble (APGD-CE, APGD-DLR, Square) through ART, Linf",
         threat_model="white-box", norm="inf", needs=GRADIENTS, bounded=True,
         eps_args=lambda eps: {"eps": eps, "eps_step": eps / 4},
-        estimator_args=autoattack_ensemble, defaults={"batch_size": 128}, budget_images=100,
+        estimator_args=autoattack_ensemble, options=(batch(128),),
+        own_options=(count("apgd_iter", 100, "iterations of each APGD attack"),
+                     count("square_iter", 1000, "Square queries per image")),
+        smoke_options={"apgd_iter": 5, "square_iter": 20},
+        roles=frozenset({ITERATIVE, ENSEMBLE}), budget_images=100,
     ),
 )
 

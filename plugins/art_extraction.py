@@ -2,13 +2,14 @@
 
 Each attack gets the trained victim as a black box and returns how well it was stolen.
 
-The attacker's data is unlabelled test images: the test set is shuffled with the run's seed
-(``ctx.rng``); the first ``pool_fraction`` of it (default half) is the attacker's query pool
-and the rest is where the stolen model is judged (at most ``ctx.n_test`` of those images), so
-the thief is never scored on an image it queried. Every attack reports ``thief_acc`` (the
-stolen model's accuracy on the evaluation images), ``victim_acc`` (the victim's, on the same
-images), ``agreement`` (the share of them where both predict the same label) and ``queries``
-(images the victim was asked about, counted by :class:`harness.evaluation.QueryCounter`).
+The attacker's data is unlabelled test images: the test set is shuffled with a seed derived
+from the run's (the same shuffle for every extraction attack); the first ``pool_fraction`` of
+it (default half) is the attacker's query pool and the rest is where the stolen model is
+judged (at most ``ctx.n_test`` of those images), so the thief is never scored on an image it
+queried. Every attack reports ``thief_acc`` (the stolen model's accuracy on the evaluation
+images), ``victim_acc`` (the victim's, on the same images), ``agreement`` (the share of them
+where both predict the same label) and ``queries`` (images the victim was asked about, counted
+by :class:`harness.evaluation.QueryCounter`).
 
 - ``copycat``: ART's CopycatCNN (Correia-Silva et al. 2018). The victim labels ``nb_stolen``
   pool images (at most the pool); a fresh model of the victim's architecture
@@ -62,8 +63,7 @@ from __future__ import annotations
 import copy
 import functools
 import math
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,26 +72,65 @@ import torch
 
 from harness.errors import HarnessError, UsageError
 from harness.hookspecs import hookimpl
-from harness.options import resolve_options
+from harness.metrics import MetricSpec
+from harness.options import Option, OptionSchema, options
+from harness.seeds import derive_seed
 from harness.specs import AttackSpec
 
 SURVEY_TABLE = "Table 5"
-POOL_RNG_OFFSET = 501  # ctx.rng offsets: the pool/evaluation split and the attack's own seed
-SEED_RNG_OFFSET = 502
 
-COMMON_DEFAULTS: dict[str, Any] = {"nb_stolen": 1000, "pool_fraction": 0.5}
-THIEF_DEFAULTS: dict[str, Any] = {
-    **COMMON_DEFAULTS, "nb_epochs": 50, "lr": 1e-3, "batch_size_fit": 32,
-    "batch_size_query": 256, "use_probability": False,
-}
-COPYCAT_DEFAULTS: dict[str, Any] = dict(THIEF_DEFAULTS)
-KNOCKOFF_DEFAULTS: dict[str, Any] = {**THIEF_DEFAULTS, "sampling_strategy": "random",
-                                     "reward": "all"}
-FEE_DEFAULTS: dict[str, Any] = {
-    "pool_fraction": 0.5, "num_neurons": None, "max_hidden": 128, "restarts": 2,
-    "max_queries": 4_000_000, "delta_0": 1.0, "fraction_true": 0.3, "rel_diff_slope": 1e-5,
-    "rel_diff_value": 1e-6, "delta_init_value": 1e-5, "delta_sign": 2e-5,
-}
+
+def _count(name: str, default: int, help: str, low: int = 1) -> Option:
+    return Option(name=name, type="int", default=default, min=low, help=help)
+
+
+def _positive(name: str, default: float, help: str) -> Option:
+    return Option(name=name, type="float", default=default, min=0, min_exclusive=True,
+                  help=help)
+
+
+_POOL_FRACTION = Option(name="pool_fraction", type="float", default=0.5, min=0, max=1,
+                        min_exclusive=True,
+                        help="share of the test set that is the attacker's query pool, in "
+                             "(0, 1); the rest is where the stolen model is judged")
+_THIEF_OPTIONS = (
+    _count("nb_stolen", 1000, "pool images the victim is asked about"), _POOL_FRACTION,
+    _count("nb_epochs", 50, "epochs of the thief's training"),
+    _positive("lr", 1e-3, "the thief's Adam learning rate"),
+    _count("batch_size_fit", 32, "the thief's training batch size"),
+    _count("batch_size_query", 256, "images per query of the victim"),
+    Option(name="use_probability", type="bool", default=False,
+           help="train on the victim's softmax scores instead of its labels"),
+)
+COPYCAT_OPTIONS: OptionSchema = options(*_THIEF_OPTIONS)
+KNOCKOFF_OPTIONS: OptionSchema = options(
+    *_THIEF_OPTIONS,
+    Option(name="sampling_strategy", type="str", default="random",
+           choices=("random", "adaptive"),
+           help="random pool images, or a gradient bandit over the pool's classes"),
+    Option(name="reward", type="str", default="all", choices=("cert", "div", "loss", "all"),
+           help="the adaptive strategy's reward"),
+)
+FEE_OPTIONS: OptionSchema = options(
+    _POOL_FRACTION,
+    Option(name="num_neurons", type="int", default=None, nullable=True, min=1,
+           help="hidden units to extract (null: the victim's hidden width)"),
+    _count("max_hidden", 128, "widest victim attacked (the search grows with its square)"),
+    _count("restarts", 2, "new random lines after a failed critical-point search", low=0),
+    _count("max_queries", 4_000_000, "queries after which the attack gives up"),
+    _positive("delta_0", 1.0, "first step of the critical-point search"),
+    _positive("fraction_true", 0.3, "share of the logits that must agree"),
+    _positive("rel_diff_slope", 1e-5, "relative tolerance of equal slopes"),
+    _positive("rel_diff_value", 1e-6, "relative tolerance of equal values"),
+    _positive("delta_init_value", 1e-5, "step of the second differences (weights)"),
+    _positive("delta_sign", 2e-5, "step of the second differences (signs)"),
+)
+EXTRACTION_METRICS = (
+    MetricSpec(name="victim_acc", label="victim acc", format="percent"),
+    MetricSpec(name="thief_acc", label="stolen model acc", format="percent"),
+    MetricSpec(name="agreement", label="agreement", format="percent"),
+    MetricSpec(name="queries", label="queries", format="number", digits=0),
+)
 
 
 # --- shared glue -------------------------------------------------------------------------
@@ -106,18 +145,27 @@ class ExtractionSplit:
     y_eval: torch.Tensor
 
 
+def check_pool_fraction(owner: str, pool_fraction: float) -> None:
+    """A :class:`UsageError` unless ``pool_fraction`` is in (0, 1) (the schema's bound is
+    inclusive; a pool of the whole test set leaves nothing to judge the thief on)."""
+    if not (isinstance(pool_fraction, int | float) and 0 < pool_fraction < 1):
+        raise UsageError(f"{owner}: option 'pool_fraction' must be in (0, 1); got "
+                         f"{pool_fraction!r}")
+
+
 def split_test_set(ctx, pool_fraction: float) -> ExtractionSplit:
     """Seeded shuffle of the test set: the first ``pool_fraction`` is the query pool, the rest
-    (at most ``ctx.n_test`` images) the evaluation set. ``y_pool`` is for the attacker's own
-    use only (KnockoffNets' adaptive strategy); no attack trains on it."""
-    if not (isinstance(pool_fraction, int | float) and 0 < pool_fraction < 1):
-        raise UsageError(f"pool_fraction must be in (0, 1), got {pool_fraction!r}")
+    (at most ``ctx.n_test`` images) the evaluation set. The shuffle is the same for every
+    extraction attack of a run, so they are judged on the same images. ``y_pool`` is for the
+    attacker's own use only (KnockoffNets' adaptive strategy); no attack trains on it."""
+    check_pool_fraction("the extraction split", pool_fraction)
     x, y = ctx.data.x_test, ctx.data.y_test
     n_pool = int(round(len(x) * pool_fraction))
     if n_pool < 1 or n_pool >= len(x):
         raise UsageError(f"pool_fraction={pool_fraction} leaves no pool or no evaluation "
                          f"images of the {len(x)} test images")
-    order = torch.randperm(len(x), generator=ctx.rng(POOL_RNG_OFFSET)).to(x.device)
+    shuffle = torch.Generator().manual_seed(derive_seed(ctx.seed, "extraction", "pool"))
+    order = torch.randperm(len(x), generator=shuffle).to(x.device)
     pool, held = order[:n_pool], order[n_pool:]
     if ctx.n_test is not None:
         held = held[:ctx.n_test]
@@ -140,70 +188,26 @@ def extraction_metrics(victim: torch.nn.Module, thief_labels: torch.Tensor,
     }
 
 
-def attack_seed(ctx) -> int:
-    """The attack's own seed, derived from the run's seed."""
-    return int(torch.randint(2**31 - 1, (1,), generator=ctx.rng(SEED_RNG_OFFSET)))
-
-
-@contextmanager
-def seeded(seed: int, device: torch.device) -> Iterator[None]:
-    """Seed torch and numpy's global generators (ART draws from both) and restore them after."""
-    devices = [device.index if device.index is not None else torch.cuda.current_device()] \
-        if device.type == "cuda" else []
-    state = np.random.get_state()
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        np.random.seed(seed % 2**32)
-        try:
-            yield
-        finally:
-            np.random.set_state(state)
-
-
-def _numpy(x: torch.Tensor) -> np.ndarray:
-    return x.detach().cpu().numpy().astype(np.float32)
-
-
-def _positive_int(owner: str, key: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise UsageError(f"{owner}.{key} must be a positive integer, got {value!r}")
-    return value
-
-
 # --- Copycat CNN and Knockoff Nets ---------------------------------------------------------
 
 class ThiefTrainingAttack:
     """CopycatCNN or KnockoffNets: label pool images with the victim, train a thief on them."""
 
-    def __init__(self, name: str, art_name: str, options: Mapping[str, Any],
-                 defaults: Mapping[str, Any]):
+    def __init__(self, name: str, art_name: str, resolved: Mapping[str, Any]):
         self.name = name
         self.art_name = art_name
-        o = resolve_options(f"attack {name}", options, defaults)
-        for key in ("nb_stolen", "nb_epochs", "batch_size_fit", "batch_size_query"):
-            _positive_int(name, key, o[key])
-        if not isinstance(o["use_probability"], bool):
-            raise UsageError(f"{name}.use_probability must be true or false")
-        if isinstance(o["lr"], bool) or not (isinstance(o["lr"], int | float) and o["lr"] > 0):
-            raise UsageError(f"{name}.lr must be a positive number, got {o['lr']!r}")
-        if "sampling_strategy" in o:
-            if o["sampling_strategy"] not in ("random", "adaptive"):
-                raise UsageError(f"{name}.sampling_strategy must be random or adaptive, got "
-                                 f"{o['sampling_strategy']!r}")
-            if o["reward"] not in ("cert", "div", "loss", "all"):
-                raise UsageError(f"{name}.reward must be one of cert, div, loss, all, got "
-                                 f"{o['reward']!r}")
-            if o["sampling_strategy"] == "adaptive" and o["use_probability"]:
-                raise UsageError(f"{name}: use_probability needs sampling_strategy=random "
-                                 "(ART's adaptive strategy trains on labels only)")
+        o = dict(resolved)
+        check_pool_fraction(f"attack {name}", o["pool_fraction"])
+        if o.get("sampling_strategy") == "adaptive" and o["use_probability"]:
+            raise UsageError(f"attack {name}: use_probability needs sampling_strategy=random "
+                             "(ART's adaptive strategy trains on labels only)")
         self.options = o
 
     def run(self, victim: torch.nn.Module, ctx) -> dict[str, float]:
         """Steal ``victim`` with ART and measure the thief on the held-out test images."""
         import art.attacks.extraction as extraction
-        from art.estimators.classification import PyTorchClassifier
 
-        from harness.art_bridge import art_classifier
+        from harness.art_bridge import art_classifier, seeded, to_numpy
         from harness.evaluation import QueryCounter, predict
 
         o = self.options
@@ -223,30 +227,29 @@ class ThiefTrainingAttack:
         if "sampling_strategy" in o:
             kwargs.update(sampling_strategy=o["sampling_strategy"], reward=o["reward"],
                           verbose=False)
-        with seeded(attack_seed(ctx), ctx.device):
-            thief = ctx.new_model(ctx.seed + 1)  # not the victim's initial weights
-            thief_clf = PyTorchClassifier(
-                model=thief, loss=torch.nn.CrossEntropyLoss(),
-                optimizer=torch.optim.Adam(thief.parameters(), lr=o["lr"]),
-                input_shape=shape, nb_classes=k, clip_values=(0.0, 1.0),
-                device_type="gpu" if ctx.device.type == "cuda" else "cpu")
+        with seeded(derive_seed(ctx.seed, self.name, "attack"), ctx.device):
+            # a fresh initialization, not the victim's initial weights
+            thief = ctx.new_model(derive_seed(ctx.seed, self.name, "thief-init"))
+            thief_clf = art_classifier(
+                thief, shape, k, ctx.device,
+                optimizer=torch.optim.Adam(thief.parameters(), lr=o["lr"]))
             attack = getattr(extraction, self.art_name)(oracle, **kwargs)
             y = None
             if adaptive:  # the attacker's own labels of its pool, as contiguous action ids
                 y = np.unique(split.y_pool.cpu().numpy(), return_inverse=True)[1]
-            attack.extract(_numpy(split.x_pool), y=y, thieved_classifier=thief_clf)
+            attack.extract(to_numpy(split.x_pool), y=y, thieved_classifier=thief_clf)
         thief.eval()
         return extraction_metrics(victim, predict(thief, split.x_eval), split, counter.images)
 
 
-def build_copycat(options: Mapping[str, Any]) -> ThiefTrainingAttack:
-    """The ``copycat`` attack with ``options`` over :data:`COPYCAT_DEFAULTS`."""
-    return ThiefTrainingAttack("copycat", "CopycatCNN", options, COPYCAT_DEFAULTS)
+def build_copycat(resolved: Mapping[str, Any]) -> ThiefTrainingAttack:
+    """The ``copycat`` attack with the resolved options (:data:`COPYCAT_OPTIONS`)."""
+    return ThiefTrainingAttack("copycat", "CopycatCNN", resolved)
 
 
-def build_knockoff(options: Mapping[str, Any]) -> ThiefTrainingAttack:
-    """The ``knockoff`` attack with ``options`` over :data:`KNOCKOFF_DEFAULTS`."""
-    return ThiefTrainingAttack("knockoff", "KnockoffNets", options, KNOCKOFF_DEFAULTS)
+def build_knockoff(resolved: Mapping[str, Any]) -> ThiefTrainingAttack:
+    """The ``knockoff`` attack with the resolved options (:data:`KNOCKOFF_OPTIONS`)."""
+    return ThiefTrainingAttack("knockoff", "KnockoffNets", resolved)
 
 
 # --- Functionally equivalent extraction -----------------------------------------------------
@@ -388,25 +391,13 @@ def _oracle_class() -> type:
 class FunctionallyEquivalentAttack:
     """Recover a two-layer ReLU victim's weights from its logits (ART, with fixes)."""
 
-    def __init__(self, options: Mapping[str, Any]):
-        o = resolve_options("attack functionally-equivalent", options, FEE_DEFAULTS)
-        name = "functionally-equivalent"
-        if o["num_neurons"] is not None:
-            _positive_int(name, "num_neurons", o["num_neurons"])
-        _positive_int(name, "max_hidden", o["max_hidden"])
-        _positive_int(name, "max_queries", o["max_queries"])
-        if isinstance(o["restarts"], bool) or not isinstance(o["restarts"], int) \
-                or o["restarts"] < 0:
-            raise UsageError(f"{name}.restarts must be a non-negative integer")
-        for key in ("delta_0", "fraction_true", "rel_diff_slope", "rel_diff_value",
-                    "delta_init_value", "delta_sign"):
-            if not (isinstance(o[key], int | float) and not isinstance(o[key], bool)
-                    and o[key] > 0):
-                raise UsageError(f"{name}.{key} must be a positive number, got {o[key]!r}")
-        self.options = o
+    def __init__(self, resolved: Mapping[str, Any]):
+        check_pool_fraction("attack functionally-equivalent", resolved["pool_fraction"])
+        self.options = dict(resolved)
 
     def run(self, victim: torch.nn.Module, ctx) -> dict[str, float]:
         """Extract the victim, then compare the extracted network with it on held-out images."""
+        from harness.art_bridge import seeded
         from harness.evaluation import QueryCounter
 
         o = self.options
@@ -442,7 +433,7 @@ class FunctionallyEquivalentAttack:
             "delta_sign")}
         failures: list[str] = []
         extracted = None
-        seed = attack_seed(ctx)
+        seed = derive_seed(ctx.seed, "functionally-equivalent", "attack")
         with seeded(seed, torch.device("cpu")):
             line = np.random.default_rng(seed)
             for _ in range(o["restarts"] + 1):
@@ -477,9 +468,9 @@ class FunctionallyEquivalentAttack:
         return metrics
 
 
-def build_fee(options: Mapping[str, Any]) -> FunctionallyEquivalentAttack:
-    """The ``functionally-equivalent`` attack with ``options`` over :data:`FEE_DEFAULTS`."""
-    return FunctionallyEquivalentAttack(options)
+def build_fee(resolved: Mapping[str, Any]) -> FunctionallyEquivalentAttack:
+    """The ``functionally-equivalent`` attack with the resolved options (:data:`FEE_OPTIONS`)."""
+    return FunctionallyEquivalentAttack(resolved)
 
 
 @hookimpl
@@ -491,17 +482,20 @@ def harness_register_attacks(register):
         name="copycat",
         description="Copycat CNN (ART): train a fresh copy of the victim on its labels "
                     "for unlabelled pool images",
-        build=build_copycat, needs=frozenset({"labels"}),
-        config={"art_class": "CopycatCNN", **COPYCAT_DEFAULTS}, **common))
+        build=build_copycat, needs=frozenset({"labels"}), config={"art_class": "CopycatCNN"},
+        options=COPYCAT_OPTIONS, metrics=EXTRACTION_METRICS,
+        smoke_options={"nb_stolen": 16, "nb_epochs": 1}, **common))
     register(AttackSpec(
         name="knockoff",
         description="Knockoff Nets (ART): steal with random or adaptively sampled pool "
                     "queries",
-        build=build_knockoff, needs=frozenset({"labels"}),
-        config={"art_class": "KnockoffNets", **KNOCKOFF_DEFAULTS}, **common))
+        build=build_knockoff, needs=frozenset({"labels"}), config={"art_class": "KnockoffNets"},
+        options=KNOCKOFF_OPTIONS, metrics=EXTRACTION_METRICS,
+        smoke_options={"nb_stolen": 16, "nb_epochs": 1}, **common))
     register(AttackSpec(
         name="functionally-equivalent",
         description="Functionally equivalent extraction (ART, fixed): recover a two-layer "
                     "ReLU net's weights from its logits (hidden width <= 128)",
         build=build_fee, needs=frozenset({"two-layer-relu", "scores"}),
-        config={"art_class": "FunctionallyEquivalentExtraction", **FEE_DEFAULTS}, **common))
+        config={"art_class": "FunctionallyEquivalentExtraction"}, options=FEE_OPTIONS,
+        metrics=EXTRACTION_METRICS, **common))

@@ -46,59 +46,88 @@ import torch
 
 from harness.errors import UsageError
 from harness.hookspecs import hookimpl
-from harness.options import resolve_options
+from harness.metrics import MetricSpec
+from harness.options import Option, options
+from harness.seeds import derive_seed
 from harness.specs import AttackSpec
 
-MI_DEFAULTS: dict[str, Any] = {
-    "attack_model_type": "nn", "input_type": "prediction", "n_samples": 500, "epochs": 100,
-    "learning_rate": 1e-3,
-}
-MI_MODEL_TYPES = ("nn", "rf", "gb", "lr", "dt", "knn", "svm")
-MI_INPUT_TYPES = ("prediction", "loss")
-INVERSION_DEFAULTS: dict[str, Any] = {
-    "max_iter": 200, "window_length": 100, "threshold": 0.99, "learning_rate": 0.1,
-    "start": 0.0,
-}
-RECONSTRUCTION_DEFAULTS: dict[str, Any] = {
-    "n_rows": 100, "max_features": 16, "trials": 1, "search": "screened", "screen_iter": 4,
-    "keep_labels": 1, "maxfun": 300, "fit_tol": 1e-8, "fd_step": 1e-4,
-}
+MI_OPTIONS = options(
+    Option(name="attack_model_type", type="str", default="nn",
+           choices=("nn", "rf", "gb", "lr", "dt", "knn", "svm"),
+           help="ART's attack model: a network, random forest, gradient boosting, logistic "
+                "regression, decision tree, nearest neighbours or SVM"),
+    Option(name="input_type", type="str", default="prediction", choices=("prediction", "loss"),
+           help="what the attack model sees: the victim's probabilities or its loss"),
+    Option(name="n_samples", type="int", default=500, min=1,
+           help="members (and as many non-members) drawn; half train the attack model"),
+    Option(name="epochs", type="int", default=100, min=1, help="epochs of the nn attack model"),
+    Option(name="learning_rate", type="float", default=1e-3, min=0, min_exclusive=True,
+           help="learning rate of the nn attack model"),
+)
+INVERSION_OPTIONS = options(
+    Option(name="max_iter", type="int", default=200, min=1, help="gradient-ascent steps"),
+    Option(name="window_length", type="int", default=100, min=1,
+           help="steps over which ART's stopping rule looks for progress"),
+    Option(name="threshold", type="float", default=0.99, min=0, min_exclusive=True,
+           help="ART's stopping threshold on the cost 1 - p"),
+    Option(name="learning_rate", type="float", default=0.1, min=0, min_exclusive=True,
+           help="gradient-ascent step size"),
+    Option(name="start", type="float", default=0.0, min=0, max=1,
+           help="the start image's constant pixel value"),
+)
+RECONSTRUCTION_OPTIONS = options(
+    Option(name="n_rows", type="int", default=100, min=1,
+           help="training rows of the clone (two or more per class)"),
+    Option(name="max_features", type="int", default=16, min=1,
+           help="features per row: images are average-pooled down to at most this many"),
+    Option(name="trials", type="int", default=1, min=1, help="rows reconstructed, each afresh"),
+    Option(name="search", type="str", default="screened", choices=("screened", "art"),
+           help="screened: budgeted search over labels; art: ART's own reconstruct"),
+    Option(name="screen_iter", type="int", default=4, min=1,
+           help="L-BFGS iterations every label gets in the screening"),
+    Option(name="keep_labels", type="int", default=1, min=1,
+           help="labels that go on after the screening"),
+    Option(name="maxfun", type="int", default=300, min=1,
+           help="objective evaluations of each label that goes on"),
+    Option(name="fit_tol", type="float", default=1e-8, min=0, min_exclusive=True,
+           help="the clone's solver tolerance"),
+    Option(name="fd_step", type="float", default=1e-4, min=0, min_exclusive=True,
+           help="finite-difference step of L-BFGS's gradient estimates"),
+)
+
+MI_METRICS = (
+    MetricSpec(name="mi_accuracy", label="membership accuracy", format="percent"),
+    MetricSpec(name="mi_auc", label="membership AUC", format="number", digits=3),
+    MetricSpec(name="mi_advantage", label="membership advantage", format="number", digits=3),
+    MetricSpec(name="n_members", label="members", format="number", digits=0),
+)
+INVERSION_METRICS = (
+    MetricSpec(name="inversion_confidence", label="inversion confidence", format="percent"),
+    MetricSpec(name="inversion_accuracy", label="classes reached", format="percent"),
+    MetricSpec(name="inversion_distance", label="inversion L2 to class mean",
+               format="number", digits=3),
+    MetricSpec(name="inversion_baseline_distance", label="overall mean's L2 to class mean",
+               format="number", digits=3),
+    MetricSpec(name="inversion_start_distance", label="start image's L2 to class mean",
+               format="number", digits=3),
+)
+RECONSTRUCTION_METRICS = (
+    MetricSpec(name="reconstruction_l2", label="reconstruction L2", format="number", digits=3),
+    MetricSpec(name="baseline_l2", label="baseline L2", format="number", digits=3),
+    MetricSpec(name="label_correct", label="label recovered", format="percent"),
+)
 
 
-def _positive_int(owner: str, key: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise UsageError(f"{owner}.{key} must be a positive integer, got {value!r}")
-    return value
-
-
-def _positive_float(owner: str, key: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise UsageError(f"{owner}.{key} must be a positive number, got {value!r}")
-    return float(value)
-
-
-def _choice(owner: str, key: str, value: Any, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise UsageError(f"{owner}.{key} must be one of {', '.join(allowed)}; got {value!r}")
-    return value
-
-
-def _numpy(x: torch.Tensor):
-    return x.detach().cpu().numpy()
+def _generator(ctx, *names: str) -> torch.Generator:
+    """A CPU generator seeded from the run's seed and ``names``."""
+    return torch.Generator().manual_seed(derive_seed(ctx.seed, *names))
 
 
 class MembershipInference:
     """ART's MembershipInferenceBlackBox on training (member) vs test (non-member) images."""
 
-    def __init__(self, options: Mapping[str, Any]):
-        o = resolve_options("attack membership-inference", options, MI_DEFAULTS)
-        name = "membership-inference"
-        _choice(name, "attack_model_type", o["attack_model_type"], MI_MODEL_TYPES)
-        _choice(name, "input_type", o["input_type"], MI_INPUT_TYPES)
-        for key in ("n_samples", "epochs"):
-            _positive_int(name, key, o[key])
-        o["learning_rate"] = _positive_float(name, "learning_rate", o["learning_rate"])
-        self.options = o
+    def __init__(self, resolved: Mapping[str, Any]):
+        self.options = dict(resolved)
 
     def run(self, model: torch.nn.Module, ctx) -> dict[str, float]:
         """Train the attack model on half of the members and non-members, score the rest."""
@@ -106,7 +135,7 @@ class MembershipInference:
         from art.attacks.inference.membership_inference import MembershipInferenceBlackBox
         from sklearn.metrics import roc_auc_score
 
-        from harness.art_bridge import art_classifier, one_hot
+        from harness.art_bridge import art_classifier, one_hot, seeded, to_numpy
 
         o, data = self.options, ctx.data
         # The images the victim was fitted on (its validation split left out), when known.
@@ -114,11 +143,11 @@ class MembershipInference:
         n = min(o["n_samples"], len(x_mem), len(data.x_test))
         if n < 4:
             raise UsageError("membership-inference needs at least 4 training and 4 test images")
-        g = ctx.rng(41)
+        g = _generator(ctx, "membership-inference", "samples")
         members = torch.randperm(len(x_mem), generator=g)[:n].to(x_mem.device)
         others = torch.randperm(len(data.x_test), generator=g)[:n].to(data.x_test.device)
-        x_in, y_in = _numpy(x_mem[members]), y_mem[members]
-        x_out, y_out = _numpy(data.x_test[others]), data.y_test[others]
+        x_in, y_in = to_numpy(x_mem[members]), y_mem[members]
+        x_out, y_out = to_numpy(data.x_test[others]), data.y_test[others]
         k = data.num_classes
         y_in, y_out = one_hot(y_in, k), one_hot(y_out, k)
         half = n // 2
@@ -127,10 +156,10 @@ class MembershipInference:
         attack = MembershipInferenceBlackBox(
             classifier, input_type=o["input_type"], attack_model_type=o["attack_model_type"],
             nn_model_epochs=o["epochs"], nn_model_learning_rate=o["learning_rate"])
+        seed = derive_seed(ctx.seed, "membership-inference", "attack-model")
         if attack.attack_model is not None and "random_state" in attack.attack_model.get_params():
-            attack.attack_model.set_params(random_state=ctx.seed)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(ctx.seed)
+            attack.attack_model.set_params(random_state=seed)
+        with seeded(seed, ctx.device):
             attack.fit(x=x_in[:half], y=y_in[:half], test_x=x_out[:half], test_y=y_out[:half])
         p_in = attack.infer(x_in[half:], y_in[half:], probabilities=True).reshape(-1)
         p_out = attack.infer(x_out[half:], y_out[half:], probabilities=True).reshape(-1)
@@ -148,26 +177,15 @@ class MembershipInference:
 class ModelInversion:
     """ART's MIFace: one reconstruction per class from a constant start image."""
 
-    def __init__(self, options: Mapping[str, Any]):
-        o = resolve_options("attack model-inversion", options, INVERSION_DEFAULTS)
-        name = "model-inversion"
-        for key in ("max_iter", "window_length"):
-            _positive_int(name, key, o[key])
-        for key in ("threshold", "learning_rate"):
-            o[key] = _positive_float(name, key, o[key])
-        start = o["start"]
-        if isinstance(start, bool) or not isinstance(start, int | float) or not 0 <= start <= 1:
-            raise UsageError(f"model-inversion.start (the start image's constant pixel value) "
-                             f"must be in [0, 1], got {start!r}")
-        o["start"] = float(start)
-        self.options = o
+    def __init__(self, resolved: Mapping[str, Any]):
+        self.options = dict(resolved)
 
     def run(self, model: torch.nn.Module, ctx) -> dict[str, float]:
         """Invert every class; compare the reconstructions with the class mean images."""
         import numpy as np
         from art.attacks.inference.model_inversion import MIFace
 
-        from harness.art_bridge import art_classifier
+        from harness.art_bridge import art_classifier, to_tensor
 
         o, data = self.options, ctx.data
         k, shape = data.num_classes, tuple(data.image_shape)
@@ -177,7 +195,7 @@ class ModelInversion:
                         batch_size=k, verbose=False)
         start = np.full((k, *shape), o["start"], dtype=np.float32)
         inverted = attack.infer(start.copy(), np.arange(k))
-        x_inv = torch.from_numpy(np.clip(inverted, 0, 1).astype(np.float32)).to(ctx.device)
+        x_inv = to_tensor(inverted, data.x_train)
         classes = torch.arange(k, device=ctx.device)
         with torch.no_grad():
             probs = model(x_inv).softmax(1)
@@ -216,15 +234,8 @@ def pooled_rows(x: torch.Tensor, max_features: int) -> torch.Tensor:
 class DatabaseReconstruction:
     """ART's DatabaseReconstruction on a clone of the victim trained on ``n_rows`` rows."""
 
-    def __init__(self, options: Mapping[str, Any]):
-        o = resolve_options("attack database-reconstruction", options, RECONSTRUCTION_DEFAULTS)
-        name = "database-reconstruction"
-        for key in ("n_rows", "max_features", "trials", "screen_iter", "keep_labels", "maxfun"):
-            _positive_int(name, key, o[key])
-        for key in ("fit_tol", "fd_step"):
-            o[key] = _positive_float(name, key, o[key])
-        _choice(name, "search", o["search"], ("screened", "art"))
-        self.options = o
+    def __init__(self, resolved: Mapping[str, Any]):
+        self.options = dict(resolved)
 
     def _rows(self, ctx, trial: int):
         """``n_rows`` (at most the training set) seeded training rows, two or more of every
@@ -237,7 +248,7 @@ class DatabaseReconstruction:
             raise UsageError(f"database-reconstruction.n_rows must be at least "
                              f"{2 * len(present)} (two rows per class), and so must the "
                              f"training set; got {n}")
-        g = ctx.rng(97 + trial)
+        g = _generator(ctx, "database-reconstruction", "rows", str(trial))
         order = torch.randperm(len(y_all), generator=g)
         picked: list[int] = []
         for c in present:  # two rows of every class, so the known rows keep every class
@@ -267,7 +278,8 @@ class DatabaseReconstruction:
         o = self.options
         params = {**victim.get_params(), "tol": o["fit_tol"],
                   "max_iter": max(10_000, victim.get_params()["max_iter"]),
-                  "warm_start": False, "random_state": ctx.seed}
+                  "warm_start": False,
+                  "random_state": derive_seed(ctx.seed, "database-reconstruction", "clone")}
         results = []
         for trial in range(o["trials"]):
             x, y = self._rows(ctx, trial)
@@ -329,19 +341,19 @@ class DatabaseReconstruction:
         return final[label][1], label
 
 
-def _mi_build(options: Mapping[str, Any]) -> MembershipInference:
-    """``membership-inference`` with ``options`` over its defaults."""
-    return MembershipInference(options)
+def _mi_build(resolved: Mapping[str, Any]) -> MembershipInference:
+    """``membership-inference`` with the resolved options."""
+    return MembershipInference(resolved)
 
 
-def _inversion_build(options: Mapping[str, Any]) -> ModelInversion:
-    """``model-inversion`` with ``options`` over its defaults."""
-    return ModelInversion(options)
+def _inversion_build(resolved: Mapping[str, Any]) -> ModelInversion:
+    """``model-inversion`` with the resolved options."""
+    return ModelInversion(resolved)
 
 
-def _reconstruction_build(options: Mapping[str, Any]) -> DatabaseReconstruction:
-    """``database-reconstruction`` with ``options`` over its defaults."""
-    return DatabaseReconstruction(options)
+def _reconstruction_build(resolved: Mapping[str, Any]) -> DatabaseReconstruction:
+    """``database-reconstruction`` with the resolved options."""
+    return DatabaseReconstruction(resolved)
 
 
 @hookimpl
@@ -353,18 +365,23 @@ def harness_register_attacks(register):
         name="membership-inference",
         description="ART MembershipInferenceBlackBox: train vs test images, from the scores",
         build=_mi_build, threat_model="black-box", needs=frozenset({"scores"}),
-        config={"art_class": "MembershipInferenceBlackBox", **MI_DEFAULTS}, **common,
+        config={"art_class": "MembershipInferenceBlackBox"}, options=MI_OPTIONS,
+        metrics=MI_METRICS, smoke_options={"n_samples": 16, "epochs": 2}, **common,
     ))
     register(AttackSpec(
         name="model-inversion",
         description="ART MIFace (Fredrikson et al.): one image per class by gradient ascent",
         build=_inversion_build, threat_model="white-box", needs=frozenset({"gradients"}),
-        config={"art_class": "MIFace", **INVERSION_DEFAULTS}, **common,
+        config={"art_class": "MIFace"}, options=INVERSION_OPTIONS, metrics=INVERSION_METRICS,
+        smoke_options={"max_iter": 5, "window_length": 5}, **common,
     ))
     register(AttackSpec(
         name="database-reconstruction",
         description="ART DatabaseReconstruction: the one unknown training row of a logreg",
         build=_reconstruction_build, threat_model="white-box",
         needs=frozenset({"sklearn", "logreg"}),
-        config={"art_class": "DatabaseReconstruction", **RECONSTRUCTION_DEFAULTS}, **common,
+        config={"art_class": "DatabaseReconstruction"}, options=RECONSTRUCTION_OPTIONS,
+        metrics=RECONSTRUCTION_METRICS,
+        smoke_options={"n_rows": 8, "max_features": 4, "screen_iter": 1, "maxfun": 20},
+        **common,
     ))

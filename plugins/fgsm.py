@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from harness.hookspecs import hookimpl
-from harness.options import resolve_options
+from harness.options import options
+from harness.roles import REFERENCE, SINGLE_STEP
 from harness.specs import AttackSpec
 
 if TYPE_CHECKING:
@@ -20,14 +21,9 @@ if TYPE_CHECKING:
 
 def fgsm(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
     """FGSM adversarial examples for ``x`` with true labels ``y`` (eq. 1, clipped to [0, 1])."""
-    import torch
-    import torch.nn.functional as F
+    from harness.gradients import fgsm_step
 
-    x = x.detach().clone().requires_grad_(True)
-    with torch.enable_grad():
-        loss = F.cross_entropy(model(x), y)
-        (grad,) = torch.autograd.grad(loss, x)
-    return (x.detach() + eps * grad.sign()).clamp_(0.0, 1.0)
+    return fgsm_step(model, x, y, eps)
 
 
 class FGSM:
@@ -39,9 +35,8 @@ class FGSM:
         return fgsm(model, x, y, eps)
 
 
-def build(options: Mapping[str, Any]) -> FGSM:
-    """The attack; ``fgsm`` takes no options."""
-    resolve_options("attack fgsm", options, {})
+def build(resolved: Mapping[str, Any]) -> FGSM:
+    """The attack; ``fgsm`` declares no options (its schema refuses any)."""
     return FGSM()
 
 
@@ -55,4 +50,6 @@ def harness_register_attacks(register):
         threat_model="white-box",
         norm="inf",
         survey_table="Table 1",
+        roles=frozenset({SINGLE_STEP, REFERENCE}),
+        options=options(),
     ))

@@ -11,24 +11,23 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from harness.errors import UsageError
 from harness.hookspecs import hookimpl
-from harness.options import resolve_options
+from harness.options import Option, options
 from harness.specs import TORCH_MODEL_OFFERS, ModelSpec
 
-DEFAULTS = {"hidden": 128}
+OPTIONS = options(
+    Option(name="hidden", type="int", default=128, min=1, help="width of the hidden layer"),
+)
 
 
-def build(model_input, variant: str | None, options: Mapping[str, Any]):
-    """The MLP for ``model_input``; option ``hidden`` is the width of the hidden layer."""
+def build(model_input, variant: str | None, resolved: Mapping[str, Any]):
+    """The MLP for ``model_input``; the resolved option ``hidden`` is the width of the hidden
+    layer."""
     from torch import nn
 
     from harness.models import Standardize
 
-    o = resolve_options("model mlp", options, DEFAULTS)
-    hidden = o["hidden"]
-    if not isinstance(hidden, int) or isinstance(hidden, bool) or hidden < 1:
-        raise UsageError(f"mlp.hidden must be a positive integer, got {hidden!r}")
+    hidden = resolved["hidden"]
     layers: list[nn.Module] = []
     if model_input.mean is not None and model_input.std is not None:
         layers.append(Standardize(model_input.mean, model_input.std))
@@ -46,5 +45,6 @@ def harness_register_models(register):
         description="Two-layer perceptron: Flatten, Linear(d, hidden), ReLU, Linear(hidden, K)",
         build=build,
         offers=TORCH_MODEL_OFFERS | {"two-layer-relu"},
-        config=dict(DEFAULTS),
+        options=OPTIONS,
+        smoke_options={"hidden": 16},
     ))

@@ -16,18 +16,23 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from harness.errors import UsageError
 from harness.hookspecs import hookimpl
-from harness.options import resolve_options
+from harness.options import Option, options
 from harness.specs import ModelSpec
 
-DEFAULTS = {
-    "filters": [32, 64, 128, 128, 256],
-    "kernel": 3,
-    "dense": 128,
-    "dense2": 128,
-    "dropout": 0.5,
-    "large_head": None,
-}
+OPTIONS = options(
+    Option(name="filters", type="int-list", default=[32, 64, 128, 128, 256], min=1,
+           help="filters of each conv block, in order (the input size picks how many blocks)"),
+    Option(name="kernel", type="int", default=3, min=1, help="side of the conv kernels"),
+    Option(name="dense", type="int", default=128, min=1, help="width of the first dense layer"),
+    Option(name="dense2", type="int", default=128, min=1,
+           help="width of the second dense layer (large head only)"),
+    Option(name="dropout", type="float", default=0.5, min=0, max=1,
+           help="dropout between the dense layers (large head only), in [0, 1)"),
+    Option(name="large_head", type="bool", default=None, nullable=True,
+           help="dense-dropout-dense head (null: for colour images or more than 10 classes)"),
+)
 
 
 def block_count(size: int, max_blocks: int = 5) -> int:
@@ -38,14 +43,18 @@ def block_count(size: int, max_blocks: int = 5) -> int:
     return blocks
 
 
-def build(model_input, variant: str | None, options: Mapping[str, Any]):
-    """Build the CNN for ``model_input`` (channels, size, classes, normalization)."""
+def build(model_input, variant: str | None, resolved: Mapping[str, Any]):
+    """Build the CNN for ``model_input`` (channels, size, classes, normalization) with the
+    ``resolved`` options (every option of :data:`OPTIONS`)."""
     import torch
     from torch import nn
 
     from harness.models import Standardize
 
-    o = resolve_options("model paper-cnn", options, DEFAULTS)
+    o = resolved
+    if o["dropout"] >= 1:
+        raise UsageError(f"model paper-cnn: option 'dropout' must be below 1 (1 drops every "
+                         f"unit); got {o['dropout']!r}")
     large = o["large_head"]
     if large is None:
         large = model_input.channels == 3 or model_input.num_classes > 10
@@ -80,4 +89,5 @@ def harness_register_models(register):
         name="paper-cnn",
         description="The paper's combined CNN (Algorithm 1): conv/pool blocks sized to the input",
         build=build,
+        options=OPTIONS,
     ))

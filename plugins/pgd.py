@@ -10,25 +10,30 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import UsageError
 from harness.hookspecs import hookimpl
-from harness.options import resolve_options
+from harness.options import Option, options
+from harness.roles import ITERATIVE, REFERENCE
 from harness.specs import AttackSpec
 
 if TYPE_CHECKING:
     import torch
 
-DEFAULTS = {"steps": 10, "step_size": None, "random_start": True, "seed": 0}
+OPTIONS = options(
+    Option(name="steps", type="int", default=10, min=1, help="signed-gradient steps"),
+    Option(name="step_size", type="float", default=None, nullable=True, min=0,
+           min_exclusive=True, help="size of each step in pixel units (null: 2.5 * eps / steps)"),
+    Option(name="random_start", type="bool", default=True,
+           help="start from a uniform random point of the eps-ball"),
+    Option(name="seed", type="int", default=0, min=0, help="seed of the random start"),
+)
 
 
 class PGD:
     """Linf PGD; ``step_size`` None means 2.5 * eps / steps."""
 
     def __init__(self, steps: int, step_size: float | None, random_start: bool, seed: int):
-        if not isinstance(steps, int) or steps < 1:
-            raise UsageError(f"pgd.steps must be a positive integer, got {steps!r}")
         self.steps, self.step_size, self.random_start, self.seed = (
-            steps, step_size, bool(random_start), int(seed))
+            steps, step_size, random_start, seed)
         self._generators: dict = {}
 
     def _generator(self, device: torch.device) -> torch.Generator:
@@ -43,7 +48,8 @@ class PGD:
                 eps: float) -> torch.Tensor:
         """PGD examples within the Linf eps-ball around ``x``."""
         import torch
-        import torch.nn.functional as F
+
+        from harness.gradients import input_gradient
 
         x = x.detach()
         alpha = self.step_size if self.step_size is not None else 2.5 * eps / self.steps
@@ -53,18 +59,14 @@ class PGD:
                                dtype=x.dtype)
             x_adv = (x + (2 * noise - 1) * eps).clamp_(0.0, 1.0)
         for _ in range(self.steps):
-            x_adv.requires_grad_(True)
-            with torch.enable_grad():
-                loss = F.cross_entropy(model(x_adv), y)
-                (grad,) = torch.autograd.grad(loss, x_adv)
-            x_adv = x_adv.detach() + alpha * grad.sign()
+            x_adv = x_adv + alpha * input_gradient(model, x_adv, y).sign()
             x_adv = torch.minimum(torch.maximum(x_adv, x - eps), x + eps).clamp_(0.0, 1.0)
         return x_adv
 
 
-def build(options: Mapping[str, Any]) -> PGD:
-    """The attack with ``options`` (steps, step_size, random_start, seed) over the defaults."""
-    return PGD(**resolve_options("attack pgd", options, DEFAULTS))
+def build(resolved: Mapping[str, Any]) -> PGD:
+    """The attack with the resolved options (steps, step_size, random_start, seed)."""
+    return PGD(**resolved)
 
 
 @hookimpl
@@ -77,4 +79,6 @@ def harness_register_attacks(register):
         threat_model="white-box",
         norm="inf",
         survey_table="Table 1",
+        roles=frozenset({ITERATIVE, REFERENCE}),
+        options=OPTIONS,
     ))

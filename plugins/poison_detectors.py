@@ -15,8 +15,8 @@ the runner scores the flags against the truth, drops the flagged samples and ret
 - ``neural-cleanse`` (Wang et al. 2019): native PyTorch (ART's ``NeuralCleanse`` supports
   only Keras); see :class:`NeuralCleanse` for the per-sample rule.
 
-The penultimate features come from :class:`harness_plugins.art_poisoning.FeatureTap`: ART's
-two detectors read the classifier's last layer, which on our models would otherwise be the
+The penultimate features come from :class:`harness.art_bridge.FeatureTap`: ART's two
+detectors read the classifier's last layer, which on our models would otherwise be the
 logits. ART and scikit-learn are imported only when a detector runs.
 """
 
@@ -31,12 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.context import AttackContext
-from harness.errors import UsageError
-from harness.hookspecs import hookimpl
-from harness.options import resolve_options
-from harness.specs import DefenseSpec
-from harness_plugins.art_poisoning import (
+from harness.art_bridge import (
     feature_classifier,
     frozen,
     numpy_seed,
@@ -44,21 +39,12 @@ from harness_plugins.art_poisoning import (
     predicted_labels,
     to_numpy,
 )
-
-
-def _number(value: Any, name: str, low: float, high: float | None = None) -> float:
-    """``value`` as a float in (low, high]; a :class:`UsageError` otherwise."""
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and value > low
-    if not ok or (high is not None and value > high):
-        bound = f"({low}, {high}]" if high is not None else f"> {low}"
-        raise UsageError(f"{name} must be a number {bound}, got {value!r}")
-    return float(value)
-
-
-def _count(value: Any, name: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise UsageError(f"{name} must be a positive integer, got {value!r}")
-    return value
+from harness.context import AttackContext
+from harness.errors import UsageError
+from harness.hookspecs import hookimpl
+from harness.options import Option, options
+from harness.seeds import derive_seed
+from harness.specs import DefenseSpec
 
 
 def _flags(is_clean: list[int], like: torch.Tensor) -> torch.Tensor:
@@ -76,9 +62,30 @@ def _clean_reference(ctx: AttackContext, n: int) -> torch.Tensor:
     return ctx.test_subset(n)[0]
 
 
+def _generator(ctx: AttackContext, name: str, purpose: str) -> torch.Generator:
+    """A CPU generator for ``purpose`` of the detector ``name``, seeded from the run's seed."""
+    return torch.Generator().manual_seed(derive_seed(ctx.seed, name, purpose))
+
+
+def _positive(name: str, default: float, help: str, **bounds: Any) -> Option:
+    """A float option > 0 (``bounds`` may add ``max``)."""
+    return Option(name=name, type="float", default=default, min=0, min_exclusive=True,
+                  help=help, **bounds)
+
+
+def _count(name: str, default: int, help: str, low: int = 1) -> Option:
+    """An integer option >= ``low``."""
+    return Option(name=name, type="int", default=default, min=low, help=help)
+
+
 # --------------------------------------------------------------------------- ART detectors
 
-SPECTRAL_DEFAULTS = {"expected_pp_poison": 0.1, "eps_multiplier": 1.5, "batch_size": 128}
+SPECTRAL_OPTIONS = options(
+    _positive("expected_pp_poison", 0.1, "the share of poisons the defender assumes", max=1),
+    _positive("eps_multiplier", 1.5, "flag eps_multiplier x expected_pp_poison of every "
+                                      "class"),
+    _count("batch_size", 128, "images per forward pass"),
+)
 
 
 class SpectralSignature:
@@ -88,15 +95,14 @@ class SpectralSignature:
     centred features) is above the ``1 - eps_multiplier * expected_pp_poison`` quantile are
     flagged, so with the defaults 15% of every class (Tran et al. remove 1.5 times the
     poison rate they assume). ART 1.20.1 projects the uncentred features on that vector
-    (Tran et al.: the centred ones); used as ART ships it.
+    (Tran et al.: the centred ones); used as ART ships it. ``options`` are resolved (every
+    key of :data:`SPECTRAL_OPTIONS`).
     """
 
     def __init__(self, options: Mapping[str, Any]):
-        o = resolve_options("defense spectral-signature", options, SPECTRAL_DEFAULTS)
-        self.pp = _number(o["expected_pp_poison"], "spectral-signature.expected_pp_poison",
-                          0, 1)
-        self.mult = _number(o["eps_multiplier"], "spectral-signature.eps_multiplier", 0)
-        self.batch_size = _count(o["batch_size"], "spectral-signature.batch_size")
+        self.pp = options["expected_pp_poison"]
+        self.mult = options["eps_multiplier"]
+        self.batch_size = options["batch_size"]
 
     def detect(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                ctx: AttackContext) -> torch.Tensor:
@@ -112,8 +118,15 @@ class SpectralSignature:
         return _flags(is_clean, x)
 
 
-ACTIVATION_DEFAULTS = {"nb_clusters": 2, "nb_dims": 10, "reduce": "PCA",
-                       "cluster_analysis": "smaller"}
+ACTIVATION_OPTIONS = options(
+    _count("nb_clusters", 2, "KMeans clusters per class", low=2),
+    _count("nb_dims", 10, "dimensions the features are reduced to"),
+    Option(name="reduce", type="str", default="PCA", choices=("PCA", "FastICA", "TSNE"),
+           help="ART's dimension reduction"),
+    Option(name="cluster_analysis", type="str", default="smaller",
+           choices=("smaller", "distance", "relative-size", "silhouette-scores"),
+           help="ART's rule for which clusters are poisonous"),
+)
 
 
 class ActivationClustering:
@@ -122,12 +135,11 @@ class ActivationClustering:
     Per class: PCA to ``nb_dims``, KMeans into ``nb_clusters`` (NumPy's generator seeded with
     the run's seed); with "smaller" analysis the smaller cluster of *every* class is flagged
     (ART's "relative-size", "distance" and "silhouette-scores" are the alternatives).
+    ``options`` are resolved (every key of :data:`ACTIVATION_OPTIONS`).
     """
 
     def __init__(self, options: Mapping[str, Any]):
-        self.o = resolve_options("defense activation-clustering", options, ACTIVATION_DEFAULTS)
-        _count(self.o["nb_clusters"], "activation-clustering.nb_clusters")
-        _count(self.o["nb_dims"], "activation-clustering.nb_dims")
+        self.o = dict(options)
 
     def detect(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                ctx: AttackContext) -> torch.Tensor:
@@ -141,19 +153,22 @@ class ActivationClustering:
                              f"not more than nb_dims={self.o['nb_dims']} (PCA needs more)")
         defence = ActivationDefence(feature_classifier(model, tuple(x.shape[1:]), k, ctx.device),
                                     to_numpy(x), one_hot(y, k))
-        try:
-            defence.set_params(**self.o)
-        except ValueError as exc:
-            raise UsageError(f"activation-clustering: {exc}") from exc
-        with numpy_seed(ctx.seed * 1_000_003 + 41):
+        defence.set_params(**self.o)
+        with numpy_seed(derive_seed(ctx.seed, "activation-clustering", "KMeans")):
             _, is_clean = defence.detect_poison()
         return _flags(is_clean, x)
 
 
 # --------------------------------------------------------------------------- STRIP
 
-STRIP_DEFAULTS = {"num_samples": 20, "false_acceptance_rate": 0.01, "n_clean": 200,
-                  "alpha": 0.5, "batch_size": 1024}
+STRIP_OPTIONS = options(
+    _count("num_samples", 20, "clean images each input is superimposed on"),
+    _positive("false_acceptance_rate", 0.01, "below 1: the quantile of the clean entropies' "
+                                             "normal fit taken as the threshold", max=1),
+    _count("n_clean", 200, "held-out clean test images (the defender's)", low=2),
+    _positive("alpha", 0.5, "weight of the input in a superimposition", max=1),
+    _count("batch_size", 1024, "superimposed images per forward pass"),
+)
 
 
 class Strip:
@@ -168,20 +183,18 @@ class Strip:
     ``false_acceptance_rate`` quantile. Here the test is applied to every training sample and
     the ones at or below the threshold are flagged. The clean images are ``n_clean`` held-out
     test images (the defender's clean set; seeded draws). Native, because ART 1.20.1's
-    entropy runs over the wrong axis (module docstring).
+    entropy runs over the wrong axis (module docstring). ``options`` are resolved (every key
+    of :data:`STRIP_OPTIONS`).
     """
 
     def __init__(self, options: Mapping[str, Any]):
-        o = resolve_options("defense strip", options, STRIP_DEFAULTS)
-        self.num_samples = _count(o["num_samples"], "strip.num_samples")
-        self.far = _number(o["false_acceptance_rate"], "strip.false_acceptance_rate", 0, 1)
+        self.num_samples = options["num_samples"]
+        self.far = options["false_acceptance_rate"]
         if self.far >= 1:
-            raise UsageError("strip.false_acceptance_rate must be below 1")
-        self.n_clean = _count(o["n_clean"], "strip.n_clean")
-        if self.n_clean < 2:
-            raise UsageError("strip.n_clean must be at least 2")
-        self.alpha = _number(o["alpha"], "strip.alpha", 0, 1)
-        self.batch_size = _count(o["batch_size"], "strip.batch_size")
+            raise UsageError(f"strip.false_acceptance_rate must be below 1, got {self.far}")
+        self.n_clean = options["n_clean"]
+        self.alpha = options["alpha"]
+        self.batch_size = options["batch_size"]
 
     @torch.no_grad()
     def entropies(self, model: nn.Module, x: torch.Tensor, clean: torch.Tensor,
@@ -203,7 +216,7 @@ class Strip:
                ctx: AttackContext) -> torch.Tensor:
         """Flags of the training samples whose STRIP entropy is at or below the threshold."""
         clean = _clean_reference(ctx, self.n_clean).to(x.device)
-        g = ctx.rng(51)
+        g = _generator(ctx, "strip", "superimposed images")
         reference = self.entropies(model, clean, clean, g).double().cpu().tolist()
         mean = statistics.fmean(reference)
         std = statistics.pstdev(reference, mean)
@@ -213,9 +226,19 @@ class Strip:
 
 # --------------------------------------------------------------------------- Neural Cleanse
 
-NEURAL_CLEANSE_DEFAULTS = {"steps": 300, "lr": 0.1, "init_cost": 1e-3, "cost_multiplier": 1.5,
-                           "patience": 10, "success_threshold": 0.99, "anomaly_threshold": 2.0,
-                           "n_clean": 200, "batch_size": 64}
+NEURAL_CLEANSE_OPTIONS = options(
+    _count("steps", 300, "Adam steps per class"),
+    _positive("lr", 0.1, "Adam's learning rate"),
+    _positive("init_cost", 1e-3, "initial weight of the mask's L1 norm"),
+    Option(name="cost_multiplier", type="float", default=1.5, min=1, min_exclusive=True,
+           help="the cost is multiplied or divided by this every patience steps"),
+    _count("patience", 10, "steps between cost updates"),
+    _positive("success_threshold", 0.99, "share of clean images a trigger must flip",
+              max=1),
+    _positive("anomaly_threshold", 2.0, "anomaly index above which a class is infected"),
+    _count("n_clean", 200, "held-out clean test images (the defender's)"),
+    _count("batch_size", 64, "clean images per step"),
+)
 
 
 class NeuralCleanse:
@@ -236,19 +259,20 @@ class NeuralCleanse:
        that label once the reversed trigger's region is blanked, ``(1 - m) * x + m * mean``
        (mean: the clean images' mean). A poisoned sample shows another class underneath
        its trigger; a genuine one keeps its label. No infected class: nothing is flagged.
+
+    ``options`` are resolved (every key of :data:`NEURAL_CLEANSE_OPTIONS`).
     """
 
     def __init__(self, options: Mapping[str, Any]):
-        o = resolve_options("defense neural-cleanse", options, NEURAL_CLEANSE_DEFAULTS)
-        self.steps = _count(o["steps"], "neural-cleanse.steps")
-        self.lr = _number(o["lr"], "neural-cleanse.lr", 0)
-        self.init_cost = _number(o["init_cost"], "neural-cleanse.init_cost", 0)
-        self.multiplier = _number(o["cost_multiplier"], "neural-cleanse.cost_multiplier", 1)
-        self.patience = _count(o["patience"], "neural-cleanse.patience")
-        self.success = _number(o["success_threshold"], "neural-cleanse.success_threshold", 0, 1)
-        self.anomaly = _number(o["anomaly_threshold"], "neural-cleanse.anomaly_threshold", 0)
-        self.n_clean = _count(o["n_clean"], "neural-cleanse.n_clean")
-        self.batch_size = _count(o["batch_size"], "neural-cleanse.batch_size")
+        self.steps = options["steps"]
+        self.lr = options["lr"]
+        self.init_cost = options["init_cost"]
+        self.multiplier = options["cost_multiplier"]
+        self.patience = options["patience"]
+        self.success = options["success_threshold"]
+        self.anomaly = options["anomaly_threshold"]
+        self.n_clean = options["n_clean"]
+        self.batch_size = options["batch_size"]
 
     def reverse_trigger(self, model: nn.Module, clean: torch.Tensor, target: int,
                         generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -296,7 +320,7 @@ class NeuralCleanse:
         """Flags of the infected classes' samples whose label goes once the trigger is gone."""
         model.eval()
         clean = _clean_reference(ctx, self.n_clean).to(x.device)
-        g = ctx.rng(61)
+        g = _generator(ctx, "neural-cleanse", "clean minibatches")
         k = ctx.data.num_classes
         masks = []
         with frozen(model):
@@ -318,39 +342,32 @@ class NeuralCleanse:
 # --------------------------------------------------------------------------- registration
 
 
-def _build(cls: type):
-    def build(options: Mapping[str, Any]):
-        return cls(options)
-
-    build.__doc__ = f"A {cls.__name__} detector with ``options`` over its defaults."
-    return build
-
-
 @hookimpl
 def harness_register_defenses(register):
     """Register the poisoning detectors."""
     stage = "poisoning-detection"
     register(DefenseSpec(
-        name="spectral-signature", build=_build(SpectralSignature), stage=stage,
+        name="spectral-signature", build=SpectralSignature, stage=stage,
         description="Spectral signatures (ART): per class, flag the top outliers along the "
                     "features' top singular vector",
         needs=frozenset({"activations"}),
-        config={"art_class": "SpectralSignatureDefense", **SPECTRAL_DEFAULTS}))
+        options=SPECTRAL_OPTIONS, config={"art_class": "SpectralSignatureDefense"}))
     register(DefenseSpec(
-        name="activation-clustering", build=_build(ActivationClustering), stage=stage,
+        name="activation-clustering", build=ActivationClustering, stage=stage,
         description="Activation clustering (ART): per class, 2-means on PCA'd features; flag "
                     "the smaller cluster",
         needs=frozenset({"activations"}),
-        config={"art_class": "ActivationDefence", **ACTIVATION_DEFAULTS}))
+        options=ACTIVATION_OPTIONS, config={"art_class": "ActivationDefence"}))
     register(DefenseSpec(
-        name="strip", build=_build(Strip), stage=stage,
+        name="strip", build=Strip, stage=stage,
         description="STRIP (native; ART's entropy is over the wrong axis): flag training "
                     "samples whose superimpositions keep a low entropy",
         needs=frozenset({"scores"}),
-        config={"implementation": "native", **STRIP_DEFAULTS}))
+        options=STRIP_OPTIONS, config={"implementation": "native"}))
     register(DefenseSpec(
-        name="neural-cleanse", build=_build(NeuralCleanse), stage=stage,
+        name="neural-cleanse", build=NeuralCleanse, stage=stage,
         description="Neural Cleanse (native PyTorch): reverse triggers, MAD outlier classes, "
                     "flag samples that lose their label without the trigger",
         needs=frozenset({"gradients"}),
-        config={"implementation": "native", **NEURAL_CLEANSE_DEFAULTS}))
+        options=NEURAL_CLEANSE_OPTIONS, smoke_options={"steps": 20},
+        config={"implementation": "native"}))

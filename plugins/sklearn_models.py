@@ -36,13 +36,23 @@ from torch import nn
 
 from harness.errors import UsageError
 from harness.hookspecs import hookimpl
-from harness.options import resolve_options
+from harness.options import Option, OptionSchema, options
 from harness.specs import ModelSpec
 
-DEFAULTS: dict[str, dict[str, Any]] = {
-    "svm": {"C": 1.0, "tol": 1e-4, "max_iter": 1000},
-    "logreg": {"C": 1.0, "tol": 1e-4, "max_iter": 1000},
-}
+
+def _options(solver: str) -> OptionSchema:
+    """C, tol and max_iter of one estimator (``solver`` names it in the help)."""
+    return options(
+        Option(name="C", type="float", default=1.0, min=0, min_exclusive=True,
+               help="inverse regularization strength"),
+        Option(name="tol", type="float", default=1e-4, min=0, min_exclusive=True,
+               help=f"{solver} stopping tolerance"),
+        Option(name="max_iter", type="int", default=1000, min=1,
+               help=f"largest number of {solver} iterations"),
+    )
+
+
+OPTIONS: dict[str, OptionSchema] = {"svm": _options("liblinear"), "logreg": _options("lbfgs")}
 # The logit bias of a class absent from the training set (the model never predicts it).
 ABSENT_CLASS_BIAS = -1e4
 
@@ -172,23 +182,11 @@ def fit(model: SklearnLinear, data, ctx):
                        images=len(x), history=[record])
 
 
-def _check_params(kind: str, params: Mapping[str, Any]) -> None:
-    for key in ("C", "tol"):
-        value = params[key]
-        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-            raise UsageError(f"{kind}.{key} must be a positive number, got {value!r}")
-    steps = params["max_iter"]
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise UsageError(f"{kind}.max_iter must be a positive integer, got {steps!r}")
-
-
 def _builder(kind: str):
-    def build(model_input, variant: str | None, options: Mapping[str, Any]) -> SklearnLinear:
-        """An unfitted module for ``model_input``; options C, tol, max_iter."""
-        params = resolve_options(f"model {kind}", options, DEFAULTS[kind])
-        _check_params(kind, params)
+    def build(model_input, variant: str | None, resolved: Mapping[str, Any]) -> SklearnLinear:
+        """An unfitted module for ``model_input``; the resolved options C, tol, max_iter."""
         d = model_input.channels * model_input.height * model_input.width
-        return SklearnLinear(kind, d, model_input.num_classes, params)
+        return SklearnLinear(kind, d, model_input.num_classes, resolved)
 
     return build
 
@@ -220,7 +218,7 @@ def harness_register_models(register):
         build=_builder("svm"),
         fit=fit,
         offers=frozenset({"gradients", "scores", "labels", "sklearn", "svm"}),
-        config=dict(DEFAULTS["svm"]),
+        options=OPTIONS["svm"],
     ))
     register(ModelSpec(
         name="logreg",
@@ -228,5 +226,5 @@ def harness_register_models(register):
         build=_builder("logreg"),
         fit=fit,
         offers=frozenset({"gradients", "scores", "labels", "sklearn", "logreg"}),
-        config=dict(DEFAULTS["logreg"]),
+        options=OPTIONS["logreg"],
     ))

@@ -10,8 +10,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from harness.hookspecs import hookimpl
-from harness.options import resolve_options
+from harness.options import options
+from harness.roles import BASELINE
 from harness.specs import DefenseSpec
+
+OPTIONS = options()
 
 
 class StandardTraining:
@@ -25,8 +28,7 @@ class StandardTraining:
 
 
 def build(options: Mapping[str, Any]) -> StandardTraining:
-    """The defense; ``none`` takes no options."""
-    resolve_options("defense none", options, {})
+    """The defense; ``none`` declares no options, so ``options`` is empty."""
     return StandardTraining()
 
 
@@ -39,4 +41,6 @@ def harness_register_defenses(register):
         build=build,
         stage="training",
         baseline=True,
+        roles=frozenset({BASELINE}),
+        options=OPTIONS,
     ))

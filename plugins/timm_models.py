@@ -17,10 +17,18 @@ from typing import Any
 
 from harness.errors import HarnessError, UsageError
 from harness.hookspecs import hookimpl
-from harness.options import resolve_options
+from harness.options import Option, options
 from harness.specs import ModelSpec
 
-DEFAULTS = {"pretrained": False, "drop_rate": 0.0, "img_size": None}
+OPTIONS = options(
+    Option(name="pretrained", type="json", default=False,
+           help="false (random init), true (timm's weights: network or cache) or the path of "
+                "a local weights file"),
+    Option(name="drop_rate", type="float", default=0.0, min=0, max=1,
+           help="dropout before the classifier, in [0, 1)"),
+    Option(name="img_size", type="int", default=None, nullable=True, min=1,
+           help="input size for architectures that fix one (null: the architecture's)"),
+)
 
 
 def list_variants() -> list[str]:
@@ -51,6 +59,9 @@ def _pretrained_kwargs(name: str, pretrained: Any, num_classes: int) -> dict[str
         return {"pretrained": False}
     if pretrained is True:
         return {"pretrained": True}
+    if not isinstance(pretrained, str):
+        raise UsageError(f"model timm:{name}: option 'pretrained' must be true, false or the "
+                         f"path of a local weights file; got {pretrained!r}")
     path = Path(str(pretrained)).expanduser()
     if not path.is_file():
         raise UsageError(f"timm:{name}.pretrained='{pretrained}': no such file; pass true (needs "
@@ -61,14 +72,17 @@ def _pretrained_kwargs(name: str, pretrained: Any, num_classes: int) -> dict[str
     return {"pretrained": True, "pretrained_cfg_overlay": overlay}
 
 
-def build(model_input, variant: str | None, options: Mapping[str, Any]):
-    """Build ``timm:<variant>`` for ``model_input``."""
+def build(model_input, variant: str | None, resolved: Mapping[str, Any]):
+    """Build ``timm:<variant>`` for ``model_input`` with the ``resolved`` options."""
     import timm
     from torch import nn
 
     from harness.models import Standardize
 
-    o = resolve_options(f"model timm:{variant}", options, DEFAULTS)
+    o = resolved
+    if o["drop_rate"] >= 1:
+        raise UsageError(f"model timm:{variant}: option 'drop_rate' must be below 1; got "
+                         f"{o['drop_rate']!r}")
     kwargs: dict[str, Any] = _pretrained_kwargs(variant, o["pretrained"], model_input.num_classes)
     kwargs.update(num_classes=model_input.num_classes, in_chans=model_input.channels,
                   drop_rate=o["drop_rate"])
@@ -103,4 +117,5 @@ def harness_register_models(register):
         build=build,
         takes_variant=True,
         list_variants=list_variants,
+        options=OPTIONS,
     ))

@@ -1,4 +1,5 @@
-"""The ART bridge: art-fgsm equals the native fgsm, declarations, budgets, metrics, store."""
+"""The ART bridge: art-fgsm equals the native fgsm, declarations, options, roles, budgets,
+the classifier builder, metrics, store."""
 
 from __future__ import annotations
 
@@ -7,12 +8,15 @@ import sqlite3
 import pytest
 import torch
 
+from harness.art_bridge import FEATURE_LAYER, art_classifier, feature_classifier
 from harness.data import ModelInput
 from harness.errors import UsageError
 from harness.evaluation import evaluate_attack
 from harness.leaderboard import render
 from harness.plan import BenchConfig, make_plan
 from harness.plugins import load_registry
+from harness.records import Result, ResultSet
+from harness.roles import BLACK_BOX, ENSEMBLE, ITERATIVE, REFERENCE, SINGLE_STEP
 from harness.store import ResultStore
 from harness.testing import tiny_image_data, trained_tiny_classifier
 from harness_plugins import paper_cnn
@@ -42,11 +46,25 @@ def test_black_box_attacks_need_no_gradients():
         assert (d.threat_model == "black-box") == ("gradients" not in d.needs), d.name
 
 
+def built(name: str, **options):
+    """The attack ``name`` as the runner builds it: options resolved by its spec."""
+    spec = REGISTRY.attack(name)
+    return spec.build(spec.resolve_options(options))
+
+
+def test_roles():
+    roles = {name: REGISTRY.attack(name).roles for name in ("fgsm", "pgd", "ifgsm",
+                                                             "autoattack", "square", "cw-l2")}
+    assert roles == {"fgsm": {SINGLE_STEP, REFERENCE}, "pgd": {ITERATIVE, REFERENCE},
+                     "ifgsm": {ITERATIVE}, "autoattack": {ITERATIVE, ENSEMBLE},
+                     "square": {BLACK_BOX}, "cw-l2": set()}
+
+
 def test_art_fgsm_gives_the_same_examples_as_the_native_fgsm():
     data = tiny_image_data(n_test=64)
     torch.manual_seed(0)
-    model = paper_cnn.build(ModelInput(1, 8, 8, 3), None, {}).eval()
-    attack = REGISTRY.attack("art-fgsm").build({})
+    model = paper_cnn.build(ModelInput(1, 8, 8, 3), None, paper_cnn.OPTIONS.defaults()).eval()
+    attack = built("art-fgsm")
     x, y = data.x_test, data.y_test
     ours = fgsm(model, x, y, 0.1)
     theirs = attack.perturb(model, x, y, 0.1)
@@ -54,11 +72,61 @@ def test_art_fgsm_gives_the_same_examples_as_the_native_fgsm():
     assert torch.equal(ours, theirs)
 
 
-def test_art_options_pass_through_and_unknown_ones_are_named():
-    attack = REGISTRY.attack("cw-l2").build({"max_iter": 3})
+def test_art_options_are_declared_and_others_pass_through_to_art():
+    spec = REGISTRY.attack("cw-l2")
+    assert spec.options.passthrough
+    # The cache key is the ART class and the declared defaults, as before options were typed.
+    assert spec.key_config() == {"art_class": "CarliniL2Method", "max_iter": 30,
+                                 "binary_search_steps": 5, "learning_rate": 0.05,
+                                 "initial_const": 1.0, "batch_size": 128}
+    attack = built("cw-l2", max_iter=3, confidence=0.5)  # confidence: an undeclared ART argument
     assert attack.kwargs["max_iter"] == 3 and attack.kwargs["binary_search_steps"] == 5
-    with pytest.raises(UsageError, match="cw-l2 .CarliniL2Method. has no option 'max_iters'"):
-        REGISTRY.attack("cw-l2").build({"max_iters": 3})
+    assert attack.kwargs["confidence"] == 0.5 and attack.kwargs["verbose"] is False
+    with pytest.raises(UsageError, match="cw-l2 .CarliniL2Method. has no option 'max_iters'. "
+                                         "Did you mean: max_iter"):
+        built("cw-l2", max_iters=3)
+    with pytest.raises(UsageError, match="option 'max_iter' must be an integer >= 1"):
+        spec.resolve_options({"max_iter": 0})
+
+
+def test_autoattack_budget_options_are_the_harness_own():
+    attack = built("autoattack", apgd_iter=7)
+    assert attack.own == {"apgd_iter": 7, "square_iter": 1000}
+    assert "apgd_iter" not in attack.kwargs and attack.kwargs["batch_size"] == 128
+    model = trained_tiny_classifier()
+    x, y = tiny_image_data().x_test[:4], tiny_image_data().y_test[:4]
+    x_adv = built("autoattack", apgd_iter=2, square_iter=2).perturb(model, x, y, 0.1)
+    assert float((x_adv - x).abs().max()) <= 0.1 + 1e-6
+
+
+def test_every_smoke_budget_is_valid_for_its_schema():
+    for name in REGISTRY.names("attack"):
+        spec = REGISTRY.attack(name)
+        spec.resolve_options(spec.smoke_options)
+
+
+def test_art_classifier_scales_softmaxes_trains_and_taps_features():
+    model = trained_tiny_classifier()
+    x = tiny_image_data().x_test[:8]
+    with torch.no_grad():
+        logits = model(x)
+    cpu = torch.device("cpu")
+    plain = art_classifier(model, (1, 8, 8), 3, cpu)
+    scaled = art_classifier(model, (1, 8, 8), 3, cpu, temperature=2.0, probabilities=True)
+    assert torch.allclose(torch.from_numpy(plain.predict(x.numpy())), logits, atol=1e-5)
+    assert torch.allclose(torch.from_numpy(scaled.predict(x.numpy())),
+                          (logits / 2).softmax(1), atol=1e-5)
+    net = paper_cnn.build(ModelInput(1, 8, 8, 3), None, paper_cnn.OPTIONS.defaults())
+    before = [p.clone() for p in net.parameters()]
+    trainer = art_classifier(net, (1, 8, 8), 3, cpu, loss=torch.nn.CrossEntropyLoss(),
+                             optimizer=torch.optim.Adam(net.parameters(), lr=1e-2))
+    y = torch.nn.functional.one_hot(tiny_image_data().y_test[:8], 3).float().numpy()
+    trainer.fit(x.numpy(), y, nb_epochs=1, batch_size=8, verbose=False)
+    assert any(not torch.equal(a, b) for a, b in zip(before, net.parameters(), strict=True))
+    tapped = feature_classifier(model, (1, 8, 8), 3, cpu)
+    assert tapped.layer_names[-1] == FEATURE_LAYER
+    with pytest.raises(ValueError, match="feature_tap"):
+        art_classifier(model, (1, 8, 8), 3, cpu, feature_tap=True, probabilities=True)
 
 
 def test_unbounded_attacks_get_one_cell_without_eps_and_their_image_budget():
@@ -81,25 +149,22 @@ def test_queries_and_successful_perturbation_medians():
     model = trained_tiny_classifier()
     data = tiny_image_data()
     x, y = data.x_test[:16], data.y_test[:16]
-    one_step = evaluate_attack(model, REGISTRY.attack("fgsm").build({}), x, y, 0.5,
-                               show_progress=False)
+    one_step = evaluate_attack(model, built("fgsm"), x, y, 0.5, show_progress=False)
     assert one_step.queries_per_image == 1.0
-    ten = evaluate_attack(model, REGISTRY.attack("pgd").build({}), x, y, 0.5,
-                          show_progress=False)
+    ten = evaluate_attack(model, built("pgd"), x, y, 0.5, show_progress=False)
     assert ten.queries_per_image == 10.0
-    deepfool = evaluate_attack(model, REGISTRY.attack("deepfool").build({}), x, y, None,
-                               show_progress=False)
+    deepfool = evaluate_attack(model, built("deepfool"), x, y, None, show_progress=False)
     assert deepfool.attack_success_rate > 0.5
     assert 0 < deepfool.median_l2 < 8 and 0 < deepfool.median_linf <= 1
     assert 0 < deepfool.median_l0 <= 64
 
 
 def test_unbounded_rows_render_after_the_bounded_ones():
-    base = {"dataset": "digits", "model": "m", "defense": "none", "status": "ok",
-            "clean_acc": 0.9, "n_test": 10, "metadata": {}}
-    text = render([{**base, "attack": "cw-l2", "eps": None, "robust_acc": 0.0,
-                    "median_l2": 1.5},
-                   {**base, "attack": "fgsm", "eps": 0.1, "robust_acc": 0.5}])
+    base = {"train_key": "t", "run_id": "r1", "dataset": "digits", "model": "m",
+            "defense": "none", "status": "ok", "clean_acc": 0.9, "n_test": 10}
+    text = render(ResultSet([
+        Result(cell_key="c1", attack="cw-l2", eps=None, robust_acc=0.0, median_l2=1.5, **base),
+        Result(cell_key="c2", attack="fgsm", eps=0.1, robust_acc=0.5, **base)], {"r1": {}}))
     assert text.index("| fgsm") < text.index("| cw-l2")
     assert "unbounded" in text and "median L2 (successful)" in text
 
@@ -126,8 +191,9 @@ def test_a_database_from_the_first_schema_is_migrated(tmp_path):
     conn.commit()
     conn.close()
     store = ResultStore(path)
-    assert store.latest_ok("c1")["robust_acc"] == 0.5
-    store.add_result({"cell_key": "c2", "train_key": "t1", "run_id": "r1", "dataset": "digits",
-                      "model": "m", "defense": "none", "attack": "cw-l2", "eps": None,
-                      "status": "ok", "median_l2": 1.25, "created_at": "t", "config": {}})
-    assert store.latest_ok("c2")["median_l2"] == 1.25 and store.latest_ok("c2")["eps"] is None
+    assert store.latest_ok("c1").record.robust_acc == 0.5
+    store.add_result(Result(cell_key="c2", train_key="t1", run_id="r1", dataset="digits",
+                            model="m", defense="none", attack="cw-l2", eps=None, status="ok",
+                            median_l2=1.25, created_at="t"))
+    stored = store.latest_ok("c2").record
+    assert stored.median_l2 == 1.25 and stored.eps is None

@@ -11,11 +11,19 @@ from torch import nn
 
 from harness.errors import HarnessError, UsageError
 from harness.evaluation import QueryCounter
+from harness.plugins import load_registry
 from harness.testing import check_attack_spec, tiny_context, tiny_image_data
 from harness_plugins import art_extraction
 
 NAMES = ("copycat", "knockoff", "functionally-equivalent")
 METRICS = {"thief_acc", "victim_acc", "agreement", "queries"}
+SPECS = {name: load_registry().attack(name) for name in NAMES}
+
+
+def built(name: str, **options):
+    """The attack ``name`` as the runner builds it: options resolved by its spec."""
+    spec = SPECS[name]
+    return spec.build(spec.resolve_options(options))
 
 
 def two_layer_relu(hidden: int = 8, features: int = 64, classes: int = 3) -> nn.Module:
@@ -45,9 +53,18 @@ def test_specs_are_registered_as_table_5_extraction_attacks(harness_plugin):
         spec = registry.attack(name)
         assert spec.category == "extraction" and spec.survey_table == "Table 5"
         assert not spec.bounded and spec.norm == "none" and spec.threat_model == "black-box"
-        assert spec.config["art_class"] and "pool_fraction" in spec.config
+        assert spec.config["art_class"] and "pool_fraction" in spec.key_config()
+        assert [m.name for m in spec.metrics] == ["victim_acc", "thief_acc", "agreement",
+                                                  "queries"]
+        assert [m.label for m in spec.metrics] == ["victim acc", "stolen model acc",
+                                                   "agreement", "queries"]
     assert registry.attack("functionally-equivalent").needs == {"two-layer-relu", "scores"}
     assert registry.attack("copycat").needs == {"labels"}
+    # The cache key is the ART class and the declared defaults, as before options were typed.
+    assert registry.attack("copycat").key_config() == {
+        "art_class": "CopycatCNN", "nb_stolen": 1000, "pool_fraction": 0.5, "nb_epochs": 50,
+        "lr": 1e-3, "batch_size_fit": 32, "batch_size_query": 256, "use_probability": False}
+    assert registry.attack("copycat").metrics[3].render(50.0) == "50"
 
 
 def test_pool_and_evaluation_images_are_disjoint_and_capped_by_n_test():
@@ -75,13 +92,13 @@ def test_copycat_steals_the_victim_and_counts_its_queries(harness_plugin, cnn_se
     # The attack asked about its 50 images; the 64 evaluation images are the plugin's own.
     assert metrics["queries"] == 50
     assert counted.images == 50 + 64
-    again = registry.attack("copycat").build({"nb_stolen": 50}).run(victim, ctx)
+    again = built("copycat", nb_stolen=50).run(victim, ctx)
     assert again == metrics  # seeded: the same pool, thief and training
 
 
 def test_copycat_budget_is_capped_by_the_pool(cnn_setup):
     ctx, victim = cnn_setup
-    metrics = art_extraction.build_copycat({"nb_stolen": 1000, "nb_epochs": 2}).run(victim, ctx)
+    metrics = built("copycat", nb_stolen=1000, nb_epochs=2).run(victim, ctx)
     assert metrics["queries"] == 64
 
 
@@ -101,15 +118,17 @@ def test_knockoff_random_and_adaptive(harness_plugin, cnn_setup):
 
 def test_options_are_checked():
     with pytest.raises(UsageError, match="no option 'epochs'"):
-        art_extraction.build_copycat({"epochs": 3})
+        built("copycat", epochs=3)
     with pytest.raises(UsageError, match="sampling_strategy"):
-        art_extraction.build_knockoff({"sampling_strategy": "greedy"})
+        built("knockoff", sampling_strategy="greedy")
     with pytest.raises(UsageError, match="use_probability needs sampling_strategy=random"):
-        art_extraction.build_knockoff({"sampling_strategy": "adaptive", "use_probability": True})
-    with pytest.raises(UsageError, match="nb_stolen must be a positive integer"):
-        art_extraction.build_copycat({"nb_stolen": 0})
+        built("knockoff", sampling_strategy="adaptive", use_probability=True)
+    with pytest.raises(UsageError, match="option 'nb_stolen' must be an integer >= 1"):
+        built("copycat", nb_stolen=0)
     with pytest.raises(UsageError, match="restarts"):
-        art_extraction.build_fee({"restarts": -1})
+        built("functionally-equivalent", restarts=-1)
+    with pytest.raises(UsageError, match="pool_fraction"):
+        built("copycat", pool_fraction=1.0)
 
 
 def test_functionally_equivalent_extraction_recovers_the_network(harness_plugin, mlp_setup):
@@ -121,13 +140,13 @@ def test_functionally_equivalent_extraction_recovers_the_network(harness_plugin,
     assert metrics["victim_acc"] > 0.9
     assert metrics["agreement"] > 0.9 and metrics["thief_acc"] == metrics["victim_acc"]
     assert metrics["logit_max_error"] < 1e-3, metrics  # the same function, not a look-alike
-    assert 0 < metrics["queries"] <= art_extraction.FEE_DEFAULTS["max_queries"]
+    assert 0 < metrics["queries"] <= art_extraction.FEE_OPTIONS.defaults()["max_queries"]
 
 
 def test_functionally_equivalent_stops_at_its_query_budget(mlp_setup):
     ctx, victim = mlp_setup
     with pytest.raises(HarnessError, match="max_queries=300"):
-        art_extraction.build_fee({"max_queries": 300}).run(victim, ctx)
+        built("functionally-equivalent", max_queries=300).run(victim, ctx)
 
 
 def test_functionally_equivalent_refuses_a_too_wide_victim_at_once():
@@ -135,10 +154,10 @@ def test_functionally_equivalent_refuses_a_too_wide_victim_at_once():
     ctx = tiny_context(new_model=lambda: two_layer_relu(hidden=200))
     t0 = time.perf_counter()
     with pytest.raises(UsageError, match=r"--model-opt mlp\.hidden=128"):
-        art_extraction.build_fee({}).run(wide, ctx)
+        built("functionally-equivalent").run(wide, ctx)
     assert time.perf_counter() - t0 < 1.0
     with pytest.raises(UsageError, match="two-layer ReLU network"):
-        art_extraction.build_fee({}).run(nn.Sequential(
+        built("functionally-equivalent").run(nn.Sequential(
             nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(72, 4), nn.ReLU(),
             nn.Linear(4, 3)), ctx)
 

@@ -9,6 +9,7 @@ import torch
 
 from harness.data import ImageData, ModelInput
 from harness.errors import UsageError
+from harness.metrics import MetricSpec
 from harness.testing import (
     check_attack_spec,
     tiny_context,
@@ -27,12 +28,23 @@ def registry(harness_plugin):
     return harness_plugin(art_inference, entry_points=False)
 
 
-def _logreg_context(registry, data=None):
-    spec = registry.model("logreg")[0]
+def _model_context(registry, name, data=None):
+    spec = registry.model(name)
     data = data or tiny_image_data()
     c, h, w = data.image_shape
     return tiny_context(data, new_model=lambda: spec.build(ModelInput(c, h, w, data.num_classes),
-                                                           None, {}), fit=spec.fit)
+                                                           None, spec.resolve_options({})),
+                        fit=spec.fit)
+
+
+def _logreg_context(registry, data=None):
+    return _model_context(registry, "logreg", data)
+
+
+def built(registry, name, **options):
+    """The attack ``name`` as the runner builds it: options resolved by its spec."""
+    spec = registry.attack(name)
+    return spec.build(spec.resolve_options(options))
 
 
 def test_specs_are_table_4_inference_attacks(registry):
@@ -42,6 +54,25 @@ def test_specs_are_table_4_inference_attacks(registry):
         assert not spec.bounded and spec.norm == "none"
     assert registry.attack("database-reconstruction").needs == {"sklearn", "logreg"}
     assert registry.attack("model-inversion").needs == {"gradients"}
+    # The cache key is the ART class and the declared defaults, as before options were typed.
+    assert registry.attack("model-inversion").key_config() == {
+        "art_class": "MIFace", "max_iter": 200, "window_length": 100, "threshold": 0.99,
+        "learning_rate": 0.1, "start": 0.0}
+
+
+def test_declared_metrics_render_as_the_leaderboard_shows_them(registry):
+    declared = {m.name: m for n in NAMES for m in registry.attack(n).metrics}
+    assert list(declared) == [
+        "mi_accuracy", "mi_auc", "mi_advantage", "n_members", "inversion_confidence",
+        "inversion_accuracy", "inversion_distance", "inversion_baseline_distance",
+        "inversion_start_distance", "reconstruction_l2", "baseline_l2", "label_correct"]
+    assert declared["mi_accuracy"] == MetricSpec(name="mi_accuracy",
+                                                 label="membership accuracy", format="percent")
+    assert declared["mi_auc"].render(0.91234) == "0.912"
+    assert declared["n_members"].render(16.0) == "16"
+    assert declared["label_correct"].render(0.5) == "50.00%"
+    # Reported but not declared: shown in the details column.
+    assert "n_rows" not in declared and "n_features" not in declared
 
 
 def test_membership_inference_contract(registry):
@@ -61,6 +92,16 @@ def test_database_reconstruction_contract(registry):
     metrics = check_attack_spec(registry.attack("database-reconstruction"), ctx=ctx,
                                 model=ctx.clean_model(), options={"n_rows": 24})
     assert metrics["n_features"] == 16 and metrics["n_rows"] == 24
+    declared = {m.name for m in registry.attack("database-reconstruction").metrics}
+    assert declared == set(metrics) - {"n_rows", "n_features"}
+
+
+def test_smoke_budgets_run_and_report_every_declared_metric(registry):
+    for name in NAMES:
+        spec = registry.attack(name)
+        ctx = _logreg_context(registry) if "logreg" in spec.needs else None
+        metrics = check_attack_spec(spec, ctx=ctx, options=spec.smoke_options)
+        assert {m.name for m in spec.metrics} <= set(metrics), name
 
 
 def _noise_data(seed: int, n: int = 200) -> ImageData:
@@ -73,7 +114,7 @@ def _noise_data(seed: int, n: int = 200) -> ImageData:
 
 def _memorizer(x: torch.Tensor, y: torch.Tensor) -> torch.nn.Module:
     torch.manual_seed(0)
-    model = mlp.build(ModelInput(1, 8, 8, 3), None, {"hidden": 256})
+    model = mlp.build(ModelInput(1, 8, 8, 3), None, {"hidden": 256})  # resolved: one option
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(300):
         opt.zero_grad()
@@ -87,7 +128,7 @@ def test_membership_inference_finds_memorized_members_and_nothing_else(registry,
     data = _noise_data(0)
     victim = _memorizer(data.x_train, data.y_train)
     assert float((victim(data.x_train).argmax(1) == data.y_train).float().mean()) == 1.0
-    attack = registry.attack("membership-inference").build({"input_type": input_type})
+    attack = built(registry, "membership-inference", input_type=input_type)
     leak = attack.run(victim, tiny_context(data))
     assert leak["mi_auc"] > 0.85 and leak["mi_accuracy"] > 0.75 and leak["mi_advantage"] > 0.5
     # A victim trained on other images: "members" and non-members are alike to it.
@@ -101,7 +142,7 @@ def test_model_inversion_raises_the_victims_confidence(registry):
     ctx = tiny_context()
     with torch.no_grad():
         start = model(torch.zeros(1, 1, 8, 8)).softmax(1)
-    metrics = registry.attack("model-inversion").build({"max_iter": 100}).run(model, ctx)
+    metrics = built(registry, "model-inversion", max_iter=100).run(model, ctx)
     assert metrics["inversion_confidence"] > max(0.9, float(start.max()))
     assert metrics["inversion_accuracy"] == 1.0
     # The reconstructions moved from the blank start towards their classes' training images.
@@ -110,29 +151,28 @@ def test_model_inversion_raises_the_victims_confidence(registry):
 
 def test_database_reconstruction_finds_the_missing_row(registry):
     ctx = _logreg_context(registry)
-    metrics = registry.attack("database-reconstruction").build({"n_rows": 24}).run(
-        ctx.clean_model(), ctx)
+    metrics = built(registry, "database-reconstruction", n_rows=24).run(ctx.clean_model(), ctx)
     assert metrics["label_correct"] == 1.0
     assert metrics["reconstruction_l2"] < 0.25 * metrics["baseline_l2"]
 
 
 def test_bad_options_and_models_are_usage_errors(registry):
     with pytest.raises(UsageError, match="Its options"):
-        registry.attack("membership-inference").build({"n_members": 10})
+        built(registry, "membership-inference", n_members=10)
     with pytest.raises(UsageError, match="input_type"):
-        registry.attack("membership-inference").build({"input_type": "logits"})
+        built(registry, "membership-inference", input_type="logits")
     with pytest.raises(UsageError, match="start"):
-        registry.attack("model-inversion").build({"start": 2})
+        built(registry, "model-inversion", start=2)
     with pytest.raises(UsageError, match="search"):
-        registry.attack("database-reconstruction").build({"search": "all"})
-    attack = registry.attack("database-reconstruction").build({"n_rows": 24})
+        built(registry, "database-reconstruction", search="all")
+    with pytest.raises(UsageError, match="epochs"):
+        built(registry, "membership-inference", epochs=0)
+    attack = built(registry, "database-reconstruction", n_rows=24)
     with pytest.raises(UsageError, match="logreg"):
         attack.run(trained_tiny_classifier(), tiny_context())
-    svm = registry.model("svm")[0]
-    ctx = tiny_context(new_model=lambda: svm.build(ModelInput(1, 8, 8, 3), None, {}),
-                       fit=svm.fit)
+    ctx = _model_context(registry, "svm")
     with pytest.raises(UsageError, match="LogisticRegression"):
         attack.run(ctx.clean_model(), ctx)
     with pytest.raises(UsageError, match="n_rows"):
-        registry.attack("database-reconstruction").build({"n_rows": 4}).run(
+        built(registry, "database-reconstruction", n_rows=4).run(
             _logreg_context(registry).clean_model(), tiny_context())

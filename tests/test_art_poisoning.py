@@ -1,4 +1,5 @@
-"""Tests of the poisoning attacks (``art-poisoning``) and detectors (``poison-detectors``)."""
+"""Tests of the poisoning attacks (plugins ``backdoor-poisoning``, ``feature-space-poisoning``,
+``svm-poisoning``) and detectors (``poison-detectors``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from harness.art_bridge import FEATURE_LAYER, FeatureTap, feature_classifier
 from harness.errors import UsageError
 from harness.poisoning import attack_success, detection_scores
 from harness.testing import (
@@ -18,44 +20,64 @@ from harness.testing import (
     tiny_image_data,
     trained_tiny_classifier,
 )
-from harness_plugins import art_poisoning, poison_detectors
+from harness_plugins import (
+    backdoor_poisoning,
+    feature_space_poisoning,
+    poison_detectors,
+    svm_poisoning,
+)
 
-SMALL = {
-    "backdoor": {},
-    "clean-label-backdoor": {"max_iter": 3},
-    "bullseye-polytope": {"max_iter": 30, "n_poison": 3},
-    "feature-collision": {"max_iter": 10, "n_poison": 3},
-    "svm-poisoning": {"n_poison": 2, "max_iter": 3, "n_attacker_train": 30,
-                      "n_attacker_val": 10},
-}
-DETECTOR_SMALL = {"neural-cleanse": {"steps": 60}}
+PLUGINS = (backdoor_poisoning, feature_space_poisoning, svm_poisoning, poison_detectors)
+ATTACKS = ["backdoor", "clean-label-backdoor", "bullseye-polytope", "feature-collision"]
+DETECTORS = ["spectral-signature", "activation-clustering", "strip", "neural-cleanse"]
 
 
 @pytest.fixture
 def registry(harness_plugin):
-    """The registry with both plugin modules registered in-process (no entry points, so the
+    """The registry with the plugin modules registered in-process (no entry points, so the
     test does not depend on whether they are installed as entry points too)."""
-    harness_plugin(art_poisoning, entry_points=False)
-    return harness_plugin(poison_detectors, entry_points=False)
+    for module in PLUGINS[:-1]:
+        harness_plugin(module, entry_points=False)
+    return harness_plugin(PLUGINS[-1], entry_points=False)
 
 
-@pytest.mark.parametrize("name", [n for n in SMALL if n != "svm-poisoning"])
+def _attack(registry, name: str, **given):
+    """The attack ``name`` built with ``given`` over its declared defaults."""
+    spec = registry.attack(name)
+    return spec.build(spec.resolve_options(given))
+
+
+def _detector(registry, name: str, **given):
+    """The detector ``name`` built with ``given`` over its declared defaults."""
+    spec = registry.defense(name)
+    return spec.build(spec.resolve_options(given))
+
+
+@pytest.mark.parametrize("name", ATTACKS)
 def test_attack_contract(registry, name):
     spec = registry.attack(name)
     assert spec.category == "poisoning" and spec.survey_table == "Table 3" and not spec.bounded
-    check_attack_spec(spec, ctx=tiny_context(), options=SMALL[name])
+    check_attack_spec(spec, ctx=tiny_context(), options=dict(spec.smoke_options))
 
 
-@pytest.mark.parametrize("name", ["spectral-signature", "activation-clustering", "strip",
-                                  "neural-cleanse"])
+@pytest.mark.parametrize("name", DETECTORS)
 def test_detector_contract(registry, name):
     spec = registry.defense(name)
     assert spec.stage == "poisoning-detection" and spec.answered == {"poisoning"}
-    check_defense_spec(spec, options=DETECTOR_SMALL.get(name))
+    check_defense_spec(spec, options=dict(spec.smoke_options))
+
+
+@pytest.mark.parametrize("name", [*ATTACKS, "svm-poisoning", *DETECTORS])
+def test_options_are_declared_and_config_holds_only_fixed_declarations(registry, name):
+    spec = registry.attack(name) if name in registry.names("attack") else \
+        registry.defense(name)
+    assert not spec.options.passthrough and len(spec.options)
+    assert set(spec.config) in ({"art_class"}, {"implementation"})
+    assert not set(spec.config) & set(spec.options.names())
 
 
 def test_adversarial_embedding_is_listed_as_not_provided(registry):
-    assert "Keras" in art_poisoning.NOT_PROVIDED["adversarial-embedding"]
+    assert "Keras" in backdoor_poisoning.NOT_PROVIDED["adversarial-embedding"]
     with pytest.raises(UsageError):
         registry.attack("adversarial-embedding")
 
@@ -63,35 +85,35 @@ def test_adversarial_embedding_is_listed_as_not_provided(registry):
 def test_feature_tap_exposes_the_head_input_as_last_art_layer():
     model = tiny_classifier()
     x = tiny_image_data().x_test[:5]
-    classifier = art_poisoning.feature_classifier(model, (1, 8, 8), 3, torch.device("cpu"))
-    assert classifier.layer_names[-1] == art_poisoning.FEATURE_LAYER
+    classifier = feature_classifier(model, (1, 8, 8), 3, torch.device("cpu"))
+    assert classifier.layer_names[-1] == FEATURE_LAYER
     got = classifier.get_activations(x.numpy(), len(classifier.layer_names) - 1, 8)
     expected = model[:-1](x).detach().numpy()  # everything before the last nn.Linear
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
     assert not model[-1]._forward_pre_hooks, "the tap must not leave hooks on the model"
     with pytest.raises(UsageError, match="nn.Linear"):
-        art_poisoning.FeatureTap(nn.Sequential(nn.Flatten()))
+        FeatureTap(nn.Sequential(nn.Flatten()))
 
 
 def test_trigger_is_arts_pattern_and_scales():
     from art.attacks.poisoning.perturbations import add_pattern_bd
 
     x = np.random.default_rng(0).random((2, 3, 8, 8)).astype(np.float32)
-    np.testing.assert_array_equal(art_poisoning.Trigger()(x),
+    np.testing.assert_array_equal(backdoor_poisoning.Trigger()(x),
                                   add_pattern_bd(x, channels_first=True))
-    big = art_poisoning.Trigger().mask(224, 224)  # 8x8 blocks, two blocks from the corner
+    big = backdoor_poisoning.Trigger().mask(224, 224)  # 8x8 blocks, two blocks from the corner
     assert big.sum() == 4 * 8 * 8 and big[208:216, 208:216].all()
     assert not big[-8:].any() and not big[:, -8:].any()
 
 
-def test_backdoor_poisons_the_rate_with_the_target_label():
+def test_backdoor_poisons_the_rate_with_the_target_label(registry):
     ctx = tiny_context()
     data = ctx.data
-    p = art_poisoning.Backdoor({"rate": 0.25, "target": 1}).poison(ctx)
+    p = _attack(registry, "backdoor", rate=0.25, target=1).poison(ctx)
     idx = p.is_poison.nonzero().flatten()
     assert len(idx) == round(0.25 * len(data.x_train))
     assert (p.y_train[idx] == 1).all() and (data.y_train[idx] != 1).all()
-    mask = torch.from_numpy(art_poisoning.Trigger().mask(8, 8))
+    mask = torch.from_numpy(backdoor_poisoning.Trigger().mask(8, 8))
     assert (p.x_train[idx][:, :, mask] == 1).all()
     assert torch.equal(p.x_train[~p.is_poison], data.x_train[~p.is_poison])
     assert torch.equal(p.y_train[~p.is_poison], data.y_train[~p.is_poison])
@@ -99,23 +121,23 @@ def test_backdoor_poisons_the_rate_with_the_target_label():
     assert (p.x_eval[:, :, mask] == 1).all() and p.targeted
 
 
-def test_backdoor_succeeds_after_training():
+def test_backdoor_succeeds_after_training(registry):
     # 10x10 images: the trigger does not overlap any class's square of tiny_image_data
     ctx = tiny_context(tiny_image_data(size=10))
-    p = art_poisoning.Backdoor({}).poison(ctx)
+    p = _attack(registry, "backdoor").poison(ctx)
     victim = ctx.new_model()
     ctx.train(victim, p.x_train, p.y_train, "poisoned")
     assert attack_success(ctx.clean_model(), p) < 0.2
     assert attack_success(victim, p) > 0.9
 
 
-def test_clean_label_backdoor_keeps_labels_and_budget():
+def test_clean_label_backdoor_keeps_labels_and_budget(registry):
     ctx = tiny_context()
     data = ctx.data
-    p = art_poisoning.CleanLabelBackdoor({"max_iter": 5, "eps": 0.05}).poison(ctx)
+    p = _attack(registry, "clean-label-backdoor", max_iter=5, eps=0.05).poison(ctx)
     assert torch.equal(p.y_train, data.y_train)
     assert p.is_poison.any() and (data.y_train[p.is_poison] == 0).all()
-    outside = ~torch.from_numpy(art_poisoning.Trigger().mask(8, 8))
+    outside = ~torch.from_numpy(backdoor_poisoning.Trigger().mask(8, 8))
     delta = (p.x_train - data.x_train)[:, :, outside]
     assert float(delta.abs().max()) <= 0.05 + 1e-6
     assert float(delta[p.is_poison].abs().max()) > 0.01, "PGD did not perturb the poisons"
@@ -125,7 +147,8 @@ def test_clean_label_backdoor_keeps_labels_and_budget():
 def test_feature_space_poisons_are_clean_label_and_bounded(registry, name):
     ctx = tiny_context()
     data = ctx.data
-    p = registry.attack(name).build({**SMALL[name], "eps": 0.08, "target_class": 2}).poison(ctx)
+    p = _attack(registry, name, max_iter=30 if name == "bullseye-polytope" else 10,
+                n_poison=3, eps=0.08, target_class=2).poison(ctx)
     assert torch.equal(p.y_train, data.y_train), "clean-label: labels must stay"
     assert int(p.is_poison.sum()) == 3 and (data.y_train[p.is_poison] == 0).all()
     assert float((p.x_train - data.x_train).abs().max()) <= 0.08 + 1e-6
@@ -138,26 +161,38 @@ def test_feature_space_poisons_are_clean_label_and_bounded(registry, name):
 
 def test_bullseye_poisons_depend_on_the_target():
     # ART 1.20.1's BullseyePolytopeAttackPyTorch returns the same poisons for any target
-    tap = art_poisoning.FeatureTap(trained_tiny_classifier()).eval()
+    tap = FeatureTap(trained_tiny_classifier()).eval()
     data = tiny_image_data()
     bases = data.x_train[data.y_train == 0][:3]
-    a, b = (art_poisoning.bullseye_polytope(tap, data.x_test[i:i + 1], bases, 0.1, 20, 0.04)
+    a, b = (feature_space_poisoning.bullseye_polytope(tap, data.x_test[i:i + 1], bases, 0.1,
+                                                      20, 0.04)
             for i in (1, 2))  # targets of classes 1 and 2
     assert not torch.allclose(a, b)
 
 
-def test_attack_options_are_checked():
+def test_attack_options_are_checked(registry):
     with pytest.raises(UsageError, match="no option 'rat'"):
-        art_poisoning.Backdoor({"rat": 0.1})
-    with pytest.raises(UsageError, match="rate"):
-        art_poisoning.Backdoor({"rate": 1.5})
-    with pytest.raises(UsageError, match="target"):
-        art_poisoning.Backdoor({"target": 7}).poison(tiny_context())
-    with pytest.raises(UsageError, match="differ"):
-        art_poisoning.BullseyePolytope({"target_class": 1, "base_class": 1}).poison(
-            tiny_context())
+        _attack(registry, "backdoor", rat=0.1)
+    with pytest.raises(UsageError, match="'rate'.*out of range"):
+        _attack(registry, "backdoor", rate=1.5)
+    with pytest.raises(UsageError, match="'trigger_scale'"):
+        _attack(registry, "backdoor", trigger_scale=0)
+    with pytest.raises(UsageError, match="'n_poison'"):
+        _attack(registry, "feature-collision", n_poison=0)
+    with pytest.raises(UsageError, match="'max_iter'"):
+        _attack(registry, "svm-poisoning", max_iter=1)
+    with pytest.raises(UsageError, match="pp_poison must be below 1"):
+        _attack(registry, "clean-label-backdoor", pp_poison=1)
     with pytest.raises(UsageError, match="classes"):
-        art_poisoning.SvmPoisoning({"classes": [1]})
+        _attack(registry, "svm-poisoning", classes=[1])
+    # checks that need the data: class indices against the number of classes
+    with pytest.raises(UsageError, match="target must be a class index"):
+        _attack(registry, "backdoor", target=7).poison(tiny_context())
+    with pytest.raises(UsageError, match="differ"):
+        _attack(registry, "bullseye-polytope", target_class=1, base_class=1).poison(
+            tiny_context())
+    with pytest.raises(UsageError, match="base_class must be a class index"):
+        _attack(registry, "feature-collision", base_class=3).poison(tiny_context())
 
 
 def _svm_context(harness_plugin):
@@ -167,8 +202,9 @@ def _svm_context(harness_plugin):
         reason="harness_plugins.sklearn_models (the svm model) is not importable")
     from harness.data import ModelInput
 
-    spec, _ = harness_plugin(sklearn_models, entry_points=False).model("svm")
-    return tiny_context(new_model=lambda: spec.build(ModelInput(1, 8, 8, 3), None, {}),
+    spec = harness_plugin(sklearn_models, entry_points=False).model("svm")
+    options = spec.resolve_options({})
+    return tiny_context(new_model=lambda: spec.build(ModelInput(1, 8, 8, 3), None, options),
                         fit=spec.fit)
 
 
@@ -177,11 +213,13 @@ def test_svm_poisoning_contract_and_construction(registry, harness_plugin):
     assert type(ctx.clean_model()).__name__ == "SklearnLinear"
     spec = registry.attack("svm-poisoning")
     assert spec.needs == {"svm"}
-    p = check_attack_spec(spec, ctx=ctx, options={**SMALL["svm-poisoning"], "classes": [1, 2]})
-    n = len(ctx.data.x_train)
+    options = {**spec.smoke_options, "classes": [1, 2]}
+    p = check_attack_spec(spec, ctx=ctx, options=options)
+    n, n_poison = len(ctx.data.x_train), options["n_poison"]
     assert torch.equal(p.x_train[:n], ctx.data.x_train)
     assert torch.equal(p.y_train[:n], ctx.data.y_train)
-    assert p.is_poison[n:].all() and not p.is_poison[:n].any() and len(p.x_train) == n + 2
+    assert p.is_poison[n:].all() and not p.is_poison[:n].any()
+    assert len(p.x_train) == n + n_poison
     assert set(p.y_train[n:].tolist()) <= {1, 2} and p.details["mean_l2_moved"] > 0
     assert not p.targeted and set(p.y_eval.tolist()) == {1, 2}
     assert len(p.x_eval) == int(((ctx.data.y_test == 1) | (ctx.data.y_test == 2)).sum())
@@ -195,18 +233,19 @@ def _poisoned_victim():
     return ctx, p, victim.eval()
 
 
-def test_spectral_signature_flags_poisons_of_the_target_class():
+def test_spectral_signature_flags_poisons_of_the_target_class(registry):
     ctx, p, victim = _poisoned_victim()
-    flags = poison_detectors.SpectralSignature({"expected_pp_poison": 0.25}).detect(
+    flags = _detector(registry, "spectral-signature", expected_pp_poison=0.25).detect(
         victim, p.x_train, p.y_train, ctx)
     in_target = flags & (p.y_train == 0)
     assert in_target.any() and bool((p.is_poison[in_target]).all())
     assert detection_scores(flags, p.is_poison)["recall"] > 0.9
 
 
-def test_activation_clustering_finds_a_blatant_trigger():
+def test_activation_clustering_finds_a_blatant_trigger(registry):
     ctx, p, victim = _poisoned_victim()
-    flags = poison_detectors.ActivationClustering({}).detect(victim, p.x_train, p.y_train, ctx)
+    flags = _detector(registry, "activation-clustering").detect(victim, p.x_train, p.y_train,
+                                                                 ctx)
     assert detection_scores(flags, p.is_poison)["recall"] > 0.8
 
 
@@ -223,21 +262,21 @@ class _WiredBackdoor(nn.Module):
         return out + 100.0 * bright[:, None] * torch.eye(out.shape[1])[0]
 
 
-def test_strip_flags_low_entropy_inputs():
+def test_strip_flags_low_entropy_inputs(registry):
     ctx = tiny_context()
     p = corner_backdoor(ctx.data)
     model = _WiredBackdoor().eval()
-    strip = poison_detectors.Strip({})
+    strip = _detector(registry, "strip")
     h = strip.entropies(model, p.x_train, ctx.data.x_test, torch.Generator().manual_seed(0))
     assert float(h[p.is_poison].max()) < 0.01 < float(h[~p.is_poison].min())
     scores = detection_scores(strip.detect(model, p.x_train, p.y_train, ctx), p.is_poison)
     assert scores["recall"] == 1.0 and scores["precision"] > 0.6
 
 
-def test_neural_cleanse_finds_the_infected_class_and_its_poisons():
+def test_neural_cleanse_finds_the_infected_class_and_its_poisons(registry):
     ctx, p, victim = _poisoned_victim()
-    flags = poison_detectors.NeuralCleanse({"steps": 150}).detect(victim, p.x_train,
-                                                                   p.y_train, ctx)
+    flags = _detector(registry, "neural-cleanse", steps=150).detect(victim, p.x_train,
+                                                                     p.y_train, ctx)
     scores = detection_scores(flags, p.is_poison)
     assert scores["recall"] > 0.8 and scores["precision"] > 0.8
     norms = torch.tensor([1.0, 10.0, 11.0, 9.0, 10.5])
@@ -245,12 +284,18 @@ def test_neural_cleanse_finds_the_infected_class_and_its_poisons():
         True, False, False, False, False]
 
 
-def test_detector_options_are_checked():
-    with pytest.raises(UsageError, match="no option"):
-        poison_detectors.Strip({"samples": 3})
+def test_detector_options_are_checked(registry):
+    with pytest.raises(UsageError, match="no option 'samples'. Did you mean: num_samples"):
+        _detector(registry, "strip", samples=3)
     with pytest.raises(UsageError, match="expected_pp_poison"):
-        poison_detectors.SpectralSignature({"expected_pp_poison": 2})
+        _detector(registry, "spectral-signature", expected_pp_poison=2)
+    with pytest.raises(UsageError, match="false_acceptance_rate must be below 1"):
+        _detector(registry, "strip", false_acceptance_rate=1)
+    with pytest.raises(UsageError, match="'cluster_analysis'.*one of"):
+        _detector(registry, "activation-clustering", cluster_analysis="largest")
+    with pytest.raises(UsageError, match="'nb_clusters'"):
+        _detector(registry, "activation-clustering", nb_clusters=1)
     ctx, p, victim = _poisoned_victim()
     with pytest.raises(UsageError, match="nb_dims"):
-        poison_detectors.ActivationClustering({"nb_dims": 60}).detect(victim, p.x_train,
-                                                                       p.y_train, ctx)
+        _detector(registry, "activation-clustering", nb_dims=60).detect(victim, p.x_train,
+                                                                         p.y_train, ctx)

@@ -1,4 +1,5 @@
-"""The native attacks: FGSM is eq. (1) and equals ART's FastGradientMethod; PGD's properties."""
+"""The native attacks: FGSM is eq. (1) and equals ART's FastGradientMethod; PGD's properties
+and declared options."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from harness.data import ModelInput
+from harness.errors import UsageError
+from harness.plugins import load_registry
 from harness.testing import tiny_image_data
 from harness_plugins import paper_cnn
 from harness_plugins.fgsm import fgsm
@@ -19,7 +22,7 @@ def trained_cnn():
     """A paper-cnn trained for a few steps on tiny data, so gradients are not degenerate."""
     data = tiny_image_data(n_train=128, n_test=64, num_classes=3)
     torch.manual_seed(0)
-    model = paper_cnn.build(ModelInput(1, 8, 8, 3), None, {})
+    model = paper_cnn.build(ModelInput(1, 8, 8, 3), None, paper_cnn.OPTIONS.defaults())
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(20):
         opt.zero_grad()
@@ -83,3 +86,20 @@ def test_pgd_is_seeded(trained_cnn):
     c = PGD(steps=3, step_size=None, random_start=True, seed=2).perturb(model, x, y, 0.1)
     assert torch.equal(a, b)
     assert not torch.equal(a, c)
+
+
+def test_pgd_options_are_declared_with_bounds_and_fgsm_has_none():
+    registry = load_registry()
+    pgd, fgsm_spec = registry.attack("pgd"), registry.attack("fgsm")
+    assert pgd.resolve_options({"steps": 3}) == {"steps": 3, "step_size": None,
+                                                 "random_start": True, "seed": 0}
+    assert pgd.resolve_options({"step_size": 1})["step_size"] == 1.0
+    for bad in ({"steps": 0}, {"steps": 2.5}, {"step_size": 0}, {"random_start": "yes"},
+                {"seed": -1}):
+        with pytest.raises(UsageError, match="attack pgd: option"):
+            pgd.resolve_options(bad)
+    assert fgsm_spec.resolve_options({}) == {}
+    with pytest.raises(UsageError, match="attack fgsm has no option 'steps'"):
+        fgsm_spec.resolve_options({"steps": 3})
+    attack = pgd.build(pgd.resolve_options({"steps": 4, "seed": 3}))
+    assert (attack.steps, attack.seed, attack.random_start) == (4, 3, True)

@@ -124,28 +124,31 @@ def test_every_category_runs_end_to_end(isolated_home, harness_plugin):
     config = BenchConfig(**{**SMALL, **ALL_KINDS})
     outcome = Runner(config, registry, ResultStore(isolated_home / "r.sqlite"),
                      ModelCache(isolated_home / "models"), show_progress=False).run()
-    assert not outcome.failed, [r["error"] for r in outcome.failed]
-    cell = {(r["defense"], r["attack"]): r for r in outcome.records}
-    assert cell[("bright-corner", "fgsm")]["status"] == "n/a"
+    assert not outcome.failed, [r.error for r in outcome.failed]
+    cell = {(r.defense, r.attack): r for r in outcome.records}
+    assert cell[("bright-corner", "fgsm")].status == "n/a"
     assert len(outcome.not_applicable) == 16 - 7
+    assert all(r.run_id == outcome.run_id for r in outcome.records)
+    assert set(outcome.results.runs) == {outcome.run_id}
 
     squeezed, plain = cell[("one-bit", "fgsm")], cell[("none", "fgsm")]
-    assert squeezed["defense_stage"] == "input-transformation"
-    assert squeezed["clean_acc"] != plain["clean_acc"]      # judged through the transform
+    assert squeezed.defense_stage == "input-transformation"
+    assert squeezed.clean_acc != plain.clean_acc      # judged through the transform
+    assert plain.defense_roles == ("baseline",)
 
     backdoor = cell[("none", "corner-backdoor")]
-    assert backdoor["category"] == "poisoning"
-    assert abs(backdoor["metrics"]["poison_rate"] - 0.15) < 0.01
-    assert backdoor["attack_success_rate"] > 0.8             # a blatant trigger is learned
+    assert backdoor.category == "poisoning"
+    assert abs(backdoor.metrics["poison_rate"] - 0.15) < 0.01
+    assert backdoor.attack_success_rate > 0.8             # a blatant trigger is learned
     detected = cell[("bright-corner", "corner-backdoor")]
-    assert detected["metrics"]["recall"] == 1.0 and detected["metrics"]["precision"] > 0.9
-    assert detected["metrics"]["attack_success_after"] < 0.3
-    assert detected["attack_success_rate"] == backdoor["attack_success_rate"]  # same victim
+    assert detected.metrics["recall"] == 1.0 and detected.metrics["precision"] > 0.9
+    assert detected.metrics["attack_success_after"] < 0.3
+    assert detected.attack_success_rate == backdoor.attack_success_rate  # same victim
 
     mi = cell[("none", "loss-mi")]
-    assert mi["category"] == "inference" and 0 <= mi["metrics"]["mi_accuracy"] <= 1
+    assert mi.category == "inference" and 0 <= mi.metrics["mi_accuracy"] <= 1
 
-    page = render(outcome.records)
+    page = render(outcome.results)
     for heading in ("### Evasion", "### Poisoning", "### Inference", "### Not applicable"):
         assert heading in page
     assert "one-bit\u2020" in page and "non-adaptive" in page
@@ -154,18 +157,22 @@ def test_every_category_runs_end_to_end(isolated_home, harness_plugin):
     # a re-run reuses every stored cell and stores the n/a pairings again
     again = Runner(config, registry, ResultStore(isolated_home / "r.sqlite"),
                    ModelCache(isolated_home / "models"), show_progress=False).run()
-    assert {r["run_id"] for r in again.records if r["status"] == "ok"} == {outcome.run_id}
+    assert {r.run_id for r in again.records if r.ok} == {outcome.run_id}
+    assert set(again.results.runs) == {outcome.run_id, again.run_id}
 
 
 def test_store_round_trips_metrics_and_category(isolated_home, harness_plugin):
     registry = harness_plugin(CategoryPlugins(), name="categories")
     config = BenchConfig(**{**SMALL, "attacks": ("loss-mi",), "defenses": ("none",)})
     store = ResultStore(isolated_home / "r.sqlite")
-    Runner(config, registry, store, ModelCache(isolated_home / "models"),
-           show_progress=False).run()
-    (record,) = [r for r in store.latest_records() if r["status"] == "ok"]
-    assert record["category"] == "inference" and set(record["metrics"]) == {"mi_accuracy",
-                                                                             "n_members"}
+    outcome = Runner(config, registry, store, ModelCache(isolated_home / "models"),
+                     show_progress=False).run()
+    stored = store.latest_records()
+    (record,) = [r for r in stored.records if r.ok]
+    assert record.category == "inference" and set(record.metrics) == {"mi_accuracy",
+                                                                       "n_members"}
+    assert record == next(r for r in outcome.records if r.ok)
+    assert stored.metadata(record) == outcome.metadata
 
 
 def test_contract_checks_cover_every_stage_and_category(harness_plugin):

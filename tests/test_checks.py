@@ -6,23 +6,30 @@ import torch
 
 from harness.adversarial import AdversarialStore, decode
 from harness.checks import LEGEND, flags_by_cell, run_checks
+from harness.hookspecs import hookimpl
 from harness.leaderboard import render
 from harness.model_cache import ModelCache
 from harness.plan import BenchConfig
 from harness.plugins import load_registry
+from harness.records import Result, ResultSet
+from harness.roles import ITERATIVE
 from harness.runner import Runner
+from harness.specs import AttackSpec
 from harness.store import ResultStore
 
-
-def cell(attack, eps, robust, defense="none", clean=0.95, n=1000, **metrics):
-    return {"cell_key": f"{defense}/{attack}/{eps}", "dataset": "d", "model": "m",
-            "defense": defense, "attack": attack, "eps": eps, "status": "ok",
-            "category": "evasion", "clean_acc": clean, "robust_acc": robust, "n_test": n,
-            "metrics": metrics}
+#: The attack roles the built-ins declare.
+ROLES = {"fgsm": ("reference", "single-step"), "pgd": ("iterative", "reference"),
+         "square": ("black-box",), "autoattack": ("ensemble", "iterative"),
+         "ifgsm": ("iterative",)}
 
 
-def codes(records):
-    return flags_by_cell(records)
+def cell(attack, eps, robust, defense="none", clean=0.95, n=1000, **metrics) -> Result:
+    """An ok evasion record of d/m, with the roles the built-in ``attack`` declares."""
+    return Result(cell_key=f"{defense}/{attack}/{eps}", train_key=f"train-{defense}",
+                  run_id="run", dataset="d", model="m", defense=defense, attack=attack,
+                  eps=eps, status="ok", attack_roles=ROLES[attack],
+                  defense_roles=("baseline",) if defense == "none" else (),
+                  clean_acc=clean, robust_acc=robust, n_test=n, metrics=metrics)
 
 
 def test_sound_results_raise_no_flag():
@@ -41,7 +48,7 @@ def test_each_check_flags_the_cell_at_fault():
         cell("square", 0.1, 0.05, defense="adv", n=100),                      # B
         cell("pgd", 0.5, 0.45, num_classes=10, stored_robust_acc=0.40),       # C and S
     ]
-    flags = codes(records)
+    flags = flags_by_cell(records)
     assert flags["none/pgd/0.1"] == "P"
     assert flags["adv/fgsm/0.1"] == "LM"
     assert flags["none/fgsm/0.2"] == "E"
@@ -50,15 +57,32 @@ def test_each_check_flags_the_cell_at_fault():
     assert set("".join(flags.values())) == set(LEGEND)
 
 
+def test_checks_ask_for_roles_not_names():
+    # the same numbers under other names flag the same cells; without roles, only E and S
+    renamed = {"fgsm": "one-step", "pgd": "many-steps", "square": "queries"}
+    records = [cell("fgsm", 0.1, 0.50), cell("pgd", 0.1, 0.60),
+               cell("square", 0.1, 0.05, n=100),
+               cell("pgd", 0.5, 0.45, num_classes=10, stored_robust_acc=0.40)]
+    named = [r.replace(attack=renamed[r.attack],
+                       cell_key=r.cell_key.replace(r.attack, renamed[r.attack]))
+             for r in records]
+    assert flags_by_cell(named) == {"none/many-steps/0.1": "P", "none/queries/0.1": "B",
+                                    "none/many-steps/0.5": "CS"}
+    assert flags_by_cell(r.replace(attack_roles=()) for r in records) == {"none/pgd/0.5": "S"}
+    # an ensemble is iterative for C and B, but not the single-step attack's counterpart
+    ensemble = [cell("fgsm", 0.1, 0.50), cell("autoattack", 0.1, 0.60)]
+    assert flags_by_cell(ensemble) == {}
+
+
 def test_tolerance_allows_sampling_noise_between_different_image_counts():
     # Square on 100 images 2 points below PGD on 1000 is within two standard errors
     records = [cell("pgd", 0.1, 0.50), cell("square", 0.1, 0.48, n=100)]
-    assert codes(records) == {}
+    assert flags_by_cell(records) == {}
 
 
 def test_flags_and_legend_appear_on_the_page():
     records = [cell("fgsm", 0.1, 0.98, clean=0.97), cell("pgd", 0.1, 0.10)]
-    page = render(records)
+    page = render(ResultSet(records, {"run": {}}))
     assert "| checks" in page and "| LM " in page
     assert LEGEND["M"] in page and LEGEND["L"] in page and LEGEND["P"] not in page
 
@@ -68,17 +92,54 @@ def test_runner_stores_adversarial_examples_and_rechecks_them(isolated_home):
                          defenses=("none",), n_train=200, n_test=50, epochs=2, device="cpu")
     outcome = Runner(config, load_registry(), ResultStore(isolated_home / "r.sqlite"),
                      ModelCache(isolated_home / "models"), show_progress=False).run()
-    by = {(r["attack"], r["eps"]): r for r in outcome.records}
+    by = {(r.attack, r.eps): r for r in outcome.records}
     assert set(by) == {("fgsm", 0.1), ("pgd", 0.5)}     # the large-eps check cell is added
+    assert by[("pgd", 0.5)].config["check"] is True
     fgsm = by[("fgsm", 0.1)]
-    assert fgsm["metrics"]["stored_robust_acc"] == fgsm["robust_acc"]
-    x_adv, y = AdversarialStore(isolated_home / "adversarial").load(fgsm["cell_key"],
+    assert fgsm.attack_roles == ROLES["fgsm"] and fgsm.defense_roles == ("baseline",)
+    assert fgsm.metrics["stored_robust_acc"] == fgsm.robust_acc
+    x_adv, y = AdversarialStore(isolated_home / "adversarial").load(fgsm.cell_key,
                                                                    torch.device("cpu"))
     assert x_adv.shape == (50, 1, 8, 8) and len(y) == 50
     assert float((x_adv - x_adv.clamp(0, 1)).abs().max()) == 0
-    shown = fgsm["examples"]
+    shown = fgsm.examples
     assert shown["shape"] == [4, 1, 8, 8] and len(shown["pred_adv"]) == 4
     x, adv = decode(shown, "x"), decode(shown, "x_adv")
     assert 0.05 < abs(adv - x).max() <= 0.1 + 1 / 255      # the eps-0.1 perturbation, 8-bit
-    stored = ResultStore(isolated_home / "r.sqlite").latest_ok(fgsm["cell_key"])
-    assert stored["examples"] == shown
+    stored = ResultStore(isolated_home / "r.sqlite").latest_ok(fgsm.cell_key)
+    assert stored is not None and stored.record.examples == shown
+    assert stored.record == fgsm.replace(examples=stored.record.examples)
+
+
+class Unchanged:
+    """An "iterative" attack that returns the images as they are: weaker than FGSM."""
+
+    def perturb(self, model, x, y, eps):
+        return x.clone()
+
+
+class MyPgdPlugin:
+    @hookimpl
+    def harness_register_attacks(self, register):
+        register(AttackSpec(name="my-pgd", description="declares the iterative role, does "
+                                                        "nothing",
+                            build=lambda options: Unchanged(), threat_model="white-box",
+                            norm="inf", roles=frozenset({ITERATIVE})))
+
+
+def test_a_third_party_iterative_attack_takes_part_in_the_checks(isolated_home,
+                                                                 harness_plugin):
+    registry = harness_plugin(MyPgdPlugin(), name="my-pgd-plugin")
+    config = BenchConfig(datasets=("digits",), models=("paper-cnn",),
+                         attacks=("fgsm", "my-pgd"), defenses=("none",), n_train=300,
+                         n_test=100, epochs=3, device="cpu", checks=False)
+    outcome = Runner(config, registry, ResultStore(isolated_home / "r.sqlite"),
+                     ModelCache(isolated_home / "models"), show_progress=False).run()
+    by = {r.attack: r for r in outcome.records}
+    assert set(by) == {"fgsm", "my-pgd"} and not outcome.failed
+    mine, fgsm = by["my-pgd"], by["fgsm"]
+    assert mine.attack_roles == (ITERATIVE,)
+    assert mine.robust_acc == mine.clean_acc > fgsm.robust_acc + 0.05
+    flags = flags_by_cell(outcome.records)
+    assert flags.get(mine.cell_key) == "P"
+    assert fgsm.cell_key not in flags

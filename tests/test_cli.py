@@ -23,6 +23,7 @@ import harness.plugins
 from harness.cli import main
 from harness.hookspecs import hookimpl
 from harness.plugins import DISABLE_ENV
+from harness.records import RESULTS_FORMAT, ResultSet
 from harness.specs import AttackSpec
 
 PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
@@ -36,7 +37,9 @@ TINY = ["bench", "--quiet", "--epochs", "1", "--n-train", "50", "--n-test", "20"
 
 RECORD_KEYS = {"dataset", "model", "defense", "attack", "eps", "status", "clean_acc",
                "robust_acc", "n_test", "train_images_per_s", "attack_images_per_s", "run_id",
-               "metadata"}
+               "attack_roles", "defense_roles"}
+#: The attack roles the built-ins of the bench declare.
+ROLES = {"fgsm": ["reference", "single-step"], "pgd": ["iterative", "reference"]}
 METADATA_KEYS = {"plugins", "libraries", "git_commit", "device_name", "config", "timestamp"}
 CELLS = {(defense, attack) for defense in ("none", "advtrain")
          for attack in ("fgsm", "pgd", "random-noise")}
@@ -98,12 +101,22 @@ class BenchRuns:
     home: Path
     root: Path
     first: tuple[int, str, str]
-    first_records: list[dict[str, Any]]
+    first_file: dict[str, Any]
     first_markdown_file: str
     models_after_first: list[str]
     second: tuple[int, str, str]
-    second_records: list[dict[str, Any]]
+    second_file: dict[str, Any]
     models_after_second: list[str]
+
+    @property
+    def first_records(self) -> list[dict[str, Any]]:
+        """The records of the first run's ``--json`` file, as written."""
+        return self.first_file["records"]
+
+    @property
+    def second_records(self) -> list[dict[str, Any]]:
+        """The records of the second run's ``--json`` file, as written."""
+        return self.second_file["records"]
 
 
 @pytest.fixture(scope="module")
@@ -124,10 +137,10 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> BenchRuns:
         models_after_second = files_under(home / "models")
     return BenchRuns(
         home=home, root=root, first=first,
-        first_records=json.loads((root / "first.json").read_text()),
+        first_file=json.loads((root / "first.json").read_text()),
         first_markdown_file=(root / "first.md").read_text(),
         models_after_first=models_after_first, second=second,
-        second_records=json.loads((root / "second.json").read_text()),
+        second_file=json.loads((root / "second.json").read_text()),
         models_after_second=models_after_second,
     )
 
@@ -150,6 +163,8 @@ def test_bench_prints_the_leaderboard(bench: BenchRuns):
 
 
 def test_bench_json_records(bench: BenchRuns):
+    assert set(bench.first_file) == {"format", "runs", "records"}
+    assert bench.first_file["format"] == RESULTS_FORMAT
     records = bench.first_records
     assert len(records) == 6  # 2 defenses x 3 attacks
     assert {(r["defense"], r["attack"]) for r in records} == CELLS
@@ -160,14 +175,20 @@ def test_bench_json_records(bench: BenchRuns):
         for key in ("clean_acc", "robust_acc"):
             assert isinstance(r[key], float) and 0.0 <= r[key] <= 1.0, (key, r[key])
         assert r["train_images_per_s"] > 0 and r["attack_images_per_s"] > 0
-        meta = r["metadata"]
-        assert METADATA_KEYS <= set(meta), METADATA_KEYS - set(meta)
-        assert meta["plugins"]["random-noise"].startswith("harness-example-plugin ")
-        assert meta["plugins"]["fgsm"].startswith("robustness-harness ")
-        assert meta["config"]["n_train"] == 300 and meta["config"]["n_test"] == 100
-        assert meta["config"]["defenses"] == ["advtrain"] and meta["config"]["baseline"] is True
-        assert meta["libraries"]["torch"] and meta["device_name"]
-    assert len({r["run_id"] for r in records}) == 1
+        assert "metadata" not in r  # kept once per run
+        if r["attack"] in ROLES:
+            assert r["attack_roles"] == ROLES[r["attack"]]
+        assert r["defense_roles"] == (["baseline"] if r["defense"] == "none"
+                                      else ["single-step-training"])
+    (run_id,) = {r["run_id"] for r in records}
+    assert set(bench.first_file["runs"]) == {run_id}
+    meta = bench.first_file["runs"][run_id]
+    assert METADATA_KEYS <= set(meta), METADATA_KEYS - set(meta)
+    assert meta["plugins"]["random-noise"].startswith("harness-example-plugin ")
+    assert meta["plugins"]["fgsm"].startswith("robustness-harness ")
+    assert meta["config"]["n_train"] == 300 and meta["config"]["n_test"] == 100
+    assert meta["config"]["defenses"] == ["advtrain"] and meta["config"]["baseline"] is True
+    assert meta["libraries"]["torch"] and meta["device_name"]
     # A model is trained once per defense and shared by its three attack cells.
     by_defense = {d: {r["train_images_per_s"] for r in records if r["defense"] == d}
                   for d in ("none", "advtrain")}
@@ -186,6 +207,7 @@ def test_rerun_reuses_stored_cells_and_models(bench: BenchRuns):
     assert bench.models_after_second == bench.models_after_first  # nothing retrained
     first_run = {r["run_id"] for r in bench.first_records}
     assert {r["run_id"] for r in bench.second_records} == first_run
+    assert bench.second_file["runs"] == bench.first_file["runs"]
     key = ("defense", "attack")
     first = {tuple(r[k] for k in key): r for r in bench.first_records}
     second = {tuple(r[k] for k in key): r for r in bench.second_records}
@@ -204,9 +226,30 @@ def test_no_baseline_leaves_only_the_asked_defense(bench: BenchRuns, capsys, mon
     assert code == 0
     assert {(r["defense"], r["attack"]) for r in table_rows(out)} == {
         ("advtrain", a) for a in ("fgsm", "pgd", "random-noise")}
-    records = json.loads((tmp_path / "nb.json").read_text())
-    assert len(records) == 3 and {r["defense"] for r in records} == {"advtrain"}
+    records = ResultSet.from_json((tmp_path / "nb.json").read_text()).records
+    assert len(records) == 3 and {r.defense for r in records} == {"advtrain"}
     assert files_under(bench.home / "models") == models_before
+
+
+def test_bench_format_summary_markdown_and_json(bench: BenchRuns, capsys, monkeypatch):
+    monkeypatch.setenv("HARNESS_HOME", str(bench.home))  # every cell is stored there
+    monkeypatch.setenv("COLUMNS", "250")  # a wide terminal: the summary still keeps to 100
+    code, summary, _ = run(capsys, *BENCH, "--format", "summary")
+    assert code == 0
+    lines = summary.splitlines()
+    assert max(len(line) for line in lines) <= 100
+    assert lines[0].split()[:4] == ["dataset", "model", "defense", "attack"]
+    rows = [line.split() for line in summary.split("\n\n")[0].splitlines()[2:]]
+    assert {(r[2], r[3]) for r in rows} == CELLS and "| rank" not in summary
+    code, markdown, _ = run(capsys, *BENCH, "--format", "markdown")
+    assert code == 0 and markdown == bench.first[1]  # the page the first run printed
+    code, piped, _ = run(capsys, *BENCH)  # captured, not a terminal: the page
+    assert code == 0 and piped == markdown
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    code, shown, _ = run(capsys, *BENCH)  # on a terminal: the summary
+    assert code == 0 and shown == summary
+    code, text, _ = run(capsys, *BENCH, "--format", "json")
+    assert code == 0 and json.loads(text) == bench.second_file
 
 
 # ---------------------------------------------------------------- leaderboard
@@ -247,6 +290,24 @@ def test_leaderboard_without_database(capsys, home: Path):
     assert err.startswith(f"harness: error: no results database at {home / 'results.sqlite'}")
     assert "run `harness bench` first" in err
     assert not home.exists()
+
+
+def test_leaderboard_reads_results_files_old_and_new(bench: BenchRuns, capsys, tmp_path: Path):
+    page = bench.first[1]
+    code, out, _ = run(capsys, "leaderboard", "--results", str(bench.root / "first.json"))
+    assert code == 0 and out == page
+    # a file of an older harness: a list of records, each with its run's metadata, no roles
+    legacy = [{k: v for k, v in r.items() if k not in ("attack_roles", "defense_roles")}
+              | {"metadata": bench.first_file["runs"][r["run_id"]]}
+              for r in bench.first_records]
+    (tmp_path / "old.json").write_text(json.dumps(legacy))
+    code, out, _ = run(capsys, "leaderboard", "--results", str(tmp_path / "old.json"),
+                       "--save-results", str(tmp_path / "new.json"))
+    assert code == 0 and out == page  # the roles come from the registry
+    assert json.loads((tmp_path / "new.json").read_text()) == bench.first_file
+    (tmp_path / "bad.json").write_text(json.dumps({"records": []}))
+    code, out, err = run(capsys, "leaderboard", "--results", str(tmp_path / "bad.json"))
+    assert code == 2 and out == "" and "is not a `harness bench --json` file" in err
 
 
 # ---------------------------------------------------------------- usage errors
@@ -359,11 +420,13 @@ def test_unknown_command_and_kind(capsys):
 # ---------------------------------------------------------------- plugins
 
 
-def test_plugins_table(capsys):
-    code, out, err = run(capsys, "plugins")
+def test_plugins_table(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "400")  # wide enough that no row wraps
+    code, out, err = run(capsys, "plugins", "--verbose")
     assert code == 0 and err == ""
     lines = out.splitlines()
     assert lines[0].split() == ["plugin", "distribution", "version", "registered"]
+    assert not any(line.startswith(" ") for line in lines)
     by_plugin = {line.split()[0]: line for line in lines[2:]}
     with PYPROJECT.open("rb") as f:
         builtins = tomllib.load(f)["project"]["entry-points"]["harness"]
@@ -399,7 +462,8 @@ def test_disable_plugin_option_and_environment(capsys, monkeypatch):
     names = {row["plugin"] for row in json.loads(out)["plugins"]}
     assert "fgsm" not in names and "digits" not in names and "pgd" in names
     monkeypatch.setenv(DISABLE_ENV,
-                       "random-noise,art-evasion,art-poisoning,art-inference,art-extraction")
+                       "random-noise,art-evasion,backdoor-poisoning,feature-space-poisoning,"
+                       "svm-poisoning,art-inference,art-extraction")
     code, out, _ = run(capsys, "list", "attacks", "--json")
     assert code == 0
     assert [row["name"] for row in json.loads(out)] == ["fgsm", "pgd"]
@@ -426,7 +490,7 @@ def test_a_broken_plugin_is_reported_by_listings_and_stops_bench(
     expected = ("plugin 'unknown unknown' (entry point broken = harness_cli_broken_plugin): "
                 "harness_register_attacks failed: RuntimeError: this plugin is broken")
     code, out, err = run(capsys, "plugins")
-    assert code == 0 and "random-noise" in out
+    assert code == 0 and "; 1 load error\n" in out
     assert err == f"harness: error: {expected}\n"  # once, no Python warning besides
     code, out, _ = run(capsys, "plugins", "--json")
     assert code == 0 and json.loads(out)["errors"] == [expected]
@@ -445,7 +509,7 @@ def test_a_broken_plugin_is_reported_by_listings_and_stops_bench(
 
 
 def test_list_datasets(capsys):
-    code, out, _ = run(capsys, "list", "datasets")
+    code, out, _ = run(capsys, "list", "datasets", "--long")
     assert code == 0
     lines = out.splitlines()
     assert lines[0].split() == ["name", "description", "default_eps"]
@@ -460,19 +524,24 @@ def test_list_datasets(capsys):
 
 
 def test_list_attacks(capsys):
-    code, out, _ = run(capsys, "list", "attacks")
+    code, out, _ = run(capsys, "list", "attacks", "--long")
     assert code == 0
     lines = out.splitlines()
     assert lines[0].split() == ["name", "description", "category", "threat_model", "norm",
-                                "needs", "survey_table"]
+                                "needs", "survey_table", "roles"]
     rows = {line.split()[0]: line for line in lines[2:]}
     assert {"fgsm", "pgd", "random-noise", "cw-l2", "square"} <= set(rows)
-    assert rows["fgsm"].split()[-6:] == ["evasion", "white-box", "inf", "gradients", "Table",
-                                         "1"]
-    assert rows["square"].split()[-6:] == ["evasion", "black-box", "inf", "scores", "Table",
-                                           "2"]
+    start = lines[0].index("category")
+    assert rows["fgsm"][start:].split()[:6] == ["evasion", "white-box", "inf", "gradients",
+                                                "Table", "1"]
+    assert rows["square"][start:].split()[:6] == ["evasion", "black-box", "inf", "scores",
+                                                  "Table", "2"]
     code, out, _ = run(capsys, "list", "attacks", "--json")
     data = {row["name"]: row for row in json.loads(out)}
+    roles, options = data["fgsm"].pop("roles"), data["fgsm"].pop("options")
+    declared = data["fgsm"].pop("options_declared")
+    assert data["fgsm"].pop("options_passthrough") is False
+    assert roles == ["reference", "single-step"] and options == [] and declared is True
     assert data["fgsm"] == {
         "name": "fgsm", "description": data["fgsm"]["description"], "plugin": "fgsm",
         "threat_model": "white-box", "norm": "inf", "category": "evasion", "default_eps": None,
@@ -484,9 +553,9 @@ def test_list_attacks(capsys):
 
 
 def test_list_defenses(capsys):
-    code, out, _ = run(capsys, "list", "defenses")
+    code, out, _ = run(capsys, "list", "defenses", "--long")
     assert code == 0
-    assert out.splitlines()[0].split() == ["name", "description", "stage", "answers"]
+    assert out.splitlines()[0].split() == ["name", "description", "stage", "answers", "roles"]
     code, out, _ = run(capsys, "list", "defenses", "--json")
     data = {row["name"]: row for row in json.loads(out)}
     assert data["none"]["baseline"] is True and data["none"]["plugin"] == "standard-training"
@@ -497,7 +566,7 @@ def test_list_defenses(capsys):
 def test_list_models(capsys):
     code, out, _ = run(capsys, "list", "models")
     assert code == 0
-    names = [line.split()[0] for line in out.splitlines()[2:]]
+    names = [line.split()[0] for line in out.splitlines()[:-1]]
     assert "paper-cnn" in names and "timm:<name>" in names and "timm" not in names
     code, out, _ = run(capsys, "list", "models", "--json")
     assert {"paper-cnn", "timm:<name>"} <= {row["name"] for row in json.loads(out)}
@@ -544,7 +613,7 @@ def test_console_script(tmp_path: Path, home: Path):
     done = subprocess.run([str(script), "list", "attacks"], capture_output=True, text=True,
                           env=env, cwd=tmp_path, timeout=300)
     assert done.returncode == 0, done.stderr
-    names = [line.split()[0] for line in done.stdout.splitlines()[2:]]
+    names = [line.split()[0] for line in done.stdout.splitlines() if line.startswith("  ")]
     assert {"fgsm", "pgd", "random-noise"} <= set(names)
     assert not home.exists()
 

@@ -1,11 +1,23 @@
-"""Every registered spec passes the contract checks of harness.testing."""
+"""Every registered spec passes the contract checks of harness.testing.
+
+Attacks and defenses run with their ``smoke_options`` (tiny budgets); ``pytest -m slow`` runs
+them with their declared defaults too.
+"""
 
 from __future__ import annotations
 
+import os
+from dataclasses import replace
+from pathlib import Path
+
 import pytest
 
-from harness.data import DataOptions, ModelInput
+from harness.context import AttackContext
+from harness.data import DATA_ENV, DataOptions, ModelInput
+from harness.gradients import fgsm_step
+from harness.options import Option, options
 from harness.plugins import load_registry
+from harness.specs import AttackSpec
 from harness.testing import (
     check_attack_spec,
     check_dataset_spec,
@@ -18,6 +30,8 @@ REGISTRY = load_registry(strict=True)
 
 # The smallest timm architecture that builds for 8x8 single-channel images quickly.
 TIMM_VARIANT = "test_resnet"
+# The real datasets of this checkout (MNIST, Fashion-MNIST), beside the repository.
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def _ids(kind: str) -> list[str]:
@@ -25,7 +39,10 @@ def _ids(kind: str) -> list[str]:
 
 
 @pytest.mark.parametrize("name", _ids("dataset"))
-def test_dataset_contract(name):
+def test_dataset_contract(name: str, monkeypatch: pytest.MonkeyPatch):
+    """Loads each dataset where its files are (skipped, with the loader's message, where not)."""
+    if DATA_ENV not in os.environ and SHARED_DATA.is_dir():
+        monkeypatch.setenv(DATA_ENV, str(SHARED_DATA))
     check_dataset_spec(REGISTRY.dataset(name))
 
 
@@ -34,9 +51,16 @@ def test_digits_dataset_loads_under_the_contract():
     assert data.image_shape == (1, 8, 8)
 
 
+def test_missing_dataset_is_skipped_with_the_loaders_message(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv(DATA_ENV, str(tmp_path))
+    with pytest.raises(pytest.skip.Exception, match=r"^dataset 'mnist': .*not found"):
+        check_dataset_spec(REGISTRY.dataset("mnist"))
+
+
 @pytest.mark.parametrize("name", _ids("model"))
-def test_model_contract(name):
-    spec = REGISTRY.specs["model"][name]
+def test_model_contract(name: str):
+    spec = REGISTRY.model(name)
     variant = TIMM_VARIANT if spec.takes_variant else None
     check_model_spec(spec, variant)
     check_model_spec(spec, variant, ModelInput(3, 32, 32, 10, (0.5, 0.5, 0.5), (0.25,) * 3))
@@ -48,27 +72,78 @@ VICTIMS = {"svm": "svm", "logreg": "logreg", "two-layer-relu": "mlp"}
 VICTIM_OPTIONS = {"mlp": {"hidden": 16}}
 
 
-def _victim_context(spec):
+def _victim_context(spec: AttackSpec) -> AttackContext | None:
     """A tiny context whose victim offers what ``spec`` needs (None: the default conv net)."""
     wanted = [VICTIMS[f] for f in sorted(spec.needs) if f in VICTIMS]
     if not wanted:
         return None
-    model = REGISTRY.model(wanted[0])[0]
+    model = REGISTRY.model(wanted[0])
     assert spec.needs <= model.offers, (spec.name, model.name)
-    options = VICTIM_OPTIONS.get(model.name, {})
+    options = model.resolve_options(VICTIM_OPTIONS.get(model.name, {}))
     return tiny_context(new_model=lambda: model.build(ModelInput(1, 8, 8, 3), None, options),
                         fit=model.fit)
 
 
-@pytest.mark.parametrize("name", _ids("attack"))
-def test_attack_contract(name):
+# Attacks whose first call in a process costs far more than any budget can cut: ART's
+# Brendel & Bethge compiles a numba jitclass (about 30 s, not cacheable). Their smoke
+# contract runs with ``-m slow`` beside the declared defaults.
+COMPILE_ON_FIRST_CALL = {"brendel-bethge"}
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param(n, marks=pytest.mark.slow) if n in COMPILE_ON_FIRST_CALL else n
+    for n in _ids("attack")])
+def test_attack_contract(name: str):
+    """With the attack's smoke_options: the tiny budgets."""
     spec = REGISTRY.attack(name)
-    check_attack_spec(spec, ctx=_victim_context(spec))
+    check_attack_spec(spec, ctx=_victim_context(spec), options=spec.smoke_options)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", _ids("attack"))
+def test_attack_contract_at_declared_defaults(name: str):
+    """With no options: what ``harness bench`` runs unless told otherwise."""
+    spec = REGISTRY.attack(name)
+    check_attack_spec(spec, ctx=_victim_context(spec), options={})
 
 
 @pytest.mark.parametrize("name", _ids("defense"))
-def test_defense_contract(name):
-    check_defense_spec(REGISTRY.defense(name))
+def test_defense_contract(name: str):
+    """With the defense's smoke_options."""
+    spec = REGISTRY.defense(name)
+    check_defense_spec(spec, options=spec.smoke_options)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", _ids("defense"))
+def test_defense_contract_at_declared_defaults(name: str):
+    check_defense_spec(REGISTRY.defense(name), options={})
+
+
+class StepsFGSM:
+    """FGSM: the attack object of the spec below."""
+
+    def perturb(self, model, x, y, eps):
+        return fgsm_step(model, x, y, eps)
+
+
+def test_smoke_options_are_the_default_of_the_checks():
+    """``check_attack_spec(spec)`` runs the smoke options; ``options={}`` the defaults."""
+    seen: list[dict] = []
+
+    def build(resolved):
+        seen.append(dict(resolved))
+        return StepsFGSM()
+
+    spec = AttackSpec(name="steps-fgsm", description="d", build=build,
+                      threat_model="white-box", norm="inf",
+                      options=options(Option(name="steps", type="int", default=10, min=1),
+                                      Option(name="seed", type="int", default=0)),
+                      smoke_options={"steps": 1})
+    check_attack_spec(spec)
+    check_attack_spec(spec, options={})
+    check_attack_spec(spec, options={"seed": 3})
+    assert seen == [{"steps": 1, "seed": 0}, {"steps": 10, "seed": 0}, {"steps": 10, "seed": 3}]
 
 
 def test_every_kind_has_builtins():
@@ -83,12 +158,16 @@ def test_every_kind_has_builtins():
 
 
 def test_contract_check_catches_an_attack_over_budget():
-    from dataclasses import replace
-
     class TooStrong:
         def perturb(self, model, x, y, eps):
             return (x + 2 * eps).clamp(0, 1)
 
     spec = replace(REGISTRY.attack("fgsm"), build=lambda options: TooStrong())
     with pytest.raises(AssertionError, match="exceeds eps"):
+        check_attack_spec(spec)
+
+
+def test_contract_check_catches_an_undeclared_field():
+    spec = replace(REGISTRY.attack("fgsm"), needs=frozenset({"gradient"}))
+    with pytest.raises(AssertionError, match=r"needs has 'gradient'.*Did you mean: gradients\?"):
         check_attack_spec(spec)

@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import json
 import random
 
 from harness.leaderboard import render
+from harness.records import Result, ResultSet
 
 META = {"harness": "0.1.0", "git_commit": "abc123", "device": "cpu", "device_name": "CPU x",
         "python": "3.11.7", "libraries": {"torch": "2.14.1", "timm": "1.0.31"},
         "plugins": {"fgsm": "robustness-harness 0.1.0"}, "seed": 0,
         "timestamp": "2026-11-21T10:00:00+00:00", "command": "harness bench"}
+ROLES = {"fgsm": ("reference", "single-step"), "pgd": ("iterative", "reference")}
 
 
-def _record(defense, attack, robust, status="ok", dataset="digits", error=None):
-    return {"dataset": dataset, "model": "paper-cnn", "defense": defense, "attack": attack,
-            "eps": 0.1, "status": status, "error": error, "clean_acc": 0.97,
-            "robust_acc": robust, "attack_success_rate": 0.2, "mean_linf": 0.1,
-            "mean_l2": 0.7, "n_test": 360, "train_images_per_s": 12000.0,
-            "attack_images_per_s": 40000.0, "metadata": META}
+def _record(defense, attack, robust, status="ok", dataset="digits", error=None) -> Result:
+    return Result(cell_key=f"{dataset}/{defense}/{attack}", train_key=f"{dataset}/{defense}",
+                  run_id="run-1", dataset=dataset, model="paper-cnn", defense=defense,
+                  attack=attack, eps=0.1, status=status, error=error,
+                  attack_roles=ROLES[attack],
+                  defense_roles=("baseline",) if defense == "none" else (),
+                  clean_acc=0.97, robust_acc=robust, attack_success_rate=0.2, mean_linf=0.1,
+                  mean_l2=0.7, n_test=360, train_images_per_s=12000.0,
+                  attack_images_per_s=40000.0)
 
 
 RECORDS = [
@@ -27,10 +33,11 @@ RECORDS = [
     _record("none", "pgd", None, status="failed", error="RuntimeError: boom | here"),
     _record("none", "fgsm", 0.9, dataset="mnist"),
 ]
+RESULTS = ResultSet(RECORDS, {"run-1": META})
 
 
 def test_rows_are_ranked_by_robust_accuracy_and_failures_last():
-    text = render(RECORDS)
+    text = render(RESULTS)
     digits = text.split("## digits")[1].split("## mnist")[0]
     rows = [line for line in digits.splitlines() if line.startswith("| ") and "paper-cnn" in line]
     assert [r.split("|")[3].strip() + "/" + r.split("|")[4].strip() for r in rows] == [
@@ -39,7 +46,7 @@ def test_rows_are_ranked_by_robust_accuracy_and_failures_last():
 
 
 def test_one_table_per_dataset_and_provenance_footer():
-    text = render(RECORDS)
+    text = render(RESULTS)
     assert text.index("## digits") < text.index("## mnist") < text.index("## Provenance")
     for fact in ("abc123", "CPU x", "torch: 2.14.1", "fgsm: robustness-harness 0.1.0",
                  "12,000", "40,000"):
@@ -49,4 +56,11 @@ def test_one_table_per_dataset_and_provenance_footer():
 def test_same_results_give_identical_bytes_in_any_order():
     shuffled = RECORDS[:]
     random.Random(3).shuffle(shuffled)
-    assert render(shuffled) == render(RECORDS)
+    assert render(ResultSet(shuffled, {"run-1": META})) == render(RESULTS)
+
+
+def test_results_file_and_older_list_of_records_render_the_same_page():
+    again = ResultSet.from_json(RESULTS.to_json())
+    assert again == RESULTS and render(again) == render(RESULTS)
+    legacy = [{**r.as_dict(), "metadata": META} for r in RECORDS]
+    assert render(ResultSet.from_json(json.dumps(legacy))) == render(RESULTS)

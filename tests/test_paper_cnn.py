@@ -1,12 +1,20 @@
-"""paper-cnn (Algorithm 1): architecture sized to the input, and real accuracy on MNIST."""
+"""paper-cnn (Algorithm 1): architecture sized to the input, its declared options, and real
+accuracy on MNIST."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
 from harness.data import ModelInput
-from harness_plugins.paper_cnn import block_count, build
+from harness.errors import UsageError
+from harness_plugins.paper_cnn import OPTIONS, block_count, build
+
+
+def _cnn(model_input: ModelInput) -> nn.Sequential:
+    """paper-cnn with its declared default options (``build`` gets them all, resolved)."""
+    return build(model_input, None, OPTIONS.resolve("model paper-cnn", {}))
 
 
 def _convs(model):
@@ -15,12 +23,12 @@ def _convs(model):
 
 def test_blocks_follow_the_input_size():
     assert [block_count(s) for s in (8, 28, 32, 64, 224)] == [1, 2, 3, 4, 5]
-    assert len(_convs(build(ModelInput(1, 28, 28, 10), None, {}))) == 2
+    assert len(_convs(_cnn(ModelInput(1, 28, 28, 10)))) == 2
 
 
 def test_head_is_dense_for_grayscale_and_dense_dropout_dense_for_colour():
-    small = build(ModelInput(1, 28, 28, 10), None, {})
-    large = build(ModelInput(3, 32, 32, 10, (0.5,) * 3, (0.2,) * 3), None, {})
+    small = _cnn(ModelInput(1, 28, 28, 10))
+    large = _cnn(ModelInput(3, 32, 32, 10, (0.5,) * 3, (0.2,) * 3))
     assert not any(isinstance(m, nn.Dropout) for m in small)
     assert sum(isinstance(m, nn.Linear) for m in small) == 2
     assert any(isinstance(m, nn.Dropout) for m in large)
@@ -28,9 +36,24 @@ def test_head_is_dense_for_grayscale_and_dense_dropout_dense_for_colour():
 
 
 def test_colour_standardization_is_inside_the_model():
-    model = build(ModelInput(3, 32, 32, 10, (0.5,) * 3, (0.25,) * 3), None, {})
+    model = _cnn(ModelInput(3, 32, 32, 10, (0.5,) * 3, (0.25,) * 3))
     x = torch.full((1, 3, 32, 32), 0.5)
     assert torch.allclose(model[0](x), torch.zeros_like(x))
+
+
+def test_options_are_typed_and_bounded():
+    assert OPTIONS.defaults() == {"filters": [32, 64, 128, 128, 256], "kernel": 3, "dense": 128,
+                                  "dense2": 128, "dropout": 0.5, "large_head": None}
+    for bad in ({"filters": [32, 0]}, {"filters": []}, {"kernel": 0}, {"dense": 0},
+                {"dropout": -0.1}, {"large_head": "yes"}):
+        with pytest.raises(UsageError, match="model paper-cnn: option"):
+            OPTIONS.resolve("model paper-cnn", bad)
+    with pytest.raises(UsageError, match="'dropout' must be below 1"):
+        build(ModelInput(3, 32, 32, 10), None, OPTIONS.resolve("model paper-cnn",
+                                                               {"dropout": 1.0}))
+    forced = build(ModelInput(1, 8, 8, 3), None, OPTIONS.resolve(
+        "model paper-cnn", {"large_head": True, "filters": [4], "dense": 8, "dense2": 6}))
+    assert [m.out_features for m in forced if isinstance(m, nn.Linear)] == [8, 6, 3]
 
 
 def test_learns_real_mnist(shared_data, isolated_home):
@@ -46,6 +69,6 @@ def test_learns_real_mnist(shared_data, isolated_home):
     outcome = Runner(config, load_registry(), ResultStore(isolated_home / "r.sqlite"),
                      ModelCache(isolated_home / "m"), show_progress=False).run()
     (record,) = outcome.records
-    assert record["n_test"] == 2000
-    assert record["clean_acc"] > 0.94
-    assert record["robust_acc"] < record["clean_acc"]
+    assert record.ok and record.n_test == 2000
+    assert record.clean_acc > 0.94
+    assert record.robust_acc < record.clean_acc

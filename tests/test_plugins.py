@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import textwrap
 import tomllib
@@ -9,21 +10,37 @@ import uuid
 from collections.abc import Callable, Iterator
 from importlib.metadata import Distribution, EntryPoint, entry_points, version
 from pathlib import Path
+from typing import Any
 
+import harness_example_plugin
 import pluggy
 import pytest
 
 import harness.plugins
+import harness_plugins.fgsm
 from harness.errors import PluginError, UsageError
 from harness.hookspecs import hookimpl
-from harness.options import parse_assignments, parse_value, resolve_options
+from harness.metrics import MetricSpec
+from harness.options import Option, options, parse_assignments, parse_value, resolve_options
 from harness.plugins import DISABLE_ENV, load_registry
-from harness.registry import Registry
-from harness.specs import AttackSpec, PluginInfo
+from harness.registry import KINDS, Registry, spec_problems
+from harness.roles import BASELINE, ITERATIVE, REFERENCE
+from harness.specs import (
+    MODEL_FEATURES,
+    AttackSpec,
+    DatasetSpec,
+    DefenseSpec,
+    ModelSpec,
+    PluginInfo,
+    ReportSpec,
+    Spec,
+)
+from harness.testing import check_attack_spec
 
 pytest_plugins = ["pytester"]
 
 PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
+PLUGINS_DIR = PYPROJECT.parent / "plugins"
 
 
 def builtin_entry_points() -> dict[str, str]:
@@ -130,6 +147,17 @@ def harness_register_attacks(register):
 """
 
 
+INVALID_FIELD = """
+from harness.hookspecs import hookimpl
+from harness.specs import AttackSpec
+
+@hookimpl
+def harness_register_attacks(register):
+    register(AttackSpec(name="typo-attack", description="d", build=lambda o: None,
+                        threat_model="white-box", norm="inf", needs=frozenset({"gradient"})))
+"""
+
+
 def attack_plugin(*names: str) -> str:
     """Source of a plugin module registering attacks called ``names``."""
     return f"""
@@ -177,6 +205,27 @@ def test_every_builtin_entry_point_is_loaded(registry: Registry):
     shipped = {n for n, r in registry.plugins.items()
                if r.info.distribution == "robustness-harness"}
     assert shipped == set(table)
+
+
+def test_every_builtin_module_is_an_entry_point_and_back():
+    """A module in plugins/ is a built-in only when pyproject declares it (and vice versa)."""
+    modules = {p.stem for p in PLUGINS_DIR.glob("*.py") if p.name != "__init__.py"}
+    declared: dict[str, list[str]] = {}
+    for name, value in builtin_entry_points().items():
+        module, _, attribute = value.partition(":")
+        assert not attribute and module.startswith("harness_plugins."), \
+            f"entry point {name} = {value}: a built-in is a whole module of harness_plugins"
+        declared.setdefault(module.removeprefix("harness_plugins."), []).append(name)
+    undeclared = sorted(modules - set(declared))
+    assert not undeclared, (f"plugins/{undeclared[0]}.py is not in pyproject.toml's "
+                            "[project.entry-points.harness] table: add "
+                            f"'{undeclared[0].replace('_', '-')} = "
+                            f"\"harness_plugins.{undeclared[0]}\"'")
+    missing = sorted(set(declared) - modules)
+    assert not missing, (f"[project.entry-points.harness] names harness_plugins.{missing[0]}, "
+                         f"but plugins/{missing[0]}.py does not exist")
+    twice = {m: names for m, names in declared.items() if len(names) > 1}
+    assert not twice, f"a module declared under two entry-point names: {twice}"
 
 
 def test_specs_point_back_to_their_plugin(registry: Registry):
@@ -312,6 +361,157 @@ def test_invalid_spec_names(bad_name: str):
         Registry().add("attack", spec, owner)
 
 
+# ---------------------------------------------------------------- registration checks
+
+OWNER = PluginInfo("owner", "owner-dist", "1.0")
+STEPS = options(Option(name="steps", type="int", default=10, min=1))
+
+
+def _valid(kind: str, **changes: Any) -> Spec:
+    """A valid spec of ``kind`` called ``x``, with ``changes`` (invalid ones too)."""
+    base: Any = {
+        "dataset": DatasetSpec(name="x", description="d", load=lambda o: None,
+                               default_eps=0.1),
+        "model": ModelSpec(name="x", description="d", build=lambda mi, v, o: None),
+        "attack": AttackSpec(name="x", description="d", build=lambda o: None,
+                             threat_model="white-box", norm="inf"),
+        "defense": DefenseSpec(name="x", description="d", build=lambda o: None,
+                               stage="training"),
+        "report": ReportSpec(name="x", description="d", text=lambda results: ""),
+    }[kind]
+    return dataclasses.replace(base, **changes)
+
+
+INVALID_FIELDS: list[tuple[str, dict, str]] = [
+    ("attack", {"norm": "Linf"},
+     "norm 'Linf' is not one of inf, 2, 1, 0, wasserstein, none. Did you mean: inf?"),
+    ("attack", {"norm": "L2"}, "norm 'L2' is not one of inf, 2, 1, 0, wasserstein, none. "
+                               "Did you mean: 2?"),
+    ("attack", {"threat_model": "whitebox"},
+     "threat_model 'whitebox' is not one of white-box, black-box. Did you mean: white-box"),
+    ("attack", {"category": "evasions"},
+     "category 'evasions' is not one of evasion, poisoning, inference, extraction. "
+     "Did you mean: evasion?"),
+    ("attack", {"needs": frozenset({"gradient"})},
+     "needs has 'gradient', which is not a model feature. Did you mean: gradients? Known: "),
+    ("attack", {"needs": "gradients"}, "needs must be a frozenset of strings, e.g. "
+                                       "frozenset({'gradients'}); got 'gradients'"),
+    ("attack", {"roles": frozenset({"iterativ"})},
+     "roles has 'iterativ', which is not an attack role. Did you mean: iterative?"),
+    ("attack", {"roles": frozenset({"baseline"})}, "roles has 'baseline', which is not an "
+                                                   "attack role"),
+    ("attack", {"default_eps": 0}, "default_eps must be in (0, 1]"),
+    ("attack", {"default_eps": 8}, "default_eps must be in (0, 1]"),
+    ("attack", {"budget_images": 0}, "budget_images must be a positive integer or None"),
+    ("attack", {"bounded": "yes"}, "bounded must be True or False"),
+    ("attack", {"build": None}, "build must be callable; got None"),
+    ("attack", {"description": ""}, "description must be one non-empty line"),
+    ("attack", {"description": "two\nlines"}, "description must be one non-empty line"),
+    ("attack", {"options": {"steps": 10}}, "options must be an OptionSchema"),
+    ("attack", {"options": STEPS, "smoke_options": {"stepz": 1}},
+     "smoke_options: attack x has no option 'stepz'. Did you mean: steps? Its options: steps"),
+    ("attack", {"options": STEPS, "smoke_options": {"steps": 0}},
+     "smoke_options: attack x: option 'steps' must be an integer >= 1; got 0"),
+    ("attack", {"smoke_options": [("steps", 1)]}, "smoke_options must be a mapping"),
+    ("attack", {"config": ["art_class"]}, "config must be a mapping"),
+    ("attack", {"metrics": ("mi_auc",)}, "metrics must be a tuple of harness.metrics.MetricSpec"),
+    ("attack", {"metrics": (MetricSpec(name="a", label="A"), MetricSpec(name="a", label="B"))},
+     "metrics declares 'a' more than once"),
+    ("defense", {"stage": "input-transform"},
+     "stage 'input-transform' is not one of training, input-transformation, "
+     "poisoning-detection. Did you mean: input-transformation?"),
+    ("defense", {"answers": frozenset({"evasions"})},
+     "answers has 'evasions', which is not an attack category. Did you mean: evasion?"),
+    ("defense", {"needs": frozenset({"activation"})},
+     "needs has 'activation', which is not a model feature. Did you mean: activations?"),
+    ("defense", {"roles": frozenset({"single-step"})},
+     "roles has 'single-step', which is not a defense role. Did you mean: "
+     "single-step-training?"),
+    ("defense", {"options": STEPS, "smoke_options": {"step": 2}},
+     "smoke_options: defense x has no option 'step'. Did you mean: steps?"),
+    ("defense", {"metrics": [None]}, "metrics must be a tuple of harness.metrics.MetricSpec"),
+    ("defense", {"baseline": 1}, "baseline must be True or False"),
+    ("model", {"offers": frozenset({"gradient", "scores"})},
+     "offers has 'gradient', which is not a model feature. Did you mean: gradients?"),
+    ("model", {"train_defaults": {"epoch": 3}},
+     "train_defaults has 'epoch', which is not a training setting. Did you mean: epochs?"),
+    ("model", {"fit": "sklearn"}, "fit must be callable or None; got 'sklearn'"),
+    ("model", {"list_variants": ["a"]}, "list_variants must be callable or None"),
+    ("model", {"takes_variant": None}, "takes_variant must be True or False"),
+    ("model", {"options": STEPS, "smoke_options": {"hiden": 16}},
+     "smoke_options: model x has no option 'hiden'. Its options: steps"),
+    ("dataset", {"default_eps": 0}, "default_eps must be in (0, 1] (pixel units of [0, 1]); "
+                                    "got 0"),
+    ("dataset", {"default_eps": 1.5}, "default_eps must be in (0, 1]"),
+    ("dataset", {"default_eps": None}, "default_eps must be in (0, 1]"),
+    ("dataset", {"mean": (0.5,)}, "mean and std must be given together (or neither)"),
+    ("dataset", {"mean": (0.5,), "std": (0.2, 0.2)},
+     "mean and std must have one value per channel, the same number; got 1 and 2"),
+    ("dataset", {"mean": (0.5,), "std": (0.0,)}, "std must be positive; got (0.0,)"),
+    ("dataset", {"load": None}, "load must be callable; got None"),
+    ("dataset", {"description": None}, "description must be one non-empty line"),
+    ("report", {"text": "# title"}, "text must be callable or None; got '# title'"),
+    ("report", {"figures": lambda results, stem: {}},
+     "figures and draw must be given together (or neither)"),
+]
+
+
+@pytest.mark.parametrize(("kind", "changes", "expected"), INVALID_FIELDS,
+                         ids=[f"{k}-{'-'.join(c)}" for k, c, _ in INVALID_FIELDS])
+def test_registration_checks_every_declared_field(kind: str, changes: dict, expected: str):
+    registry = Registry()
+    with pytest.raises(PluginError) as info:
+        registry.add(kind, _valid(kind, **changes), OWNER)
+    assert str(info.value).startswith(f"plugin 'owner-dist 1.0': {kind} 'x': {expected}")
+    assert registry.specs[kind] == {} and registry.plugins == {}
+
+
+def test_registration_error_exact_message():
+    with pytest.raises(PluginError) as info:
+        Registry().add("attack", _valid("attack", norm="Linf", needs=frozenset({"gradient"})),
+                       OWNER)
+    features = ", ".join(sorted(MODEL_FEATURES))
+    assert str(info.value) == (
+        "plugin 'owner-dist 1.0': attack 'x': norm 'Linf' is not one of inf, 2, 1, 0, "
+        "wasserstein, none. Did you mean: inf?; needs has 'gradient', which is not a model "
+        f"feature. Did you mean: gradients? Known: {features}")
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_registration_accepts_valid_declarations(kind: str):
+    full: dict[str, dict] = {
+        "dataset": {"mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25), "default_eps": 1},
+        "model": {"offers": frozenset({"gradients", "svm"}), "options": STEPS,
+                  "smoke_options": {"steps": 1}, "train_defaults": {"epochs": 3},
+                  "takes_variant": True, "list_variants": lambda: ["a"]},
+        "attack": {"norm": "2", "needs": frozenset(), "roles": frozenset({ITERATIVE,
+                                                                          REFERENCE}),
+                   "options": STEPS, "smoke_options": {"steps": 1}, "default_eps": None,
+                   "metrics": (MetricSpec(name="m", label="M"),), "budget_images": 20,
+                   "config": {"art_class": "X"}},
+        "defense": {"stage": "poisoning-detection", "answers": frozenset({"poisoning"}),
+                    "roles": frozenset({BASELINE}), "needs": frozenset({"activations"}),
+                    "smoke_options": {"anything": 1}},  # undeclared options pass through
+        "report": {"figures": lambda results, stem: {}, "draw": lambda results, f, p: None},
+    }
+    registry = Registry()
+    registry.add(kind, _valid(kind, **full[kind]), OWNER)
+    assert registry.names(kind) == ["x"]
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_all_is_a_reserved_name(kind: str):
+    with pytest.raises(PluginError, match=rf"^plugin 'owner-dist 1\.0': invalid {kind} name "
+                                          r"'all'"):
+        Registry().add(kind, _valid(kind, name="all"), OWNER)
+
+
+def test_every_builtin_spec_passes_the_registration_checks(registry: Registry):
+    for kind, specs in registry.specs.items():
+        for name, spec in specs.items():
+            assert spec_problems(kind, spec) == [], (kind, name)
+
+
 # ---------------------------------------------------------------- broken plugins: not strict
 
 
@@ -321,6 +521,8 @@ BROKEN = {
     "wrong-argument": (WRONG_ARGUMENT, "'reg'"),
     "raising-hook": (RAISING_HOOK, "harness_register_attacks failed: ValueError: broken inside"),
     "wrong-spec-type": (WRONG_SPEC_TYPE, "register() for attacks got DatasetSpec"),
+    "invalid-field": (INVALID_FIELD, "attack 'typo-attack': needs has 'gradient', which is "
+                                     "not a model feature. Did you mean: gradients?"),
 }
 
 
@@ -389,12 +591,14 @@ def test_disable_by_argument(registry: Registry):
     assert "pgd" in smaller.names("attack") and "mnist" in smaller.names("dataset")
 
 
-def test_disable_by_environment(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv(DISABLE_ENV,
-                       " fgsm ,random-noise,art-evasion,art-poisoning,art-inference,art-extraction")
-    registry = load_registry()
-    assert registry.names("attack") == ["pgd"]
-    assert "random-noise" not in registry.plugins and "fgsm" not in registry.plugins
+def test_disable_by_environment(registry: Registry, monkeypatch: pytest.MonkeyPatch):
+    attack_plugins = sorted(n for n, r in registry.plugins.items()
+                            if "attack" in r.registered and n != "pgd")
+    assert {"fgsm", "random-noise"} <= set(attack_plugins)
+    monkeypatch.setenv(DISABLE_ENV, " " + " ,".join(attack_plugins) + " ")  # spaces ignored
+    smaller = load_registry()
+    assert smaller.names("attack") == ["pgd"]
+    assert not set(attack_plugins) & set(smaller.plugins)
 
 
 def test_disabled_plugin_is_not_even_imported(make_plugin: MakePlugin,
@@ -457,29 +661,42 @@ def test_unknown_names_in_installed_registry(registry: Registry):
 
 
 def test_model_lookups(registry: Registry):
-    spec, variant = registry.model("paper-cnn")
+    spec, variant = registry.model_variant("paper-cnn")
     assert spec.name == "paper-cnn" and variant is None
-    spec, variant = registry.model("timm:resnet18")
+    spec, variant = registry.model_variant("timm:resnet18")
     assert spec.name == "timm" and variant == "resnet18"
     with pytest.raises(UsageError) as info:
-        registry.model("timm")
+        registry.model_variant("timm")
     assert str(info.value) == "model 'timm' needs a variant: 'timm:<name>', e.g. 'timm:resnet18'"
     with pytest.raises(UsageError) as info:
-        registry.model("timm:")
+        registry.model_variant("timm:")
     assert str(info.value).startswith("model 'timm' needs a variant")
     with pytest.raises(UsageError) as info:
-        registry.model("paper-cnn:x")
+        registry.model_variant("paper-cnn:x")
     assert str(info.value) == "model 'paper-cnn' takes no variant; use 'paper-cnn'"
     with pytest.raises(UsageError) as info:
-        registry.model("timm:resnt18")
+        registry.model_variant("timm:resnt18")
     message = str(info.value)
     assert message.startswith("unknown model 'timm:resnt18': 'resnt18' is not a timm "
                               "architecture. Did you mean: timm:resnet18")
     assert message.endswith("are available (harness list models --variants timm)")
-    with pytest.raises(UsageError) as info:
-        registry.model("papercnn")
-    assert str(info.value).startswith("unknown model 'papercnn'. Did you mean: paper-cnn")
-    assert "timm:<name>" in str(info.value)
+    for lookup in (registry.model, registry.model_variant):
+        with pytest.raises(UsageError) as info:
+            lookup("papercnn")
+        assert str(info.value).startswith("unknown model 'papercnn'. Did you mean: paper-cnn")
+        assert "timm:<name>" in str(info.value)
+
+
+def test_model_returns_the_spec_like_the_other_kinds(registry: Registry):
+    assert isinstance(registry.model("paper-cnn"), ModelSpec)
+    assert registry.model("paper-cnn") is registry.get("model", "paper-cnn")
+    # A family that takes variants is a spec on its own; a variant is checked when given.
+    assert registry.model("timm") is registry.model("timm:resnet18") is registry.get("model",
+                                                                                     "timm")
+    with pytest.raises(UsageError, match=r"^unknown model 'timm:resnt18'"):
+        registry.model("timm:resnt18")
+    with pytest.raises(UsageError, match=r"^model 'paper-cnn' takes no variant"):
+        registry.model("paper-cnn:x")
 
 
 # ---------------------------------------------------------------- the harness_plugin fixture
@@ -515,6 +732,52 @@ def test_harness_plugin_fixture_default_name(harness_plugin):
     assert "InProcessAttacks" in registry.plugins
 
 
+def test_harness_plugin_fixture_with_an_installed_plugin(harness_plugin):
+    """The documented pattern, on a pip-installed package: registered once, under its entry
+    point, beside the built-ins."""
+    registry = harness_plugin(harness_example_plugin)
+    spec = registry.attack("random-noise")
+    assert spec.plugin.distribution == "harness-example-plugin"
+    assert spec.plugin.entry_point == "random-noise = harness_example_plugin"
+    assert registry.plugins["random-noise"].registered == {"attack": ["random-noise"]}
+    assert "harness_example_plugin" not in registry.plugins
+    assert {"fgsm", "pgd"} <= set(registry.names("attack"))
+    assert set(builtin_entry_points()) <= set(registry.plugins)
+    check_attack_spec(spec)
+
+
+def test_harness_plugin_fixture_with_a_builtin_module(harness_plugin):
+    registry = harness_plugin(harness_plugins.fgsm)
+    assert registry.attack("fgsm").plugin.name == "fgsm"
+    assert "harness_plugins.fgsm" not in registry.plugins
+
+
+def test_harness_plugin_fixture_with_an_installed_plugin_alone(harness_plugin):
+    registry = harness_plugin(harness_example_plugin, entry_points=False)
+    assert registry.names("attack") == ["random-noise"]
+    assert registry.attack("random-noise").plugin == PluginInfo(
+        "harness_example_plugin", "<in-process>", "0")
+
+
+def test_harness_plugin_fixture_with_a_module_that_is_not_installed(
+        harness_plugin, make_plugin: MakePlugin):
+    module = make_plugin("local", attack_plugin("local-attack")).load()
+    registry = harness_plugin(module)
+    assert registry.attack("local-attack").plugin == PluginInfo(module.__name__,
+                                                                "<in-process>", "0")
+    assert registry.plugins[module.__name__].registered == {"attack": ["local-attack"]}
+    assert {"fgsm", "random-noise"} <= set(registry.names("attack"))
+    assert set(builtin_entry_points()) <= set(registry.plugins)
+
+
+def test_harness_plugin_fixture_rejects_an_invalid_spec(harness_plugin,
+                                                        make_plugin: MakePlugin):
+    ep = make_plugin("typo", attack_plugin("typo-attack").replace(
+        'norm="inf"', 'norm="inf", needs=frozenset({"gradient"})'))
+    with pytest.raises(PluginError, match=r"attack 'typo-attack': needs has 'gradient'"):
+        harness_plugin(ep.load(), name="typo")
+
+
 def test_no_test_plugins_without_the_fixture():
     assert harness.plugins.TEST_PLUGINS == []
     assert "in-process-noop" not in load_registry().names("attack")
@@ -531,8 +794,9 @@ def test_harness_plugin_fixture_is_removed_after_the_test(pytester: pytest.Pytes
         class Plugin:
             @hookimpl
             def harness_register_attacks(self, register):
-                register(AttackSpec(name="inner-attack", description="d", build=None,
-                                    threat_model="white-box", norm="inf"))
+                register(AttackSpec(name="inner-attack", description="d",
+                                    build=lambda options: None, threat_model="white-box",
+                                    norm="inf"))
 
         def test_1_with_fixture(harness_plugin):
             assert "inner-attack" in harness_plugin(Plugin(), name="inner").names("attack")
@@ -607,11 +871,17 @@ def test_resolve_options_unknown_key():
     assert str(info.value) == "attack fgsm has no option 'steps'. Its options: (none)"
 
 
-def test_builtin_factories_check_their_options(registry: Registry):
+def test_builtin_options_are_checked_before_build(registry: Registry):
+    """The core resolves options against the declared schema before ``build`` runs."""
     with pytest.raises(UsageError, match=r"^attack pgd has no option 'stepz'\. Did you mean: "
                        r"steps"):
-        registry.attack("pgd").build({"stepz": 3})
+        registry.attack("pgd").resolve_options({"stepz": 3})
     with pytest.raises(UsageError, match=r"^attack fgsm has no option 'steps'"):
-        registry.attack("fgsm").build({"steps": 3})
-    assert registry.attack("random-noise").build({"seed": 5}).seed == 5
-
+        registry.attack("fgsm").resolve_options({"steps": 3})
+    resolved = registry.attack("pgd").resolve_options({"steps": 3})
+    assert resolved["steps"] == 3 and set(resolved) == set(registry.attack("pgd").options.names())
+    # An undeclared (passthrough) schema leaves the check to the plugin's build.
+    noise = registry.attack("random-noise")
+    assert noise.build(noise.resolve_options({"seed": 5})).seed == 5
+    with pytest.raises(UsageError, match=r"^attack random-noise has no option 'sead'"):
+        noise.build(noise.resolve_options({"sead": 5}))

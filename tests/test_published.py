@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import pytest
 
 from harness.cli import main
-from harness.leaderboard import render
+from harness.plugins import load_registry
+from harness.records import ResultSet
+from harness.reporting import Report
 
 LEADERBOARDS = Path(__file__).resolve().parents[1] / "leaderboards"
 PAGES = sorted(p for p in LEADERBOARDS.glob("*.md") if p.name != "README.md")
+
+
+def _results(*stems: str) -> ResultSet:
+    """The committed results of the pages ``stems`` (every page when none is given), merged."""
+    paths = [LEADERBOARDS / f"{s}.json" for s in stems] or sorted(LEADERBOARDS.glob("*.json"))
+    merged = ResultSet()
+    for path in paths:
+        part = ResultSet.from_json(path.read_text())
+        merged.records += part.records
+        merged.runs.update(part.runs)
+    return merged
 
 
 def test_there_are_published_pages():
@@ -21,11 +33,13 @@ def test_there_are_published_pages():
 
 @pytest.mark.parametrize("page", PAGES, ids=[p.stem for p in PAGES])
 def test_page_matches_its_results(page):
-    records = json.loads(page.with_suffix(".json").read_text())
-    assert render(records, figures_stem=page.stem) == page.read_text()
+    results = ResultSet.from_json(page.with_suffix(".json").read_text())
+    report = Report.of(results, load_registry())
+    assert report.markdown(figures_stem=page.stem) == page.read_text()
     # a cell that failed or could not run is published with its reason
-    assert all(r["status"] == "ok" or r["error"] for r in records)
-    assert sum(r["status"] == "failed" for r in records) <= 1
+    assert all(r.ok or r.error for r in results.records)
+    assert sum(r.status == "failed" for r in results.records) <= 1
+    assert {r.run_id for r in results.records} <= set(results.runs)
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[p.stem for p in PAGES])
@@ -41,25 +55,22 @@ def test_harness_leaderboard_rebuilds_the_page(page, tmp_path, capsys):
 
 
 def test_readme_paper_comparison_is_what_the_committed_results_give():
-    from harness.paper import comparison
+    from harness_plugins.paper_report import comparison
 
     readme = (LEADERBOARDS / "README.md").read_text()
     start, end = "<!-- paper-comparison:start -->\n", "<!-- paper-comparison:end -->"
     assert start in readme and end in readme
     published = readme[readme.index(start) + len(start):readme.index(end)].strip()
-    records = [r for p in sorted(LEADERBOARDS.glob("*.json")) for r in json.loads(p.read_text())]
-    assert published == comparison(records).strip()
+    assert published == comparison(_results()).strip()
 
 
 def test_issue_bars_on_real_data():
-    records = [r for p in ("mnist", "fashion-mnist")
-               for r in json.loads((LEADERBOARDS / f"{p}.json").read_text())]
-    cell = {(r["dataset"], r["model"], r["defense"], r["attack"], r["eps"]): r
-            for r in records if r["status"] == "ok"}
-    assert cell[("mnist", "paper-cnn", "none", "fgsm", 0.1)]["clean_acc"] >= 0.99
-    assert cell[("mnist", "paper-cnn", "advtrain", "fgsm", 0.1)]["robust_acc"] >= 0.95
-    assert cell[("fashion-mnist", "paper-cnn", "none", "fgsm", 0.1)]["clean_acc"] >= 0.91
-    assert cell[("fashion-mnist", "paper-cnn", "advtrain", "fgsm", 0.1)]["robust_acc"] > 0.8182
+    cell = {(r.dataset, r.model, r.defense, r.attack, r.eps): r
+            for r in _results("mnist", "fashion-mnist").records if r.ok}
+    assert cell[("mnist", "paper-cnn", "none", "fgsm", 0.1)].clean_acc >= 0.99
+    assert cell[("mnist", "paper-cnn", "advtrain", "fgsm", 0.1)].robust_acc >= 0.95
+    assert cell[("fashion-mnist", "paper-cnn", "none", "fgsm", 0.1)].clean_acc >= 0.91
+    assert cell[("fashion-mnist", "paper-cnn", "advtrain", "fgsm", 0.1)].robust_acc > 0.8182
     for ds in ("mnist", "fashion-mnist"):
         for attack in ("pgd", "autoattack"):
             assert (ds, "paper-cnn", "advtrain", attack, 0.1) in cell

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pickle
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+
 import pytest
 
 from harness.errors import UsageError
@@ -12,6 +16,7 @@ from harness.plugins import load_registry
 from harness.runner import Runner
 from harness.specs import AttackSpec
 from harness.store import ResultStore
+from harness.work import WorkSetup, evaluate_cell, train_job
 
 SMALL = dict(datasets=("digits",), models=("paper-cnn",), n_train=200, n_test=60, epochs=2,
              device="cpu", checks=False)
@@ -57,13 +62,13 @@ def test_cache_key_covers_what_shapes_the_weights():
 def test_failed_cell_is_recorded_and_the_rest_goes_on(isolated_home, harness_plugin):
     registry = harness_plugin(BrokenAttackPlugin(), name="broken-attack")
     outcome = _runner(isolated_home, registry, attacks=("broken", "fgsm")).run()
-    status = {(r["defense"], r["attack"]): r["status"] for r in outcome.records}
+    status = {(r.defense, r.attack): r.status for r in outcome.records}
     assert status == {("none", "broken"): "failed", ("none", "fgsm"): "ok",
                       ("advtrain", "broken"): "failed", ("advtrain", "fgsm"): "ok"}
-    failed = [r for r in outcome.records if r["status"] == "failed"]
-    assert all("this attack always fails" in r["error"] for r in failed)
+    assert outcome.failed == [r for r in outcome.records if r.status == "failed"]
+    assert all("this attack always fails" in r.error for r in outcome.failed)
     stored = ResultStore(isolated_home / "results.sqlite").latest_records()
-    assert sorted(r["status"] for r in stored) == ["failed", "failed", "ok", "ok"]
+    assert sorted(r.status for r in stored.records) == ["failed", "failed", "ok", "ok"]
 
 
 def test_rerun_reuses_models_and_results(isolated_home):
@@ -72,18 +77,19 @@ def test_rerun_reuses_models_and_results(isolated_home):
     assert len(weights) == 2
     mtimes = [w.stat().st_mtime_ns for w in weights]
     second = _runner(isolated_home).run()
-    assert [r["run_id"] for r in second.records] == [first.run_id] * 2
+    assert [r.run_id for r in second.records] == [first.run_id] * 2
+    assert second.records == first.records and set(second.results.runs) == {first.run_id}
     assert [w.stat().st_mtime_ns for w in weights] == mtimes
     third = _runner(isolated_home, attacks=("pgd",)).run()  # new attack, same models
-    assert {r["run_id"] for r in third.records} == {third.run_id}
+    assert {r.run_id for r in third.records} == {third.run_id}
     assert [w.stat().st_mtime_ns for w in weights] == mtimes
 
 
 def test_interrupted_run_keeps_what_was_done_and_resumes(isolated_home, monkeypatch):
-    from harness import runner as runner_module
+    from harness.evaluators import evasion
 
     calls = {"n": 0}
-    real = runner_module.evaluate_attack
+    real = evasion.evaluate_attack
 
     def interrupt_second(*args, **kwargs):
         calls["n"] += 1
@@ -91,22 +97,45 @@ def test_interrupted_run_keeps_what_was_done_and_resumes(isolated_home, monkeypa
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(runner_module, "evaluate_attack", interrupt_second)
+    monkeypatch.setattr(evasion, "evaluate_attack", interrupt_second)
     with pytest.raises(KeyboardInterrupt):
         _runner(isolated_home).run()
-    monkeypatch.setattr(runner_module, "evaluate_attack", real)
-    done = ResultStore(isolated_home / "results.sqlite").latest_records()
-    assert [(r["defense"], r["status"]) for r in done] == [("none", "ok")]
+    assert calls["n"] == 2
+    monkeypatch.setattr(evasion, "evaluate_attack", real)
+    done = ResultStore(isolated_home / "results.sqlite").latest_records().records
+    assert [(r.defense, r.status) for r in done] == [("none", "ok")]
     resumed = _runner(isolated_home).run()
-    assert [r["defense"] for r in resumed.records] == ["none", "advtrain"]
-    assert resumed.records[0]["run_id"] == done[0]["run_id"]  # reused, not recomputed
-    assert resumed.records[1]["run_id"] == resumed.run_id
+    assert [r.defense for r in resumed.records] == ["none", "advtrain"]
+    assert resumed.records[0] == done[0]  # reused, not recomputed
+    assert resumed.records[1].run_id == resumed.run_id
+
+
+def test_work_units_run_in_another_process_from_plain_inputs(isolated_home, tmp_path):
+    config = BenchConfig(**{**SMALL, "attacks": ("fgsm", "pgd")})
+    serial = _runner(isolated_home, attacks=("fgsm", "pgd")).run()
+    plan = make_plan(config, load_registry())
+    setup = WorkSetup(config, tmp_path / "worker-home")  # trains its own models
+    assert pickle.loads(pickle.dumps(setup)) == setup
+    with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
+        reports = [pool.submit(train_job, setup, job.key).result() for job in plan.jobs]
+        records = {c.key: pool.submit(evaluate_cell, setup, c.key).result()
+                   for c in plan.cells}
+    assert [r["key_fields"] for r in reports] == [j.key_fields for j in plan.jobs]
+    assert len(list((tmp_path / "worker-home" / "models").glob("*.safetensors"))) == 2
+    assert len(serial.records) == len(records) == 4
+    for record in serial.records:
+        worked = records[record.cell_key]
+        assert worked.status == "ok" and worked.run_id == ""  # the runner stamps the run
+        assert (worked.dataset, worked.defense, worked.attack, worked.eps) == (
+            record.dataset, record.defense, record.attack, record.eps)
+        for name in ("clean_acc", "robust_acc", "n_test"):
+            assert getattr(worked, name) == getattr(record, name), (record.cell_key, name)
 
 
 def test_no_cache_forces_work(isolated_home):
     first = _runner(isolated_home, defenses=("none",)).run()
     again = _runner(isolated_home, defenses=("none",), no_cache=True).run()
-    assert again.records[0]["run_id"] == again.run_id != first.run_id
+    assert again.records[0].run_id == again.run_id != first.run_id
 
 
 def test_bad_plugin_options_fail_before_any_training(isolated_home):
@@ -128,7 +157,7 @@ def test_checkpoints_are_safetensors_and_load_without_pickle(isolated_home, monk
 
     monkeypatch.setattr(torch, "load", no_pickle)
     again = _runner(isolated_home, defenses=("none",), attacks=("pgd",)).run()
-    assert again.records[0]["status"] == "ok"
+    assert again.records[0].status == "ok"
 
 
 def test_cli_shows_failed_cells_and_exits_1(harness_plugin, capsys):

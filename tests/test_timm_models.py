@@ -8,10 +8,17 @@ from safetensors.torch import save_file
 
 from harness.data import ModelInput
 from harness.errors import UsageError
-from harness_plugins.timm_models import build
+from harness_plugins.timm_models import OPTIONS
+from harness_plugins.timm_models import build as build_resolved
 
 MNIST_LIKE = ModelInput(1, 28, 28, 10)
 CIFAR_LIKE = ModelInput(3, 32, 32, 10, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+
+
+def build(model_input: ModelInput, variant: str, options: dict) -> torch.nn.Module:
+    """``timm:<variant>`` as the runner builds it: ``options`` resolved by the schema."""
+    return build_resolved(model_input, variant, OPTIONS.resolve(f"model timm:{variant}",
+                                                                options))
 
 
 def test_built_with_the_datasets_channels_and_classes():
@@ -43,5 +50,14 @@ def test_missing_pretrained_file_is_a_clear_error(tmp_path):
 
 
 def test_unknown_option_is_named():
-    with pytest.raises(UsageError, match="has no option 'pretrianed'"):
+    with pytest.raises(UsageError, match="has no option 'pretrianed'. Did you mean: pretrained"):
         build(MNIST_LIKE, "test_resnet", {"pretrianed": True})
+
+
+def test_options_are_typed():
+    with pytest.raises(UsageError, match="option 'img_size' must be an integer >= 1"):
+        build(MNIST_LIKE, "test_resnet", {"img_size": 0})
+    with pytest.raises(UsageError, match="option 'drop_rate' must be below 1"):
+        build(MNIST_LIKE, "test_resnet", {"drop_rate": 1.0})
+    with pytest.raises(UsageError, match="option 'pretrained' must be true, false or the path"):
+        build(MNIST_LIKE, "test_resnet", {"pretrained": 3})

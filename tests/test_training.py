@@ -1,4 +1,5 @@
-"""Training: Algorithm 2's minibatches, early stopping, and resuming an interrupted training."""
+"""Training: Algorithm 2's minibatches, the one loop's early stopping (on the clean or the
+objective loss), learning-rate decay, and resuming an interrupted training."""
 
 from __future__ import annotations
 
@@ -8,13 +9,22 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import harness.gradients as gradients
 import harness.training as training
 from harness.data import ModelInput
+from harness.plan import digest
 from harness.testing import tiny_classifier, tiny_image_data
-from harness.training import TrainContext, TrainData, TrainSettings, train_supervised
+from harness.training import (
+    TrainContext,
+    TrainData,
+    TrainSettings,
+    fit_epochs,
+    train_supervised,
+)
 from harness_plugins import paper_cnn
 from harness_plugins.advtrain import FGSMAdversarialTraining
-from harness_plugins.fgsm import fgsm
+
+fgsm = gradients.fgsm_step
 
 
 def _ctx(**kw) -> TrainContext:
@@ -56,13 +66,12 @@ def test_advtrain_updates_on_x_and_fgsm_of_x_with_labels_repeated(monkeypatch):
 
 def test_advtrain_eps_defaults_to_the_datasets(monkeypatch):
     used = []
-    import harness_plugins.fgsm as fgsm_module
 
     def spy(model, x, y, eps):
         used.append(eps)
         return fgsm(model, x, y, eps)
 
-    monkeypatch.setattr(fgsm_module, "fgsm", spy)
+    monkeypatch.setattr(gradients, "fgsm_step", spy)
     data = TrainData.split(tiny_image_data(n_train=32), 0.0, 0)
     ctx = _ctx(epochs=1)
     ctx.dataset_eps = 0.07
@@ -88,7 +97,7 @@ def test_interrupted_training_resumes_to_the_same_weights(tmp_path):
 
     def fresh():
         torch.manual_seed(0)
-        return paper_cnn.build(ModelInput(1, 8, 8, 3), None, {})
+        return paper_cnn.build(ModelInput(1, 8, 8, 3), None, paper_cnn.OPTIONS.defaults())
 
     straight = fresh()
     train_supervised(straight, data, _ctx(epochs=4, patience=10))
@@ -103,9 +112,9 @@ def test_interrupted_training_resumes_to_the_same_weights(tmp_path):
     ctx.resume_path = state
     original = training._save_state
 
-    def save_then_stop(path, payload):
-        original(path, payload)
-        if payload["epoch"] == 2:
+    def save_then_stop(path, states):
+        original(path, states)
+        if states["train"]["epoch"] == 2:
             raise Stop
 
     training._save_state = save_then_stop
@@ -138,3 +147,87 @@ def test_partial_state_is_loaded_without_unpickling(tmp_path, monkeypatch):
     ctx.settings = TrainSettings(epochs=2, batch_size=32, lr=1e-2, patience=3, seed=0)
     train_supervised(tiny_classifier(), data, ctx)
     assert calls == [True]
+
+
+def _advtrain_history(early_stop_on: str):
+    data = TrainData.split(tiny_image_data(n_train=96), 0.25, 0)
+    model = tiny_classifier()
+    report = FGSMAdversarialTraining(eps=0.2).train(
+        model, data, _ctx(epochs=1, early_stop_on=early_stop_on))
+    return model, data, report.history[0]["val_loss"]
+
+
+def test_advtrain_stops_early_on_the_clean_loss_by_default():
+    model, data, recorded = _advtrain_history("clean")
+    clean = F.cross_entropy(model(data.x_val), data.y_val).item()
+    assert recorded == pytest.approx(clean, rel=1e-5)
+
+
+def test_advtrain_objective_watches_the_fgsm_augmented_loss():
+    model, data, recorded = _advtrain_history("objective")
+    x_adv = fgsm(model, data.x_val, data.y_val, 0.2)
+    objective = F.cross_entropy(model(torch.cat([data.x_val, x_adv])),
+                                torch.cat([data.y_val, data.y_val])).item()
+    clean = F.cross_entropy(model(data.x_val), data.y_val).item()
+    assert recorded == pytest.approx(objective, rel=1e-5)
+    assert recorded > clean + 1e-3  # a different number, not the clean loss
+
+
+def test_early_stop_on_is_checked_and_part_of_the_cache_key():
+    with pytest.raises(ValueError, match="clean, objective"):
+        TrainSettings(early_stop_on="adversarial")
+    clean, objective = TrainSettings(), TrainSettings(early_stop_on="objective")
+    assert clean.as_dict()["early_stop_on"] == "clean"
+    assert digest({"settings": clean.as_dict()}) != digest({"settings": objective.as_dict()})
+
+
+def test_learning_rate_is_decayed_after_an_epoch_without_improvement():
+    """Validation labels shifted by one: the better the model learns the training labels, the
+    worse its validation loss, so every epoch after the first fails to improve it."""
+    data = TrainData.split(tiny_image_data(n_train=96), 0.25, 0)
+    data = TrainData(data.x, data.y, data.x_val, (data.y_val + 1) % data.num_classes,
+                     data.num_classes)
+    report = train_supervised(tiny_classifier(), data,
+                              _ctx(epochs=4, patience=10, lr_decay=0.5))
+    lrs = [h["lr"] for h in report.history]
+    assert lrs == pytest.approx([1e-2, 1e-2, 5e-3, 2.5e-3])
+
+
+def test_resume_file_is_written_under_a_unique_temporary_name(tmp_path, monkeypatch):
+    names = []
+    real_save = torch.save
+
+    def spy(obj, path, *args, **kwargs):
+        names.append(path.name)
+        return real_save(obj, path, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", spy)
+    ctx = _ctx(epochs=2)
+    ctx.resume_path = tmp_path / "job.partial.pt"
+    train_supervised(tiny_classifier(), TrainData.split(tiny_image_data(n_train=64), 0.2, 0),
+                     ctx)
+    assert len(names) == 2 and len(set(names)) == 2
+    assert all(n.startswith("job.partial.pt.") and n.endswith(".tmp") for n in names)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["job.partial.pt"]
+
+
+def test_fit_epochs_keeps_each_phase_in_the_resume_file(tmp_path):
+    data = TrainData.split(tiny_image_data(n_train=64), 0.2, 0)
+    ctx = _ctx(epochs=2)
+    ctx.resume_path = tmp_path / "job.partial.pt"
+    model = tiny_classifier()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+
+    def epoch(_):
+        loss = F.cross_entropy(model(data.x), data.y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return float(loss.detach())
+
+    first = fit_epochs(model, data, ctx, epoch, optimizer=optimizer, phase="first")
+    fit_epochs(model, data, ctx, epoch, optimizer=optimizer, phase="second")
+    states = torch.load(ctx.resume_path, weights_only=True)
+    assert set(states) == {"first", "second"}
+    assert states["first"]["history"] == first.history
+    assert all(h["phase"] == "first" for h in first.history)

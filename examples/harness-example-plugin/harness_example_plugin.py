@@ -4,15 +4,27 @@ Adds eps * (a random sign per pixel) and clips to [0, 1]. It uses no gradient, s
 worth its name must do better at the same Linf budget: a floor to read the other rows against.
 It is a separate distribution with its own entry point in the ``harness`` group, which is all
 a plugin needs.
+
+It shows the parts of a spec a plugin declares: its options (typed, with bounds and help:
+the harness checks ``--attack-opt random-noise.seed=...`` against them before any work, puts
+their defaults in the cache key, and hands ``build`` every option resolved), and no roles (it
+is not the reference of anything the harness's checks ask for).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 
 from harness.hookspecs import hookimpl
-from harness.options import resolve_options
+from harness.options import Option, options
 from harness.specs import AttackSpec
+
+OPTIONS = options(
+    Option(name="seed", type="int", default=0, min=0, help="seed of the random signs"),
+)
 
 
 class RandomSignNoise:
@@ -30,9 +42,9 @@ class RandomSignNoise:
         return (x + eps * (2 * signs.to(x.dtype) - 1)).clamp(0.0, 1.0)
 
 
-def build(options):
-    """The attack; option ``seed`` (default 0)."""
-    return RandomSignNoise(**resolve_options("attack random-noise", options, {"seed": 0}))
+def build(resolved: Mapping[str, Any]) -> RandomSignNoise:
+    """The attack for the resolved options (every option of :data:`OPTIONS`, checked)."""
+    return RandomSignNoise(seed=resolved["seed"])
 
 
 @hookimpl
@@ -45,4 +57,5 @@ def harness_register_attacks(register):
         threat_model="black-box",
         norm="inf",
         needs=frozenset(),
+        options=OPTIONS,
     ))

@@ -1,0 +1,42 @@
+"""Inference and extraction cells: the attack runs against the trained victim and reports
+its own (declared) metrics."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from harness.devices import synchronize
+from harness.evaluation import predict
+from harness.evaluators.base import EvalEnv, ok_result
+
+if TYPE_CHECKING:
+    from harness.data import ImageData
+    from harness.plan import Cell
+    from harness.provider import TrainedModel
+    from harness.records import Result
+
+
+class ModelAttackEvaluator:
+    """Scores cells whose attack takes the whole trained model (``run(model, ctx)``)."""
+
+    def __init__(self, env: EvalEnv):
+        self.env = env
+
+    def evaluate(self, cell: Cell, trained: TrainedModel, data: ImageData) -> Result:
+        """The attack's metrics, the victim's clean accuracy and the attack's time."""
+        env = self.env
+        ctx = env.provider.context(cell, trained, data, env.seed)
+        synchronize(env.device)
+        t0 = time.perf_counter()
+        metrics = cell.attack.build(cell.attack_params).run(trained.model, ctx)
+        synchronize(env.device)
+        seconds = time.perf_counter() - t0
+        bad = {k: v for k, v in metrics.items()
+               if isinstance(v, bool) or not isinstance(v, int | float)}
+        if bad:
+            raise TypeError(f"attack {cell.attack.name} returned non-numeric metrics {bad}")
+        clean = float((predict(trained.model, data.x_test) == data.y_test).float().mean())
+        return ok_result(cell, env, trained, clean_acc=clean,
+                         metrics={k: float(v) for k, v in metrics.items()},
+                         n_test=cell.n_test, attack_seconds=seconds)

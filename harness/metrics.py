@@ -1,0 +1,79 @@
+"""Declared metrics: what a number is called, how it is shown, and which way is better.
+
+The evaluators declare the metrics they compute (:data:`CORE_METRICS`); an attack or defense
+declares its own in its spec (``metrics=(MetricSpec(...), ...)``), so any plugin's metric
+renders in the leaderboard and the terminal without a core edit (lm-evaluation-harness's
+``MetricSpec`` is the model). A metric nobody declared is shown under its own name.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+MetricFormat = Literal["percent", "number", "count", "rate"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class MetricSpec:
+    """One metric: ``name`` in the records, ``label`` as a column header, ``format``
+    (percent: a fraction shown as 12.34%; number: ``digits`` decimals; count: an integer;
+    rate: per-second throughput), and whether higher is better (None: neither)."""
+
+    name: str
+    label: str
+    format: MetricFormat = "number"
+    digits: int = 4
+    higher_is_better: bool | None = None
+    description: str = ""
+
+    def render(self, value: object) -> str:
+        """The value as the leaderboard shows it ('' when missing or NaN)."""
+        if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+            return "" if value is None else str(value)
+        if math.isnan(value):
+            return ""
+        if self.format == "percent":
+            return f"{100 * value:.2f}%"
+        if self.format == "count":
+            return str(int(value))
+        if self.format == "rate":
+            return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
+        return f"{value:.{self.digits}f}"
+
+
+def _m(name: str, label: str, fmt: MetricFormat = "number", digits: int = 4,
+       better: bool | None = None) -> MetricSpec:
+    return MetricSpec(name=name, label=label, format=fmt, digits=digits, higher_is_better=better)
+
+
+# What the evaluators compute; plugin metrics follow these in the tables.
+CORE_METRICS: tuple[MetricSpec, ...] = (
+    _m("poison_rate", "poison rate", "percent"),
+    _m("n_poison", "poisons", digits=0),
+    _m("clean_model_acc", "clean acc, unpoisoned", "percent", better=True),
+    _m("clean_acc", "clean acc", "percent", better=True),
+    _m("attack_success_rate", "attack success", "percent", better=False),
+    _m("precision", "detection precision", "percent", better=True),
+    _m("recall", "detection recall", "percent", better=True),
+    _m("f1", "detection F1", digits=3, better=True),
+    _m("flagged", "flagged", digits=0),
+    _m("clean_acc_after", "clean acc after removal", "percent", better=True),
+    _m("attack_success_after", "attack success after removal", "percent", better=False),
+)
+# Shown last in every non-evasion table.
+TRAILING_METRICS: tuple[MetricSpec, ...] = (
+    _m("n_test", "n test", "count"),
+    _m("attack_seconds", "seconds", digits=1),
+)
+
+
+def metric_table(*groups: Iterable[MetricSpec]) -> dict[str, MetricSpec]:
+    """Name -> spec over ``groups`` in order; the first declaration of a name wins."""
+    out: dict[str, MetricSpec] = {}
+    for group in groups:
+        for spec in group:
+            out.setdefault(spec.name, spec)
+    return out

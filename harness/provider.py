@@ -1,0 +1,141 @@
+"""The model provider: builds a job's model, trains it (or loads it from the cache) once, and
+gives attacks the tools to build and train more models of the same architecture.
+
+Training chooses between the model's own ``fit`` (scikit-learn models, undefended) and the
+defense's ``train``; finished weights go to the model cache, unfinished ones keep their state
+epoch by epoch. :func:`victim_trainer` is the one way to train a fresh victim, shared by the
+runner's attack contexts and :func:`harness.testing.tiny_context`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from harness.context import AttackContext
+from harness.data import ImageData, ModelInput
+from harness.metadata import now
+from harness.training import TrainContext, TrainData, TrainReport, TrainSettings, train_supervised
+
+if TYPE_CHECKING:
+    from harness.model_cache import ModelCache
+    from harness.plan import Cell, TrainingJob
+
+Fit = Callable[[torch.nn.Module, TrainData, TrainContext], TrainReport]
+VictimTrainer = Callable[..., TrainReport]
+
+
+@dataclass
+class TrainedModel:
+    """A job's trained model (eval mode) and its training report."""
+
+    model: torch.nn.Module
+    info: dict[str, Any]
+    cached: bool = False
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def train_values(self) -> dict[str, Any]:
+        """The training numbers every record of the job carries."""
+        return {"train_seconds": self.info.get("train_seconds"),
+                "train_images_per_s": self.info.get("train_images_per_s")}
+
+
+def victim_trainer(settings: TrainSettings, device: torch.device, dataset_eps: float,
+                   num_classes: int, fit: Fit | None = None, *, show_progress: bool = False,
+                   label_suffix: str = "") -> VictimTrainer:
+    """``train(model, x, y, label)``: train a fresh victim in place on ``(x, y)`` the way the
+    undefended model is trained (``settings``, a validation split taken from ``x``, the
+    model's own ``fit`` when it has one), leaving it in eval mode."""
+
+    def train(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
+              label: str = "train") -> TrainReport:
+        split = TrainData.from_tensors(x, y, num_classes, settings.val_fraction, settings.seed)
+        ctx = TrainContext(settings=settings, device=device, dataset_eps=dataset_eps,
+                           label=f"{label}{label_suffix}", show_progress=show_progress)
+        report = fit(model, split, ctx) if fit is not None else train_supervised(model, split,
+                                                                                 ctx)
+        model.eval()
+        return report
+
+    return train
+
+
+class ModelProvider:
+    """Builds, trains and caches the models of a plan's training jobs on one device."""
+
+    def __init__(self, cache: ModelCache, device: torch.device, *, show_progress: bool = False,
+                 no_cache: bool = False):
+        self.cache = cache
+        self.device = device
+        self.show_progress = show_progress
+        self.no_cache = no_cache
+        self._members: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    @staticmethod
+    def model_input(job: TrainingJob, data: ImageData) -> ModelInput:
+        """What the model factory sizes itself by."""
+        c, h, w = data.image_shape
+        return ModelInput(c, h, w, data.num_classes, job.dataset.mean, job.dataset.std)
+
+    def build(self, job: TrainingJob, data: ImageData, seed: int | None = None
+              ) -> torch.nn.Module:
+        """An untrained model of ``job``'s architecture on the device (seed None: the job's)."""
+        torch.manual_seed(job.settings.seed if seed is None else seed)
+        model = job.model.build(self.model_input(job, data), job.variant, job.model_params)
+        return model.to(self.device)
+
+    def trained(self, job: TrainingJob, data: ImageData) -> TrainedModel:
+        """``job``'s model: from the cache, else trained now and cached."""
+        model = self.build(job, data)
+        if self.no_cache:
+            self.cache.discard(job.key)
+        elif self.cache.has(job.key):
+            info = self.cache.load(job.key, model, self.device)
+            return TrainedModel(model.eval(), info, cached=True)
+        report = self._train(job, data, model)
+        info = {"key_fields": job.key_fields, "epochs_run": report.epochs_run,
+                "best_epoch": report.best_epoch, "best_val_loss": report.best_val_loss,
+                "train_seconds": report.seconds, "train_images": report.images,
+                "train_images_per_s": report.images_per_s, "history": report.history,
+                "device": str(self.device), "finished_at": now()}
+        self.cache.save(job.key, model, info)
+        return TrainedModel(model, info, cached=False)
+
+    def _train(self, job: TrainingJob, data: ImageData, model: torch.nn.Module) -> TrainReport:
+        train_data = TrainData.split(data, job.settings.val_fraction, job.settings.seed)
+        ctx = TrainContext(settings=job.settings, device=self.device,
+                           dataset_eps=job.dataset.default_eps,
+                           resume_path=self.cache.partial_path(job.key),
+                           label=f"train {job.dataset.name}/{job.model_name}/{job.defense.name}",
+                           show_progress=self.show_progress)
+        if job.defense.baseline and job.model.fit is not None:
+            report = job.model.fit(model, train_data, ctx)
+        else:
+            report = job.defense.build(job.defense_params).train(model, train_data, ctx)
+        model.eval()
+        return report
+
+    def members(self, job: TrainingJob, data: ImageData) -> tuple[torch.Tensor, torch.Tensor]:
+        """The images and labels ``job``'s model was fitted on (its training split)."""
+        if job.key not in self._members:
+            fitted = TrainData.split(data, job.settings.val_fraction, job.settings.seed)
+            self._members = {job.key: (fitted.x, fitted.y)}    # one job's at a time
+        return self._members[job.key]
+
+    def context(self, cell: Cell, trained: TrainedModel, data: ImageData,
+                seed: int) -> AttackContext:
+        """What a non-evasion attack or a detector of ``cell`` is handed."""
+        job = cell.job
+        train = victim_trainer(job.settings, self.device, job.dataset.default_eps,
+                               data.num_classes, job.model.fit, show_progress=self.show_progress,
+                               label_suffix=f" {job.dataset.name}/{job.model_name}")
+        return AttackContext(data=data, device=self.device, seed=seed,
+                             dataset_eps=job.dataset.default_eps,
+                             new_model=lambda seed=None: self.build(job, data, seed),
+                             train=train, clean_model=lambda: trained.model,
+                             n_test=cell.n_test, members=self.members(job, data),
+                             model_name=job.model_name, show_progress=self.show_progress)

@@ -1,0 +1,157 @@
+"""The two units of work of a plan: train one job, evaluate one cell.
+
+A :class:`Worker` holds what a process needs to do either (registry, plan, device, data,
+model provider, one evaluator per category) and keeps it between calls. :func:`train_job`
+and :func:`evaluate_cell` take only plain, picklable inputs (a :class:`WorkSetup` and a key),
+so an executor can send them to other processes or machines; the serial runner calls the
+same worker in-process. Workers never write the results store: they return records.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness.adversarial import AdversarialStore
+from harness.categories import category_of, load_evaluator
+from harness.data import DataOptions, ImageData
+from harness.devices import resolve_device
+from harness.evaluators.base import EvalEnv, Evaluator, failed_result
+from harness.model_cache import ModelCache
+from harness.plan import BenchConfig, Cell, Plan, TrainingJob, digest, make_plan
+from harness.provider import ModelProvider, TrainedModel
+
+if TYPE_CHECKING:
+    from harness.records import Result
+    from harness.registry import Registry
+
+
+@dataclass(frozen=True)
+class WorkSetup:
+    """Everything a worker process needs besides a key: plain data, picklable."""
+
+    config: BenchConfig
+    home: Path
+    disabled_plugins: tuple[str, ...] = ()
+    show_progress: bool = False
+
+
+def error_text(exc: BaseException) -> str:
+    """``'ValueError: message (at file.py:12)'``: an exception in one line."""
+    last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+    where = f" (at {Path(last[0].filename).name}:{last[0].lineno})" if last else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+class Worker:
+    """Trains jobs and evaluates cells of one plan on one device."""
+
+    def __init__(self, setup: WorkSetup, registry: Registry | None = None,
+                 plan: Plan | None = None):
+        from harness.plugins import load_registry
+
+        config = setup.config
+        self.setup = setup
+        self.registry = registry if registry is not None else load_registry(
+            strict=True, disabled=setup.disabled_plugins)
+        self.plan = plan if plan is not None else make_plan(config, self.registry)
+        self.device = resolve_device(config.device)
+        self.provider = ModelProvider(ModelCache(setup.home / "models"), self.device,
+                                      show_progress=setup.show_progress,
+                                      no_cache=config.no_cache)
+        self.env = EvalEnv(self.provider, AdversarialStore(setup.home / "adversarial"),
+                           self.device, config.seed, config.attack_batch_size,
+                           setup.show_progress)
+        self._data: dict[str, ImageData] = {}
+        self._evaluators: dict[str, Evaluator] = {}
+        self._trained: dict[str, TrainedModel] = {}
+
+    def data(self, job: TrainingJob) -> ImageData:
+        """The run's subset of ``job``'s dataset, on the device (loaded once)."""
+        name = job.dataset.name
+        if name not in self._data:
+            config = self.setup.config
+            options = DataOptions(root=config.data_root, download=config.download,
+                                  image_size=config.image_size)
+            full = job.dataset.load(options)
+            self._data[name] = full.subset(config.n_train, config.n_test,
+                                           config.seed).to(self.device)
+        return self._data[name]
+
+    def preflight(self, jobs: list[TrainingJob], cells: list[Cell]) -> None:
+        """Load the data and build every attack, defense and model once, so bad options and
+        missing files fail before any work."""
+        built: set[str] = set()
+        for cell in cells:
+            for spec, params in ((cell.attack, cell.attack_params),
+                                 (cell.defense, cell.defense_params)):
+                once = digest({"kind": type(spec).__name__, "name": spec.name,
+                               "params": params})
+                if once not in built:
+                    spec.build(params)
+                    built.add(once)
+        for job in jobs:
+            data = self.data(job)
+            job.defense.build(job.defense_params)
+            self.provider.build(job, data)
+
+    def trained(self, job: TrainingJob) -> TrainedModel:
+        """``job``'s trained model (kept for the next cells of the same job)."""
+        if job.key not in self._trained:
+            self._trained = {job.key: self.provider.trained(job, self.data(job))}
+        return self._trained[job.key]
+
+    def evaluator(self, cell: Cell) -> Evaluator:
+        """The evaluator of ``cell``'s category (one per worker)."""
+        category = category_of(cell.attack)
+        if category.name not in self._evaluators:
+            self._evaluators[category.name] = load_evaluator(category)(self.env)
+        return self._evaluators[category.name]
+
+    def evaluate(self, cell: Cell, trained: TrainedModel) -> Result:
+        """``cell``'s record; an exception in the attack or defense is a failed record."""
+        t0 = time.perf_counter()
+        try:
+            return self.evaluator(cell).evaluate(cell, trained, self.data(cell.job))
+        except Exception as exc:
+            return failed_result(cell, self.env.seed, self.env.attack_batch_size,
+                                 error_text(exc), attack_seconds=time.perf_counter() - t0,
+                                 **trained.train_values)
+
+    def training_failed(self, cell: Cell, exc: BaseException) -> Result:
+        """The record of a cell whose model could not be trained."""
+        return failed_result(cell, self.env.seed, self.env.attack_batch_size,
+                             f"training failed: {error_text(exc)}")
+
+
+_WORKERS: dict[str, Worker] = {}
+
+
+def worker_for(setup: WorkSetup) -> Worker:
+    """This process's worker for ``setup`` (built on first use, then reused)."""
+    key = digest({"config": setup.config.as_dict(), "home": str(setup.home),
+                  "disabled": list(setup.disabled_plugins)})
+    if key not in _WORKERS:
+        _WORKERS.clear()
+        _WORKERS[key] = Worker(setup)
+    return _WORKERS[key]
+
+
+def train_job(setup: WorkSetup, train_key: str) -> dict[str, Any]:
+    """Train (or load) the job ``train_key`` of ``setup``'s plan; return its report."""
+    worker = worker_for(setup)
+    return worker.trained(worker.plan.job(train_key)).info
+
+
+def evaluate_cell(setup: WorkSetup, cell_key: str) -> Result:
+    """Evaluate the cell ``cell_key`` of ``setup``'s plan (training its job if needed)."""
+    worker = worker_for(setup)
+    cell = worker.plan.cell(cell_key)
+    try:
+        trained = worker.trained(cell.job)
+    except Exception as exc:
+        return worker.training_failed(cell, exc)
+    return worker.evaluate(cell, trained)
