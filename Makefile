@@ -1,5 +1,5 @@
 # Two entry points: `make bench` (set up, then the main job) and `make test` (set up, then the
-# tests). Both create the virtual environment .venv on first use.
+# tests: ruff, mypy, pytest). Both create the virtual environment .venv on first use.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -19,6 +19,7 @@ bench: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/pytest
 
 clean:

@@ -24,7 +24,7 @@ from torch import nn
 
 from harness.errors import HarnessError, UsageError
 from harness.options import Option, options, unknown_option_message
-from harness.specs import AttackSpec
+from harness.specs import AttackSpec, Norm, ThreatModel
 
 
 class _ArtInput(nn.Module):
@@ -238,8 +238,8 @@ class ArtEvasion:
     name: str
     art_name: str
     description: str
-    threat_model: str
-    norm: str
+    threat_model: ThreatModel
+    norm: Norm
     needs: frozenset[str]
     survey_table: str
     bounded: bool = False
@@ -271,8 +271,7 @@ class ArtEvasion:
         key must be an argument of the ART class's constructor (UsageError otherwise)."""
         cls = art_class(self.art_name)
         own_names = {o.name for o in self.own_options}
-        accepted = set(inspect.signature(cls.__init__).parameters) - {
-            "self", "estimator", "classifier"}
+        accepted = set(inspect.signature(cls).parameters) - {"estimator", "classifier"}
         for key in resolved:
             if key not in accepted and key not in own_names:
                 raise UsageError(unknown_option_message(

@@ -55,20 +55,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     bench = sub.add_parser("bench", help="run the cross-product and print the leaderboard")
-    bench.add_argument("--dataset", type=_names, default=("digits",),
-                       help="comma-separated dataset names or 'all' (default: digits)")
-    bench.add_argument("--model", type=_names, default=("paper-cnn",),
+    defaults = "(default: the ones the plugins declare default, see `harness list`)"
+    bench.add_argument("--dataset", type=_names, default=None,
+                       help=f"comma-separated dataset names or 'all' {defaults}")
+    bench.add_argument("--model", type=_names, default=None,
                        help="comma-separated model names, e.g. paper-cnn,timm:resnet18, or "
-                            "'all' (default: paper-cnn)")
-    bench.add_argument("--attack", type=_names, default=("fgsm",),
-                       help="comma-separated attack names or 'all' (default: fgsm)")
-    bench.add_argument("--defense", type=_names, default=("none", "advtrain"),
-                       help="comma-separated defense names or 'all' (default: none,advtrain)")
+                            f"'all' {defaults}")
+    bench.add_argument("--attack", type=_names, default=None,
+                       help=f"comma-separated attack names or 'all' {defaults}")
+    bench.add_argument("--defense", type=_names, default=None,
+                       help=f"comma-separated defense names or 'all' {defaults}; the "
+                            "undefended baseline is always added")
     bench.add_argument("--eps", type=_eps_list, default=None,
                        help="comma-separated eps in pixel units, e.g. 0.05,0.1,0.2 "
                             "(default: each dataset's: 0.1 digits/MNIST, 0.03 CIFAR-10)")
     bench.add_argument("--no-baseline", action="store_true",
-                       help="do not add the undefended 'none' reference row")
+                       help="do not add the undefended baseline (reference) row")
     bench.add_argument("--n-train", type=int, default=None, help="seeded subset of training images")
     bench.add_argument("--n-test", type=int, default=None, help="seeded subset of test images")
     bench.add_argument("--epochs", type=int, default=None, help="maximum epochs (default 30)")
@@ -144,11 +146,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _bench_config(args: argparse.Namespace) -> Any:
+def _selection(args: argparse.Namespace, kind: str, registry: Any) -> tuple[str, ...]:
+    """The names ``--KIND`` gives, or the registry's defaults when it was not given."""
+    from harness.plan import default_names
+
+    given = getattr(args, kind)
+    if given is None:
+        return tuple(default_names(kind, registry))
+    if not given:
+        raise UsageError(f"--{kind} names no {kind}: give at least one name, or 'all'")
+    return tuple(given)
+
+
+def _bench_config(args: argparse.Namespace, registry: Any) -> Any:
     from harness.plan import BenchConfig
 
     return BenchConfig(
-        datasets=args.dataset, models=args.model, attacks=args.attack, defenses=args.defense,
+        datasets=_selection(args, "dataset", registry), models=_selection(args, "model", registry),
+        attacks=_selection(args, "attack", registry),
+        defenses=_selection(args, "defense", registry),
         eps=args.eps, baseline=not args.no_baseline, n_train=args.n_train, n_test=args.n_test,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
         seed=args.seed, device=args.device, data_root=args.data_root, download=args.download,
@@ -179,7 +195,7 @@ def _bench(args: argparse.Namespace, argv: list[str]) -> int:
     if problems:
         raise UsageError(f"--disable-plugin: {problems[0]}")
     registry = load_registry(strict=True, disabled=args.disable_plugin)
-    config = _bench_config(args)
+    config = _bench_config(args, registry)
     home = harness_home()
     for path in (args.out, args.json_out):
         if path is not None and not path.parent.exists():

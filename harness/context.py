@@ -42,9 +42,12 @@ class AttackContext:
     model_name: str = ""
     show_progress: bool = False
 
-    def rng(self, offset: int = 0) -> torch.Generator:
-        """A CPU generator seeded from the run's seed (``offset`` tells uses apart)."""
-        return torch.Generator().manual_seed(self.seed * 1_000_003 + offset)
+    def rng(self, purpose: str | int = 0) -> torch.Generator:
+        """A CPU generator seeded from the run's seed and ``purpose`` (by name: two purposes
+        never share a stream; see :func:`harness.seeds.derive_seed`)."""
+        from harness.seeds import derive_seed
+
+        return torch.Generator().manual_seed(derive_seed(self.seed, "context", str(purpose)))
 
     def test_subset(self, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The first ``n`` (default: the cell's budget) of a seeded shuffle of the test set."""
@@ -52,7 +55,8 @@ class AttackContext:
         x, y = self.data.x_test, self.data.y_test
         if n is None or n >= len(x):
             return x, y
-        idx = torch.randperm(len(x), generator=self.rng(1))[:n].sort().values.to(x.device)
+        order = torch.randperm(len(x), generator=self.rng("test-subset"))
+        idx = order[:n].sort().values.to(x.device)
         return x[idx], y[idx]
 
 

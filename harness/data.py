@@ -73,7 +73,8 @@ class ImageData:
         )
 
 
-def _take(x: torch.Tensor, y: torch.Tensor, n: int | None, seed: int):
+def _take(x: torch.Tensor, y: torch.Tensor, n: int | None,
+          seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     if n is None or n >= len(x):
         return x, y
     g = torch.Generator().manual_seed(seed)

@@ -102,12 +102,7 @@ def evaluate_attack(model: torch.nn.Module, attack: Attack, x: torch.Tensor, y: 
             x_adv = attack.perturb(counter, xb, yb, eps)
             synchronize(x.device)
             seconds += time.perf_counter() - t0
-            if x_adv.shape != xb.shape:
-                raise ValueError(f"attack returned shape {tuple(x_adv.shape)} for input "
-                                 f"{tuple(xb.shape)}")
-            if not torch.isfinite(x_adv).all():
-                raise ValueError("attack returned non-finite values (NaN or inf) in its "
-                                 "adversarial examples")
+            _check_output(x_adv, xb)
             delta = (x_adv.detach() - xb).flatten(1)
             linf[idx] = delta.abs().amax(1)
             l2[idx] = delta.norm(dim=1)
@@ -118,7 +113,25 @@ def evaluate_attack(model: torch.nn.Module, attack: Attack, x: torch.Tensor, y: 
             bar.update(len(idx))
     finally:
         bar.close()
-    n = len(x)
+    return _result(clean_correct, robust_correct, linf, l2, l0, counter.images, seconds,
+                   x_adv_all)
+
+
+def _check_output(x_adv: torch.Tensor, x: torch.Tensor) -> None:
+    """An attack's output for the batch ``x``: same shape, finite (ValueError otherwise)."""
+    if x_adv.shape != x.shape:
+        raise ValueError(f"attack returned shape {tuple(x_adv.shape)} for input "
+                         f"{tuple(x.shape)}")
+    if not torch.isfinite(x_adv).all():
+        raise ValueError("attack returned non-finite values (NaN or inf) in its "
+                         "adversarial examples")
+
+
+def _result(clean_correct: torch.Tensor, robust_correct: torch.Tensor, linf: torch.Tensor,
+            l2: torch.Tensor, l0: torch.Tensor, queries: int, seconds: float,
+            x_adv: torch.Tensor | None) -> AttackResult:
+    """The cell's numbers from its per-image outcomes and perturbation sizes."""
+    n = len(clean_correct)
     n_clean = int(clean_correct.sum())
     success = clean_correct & ~robust_correct
     fooled = int(success.sum())
@@ -131,9 +144,9 @@ def evaluate_attack(model: torch.nn.Module, attack: Attack, x: torch.Tensor, y: 
         median_l0=_median(l0[success]),
         median_l2=_median(l2[success]),
         median_linf=_median(linf[success]),
-        queries_per_image=counter.images / n,
+        queries_per_image=queries / n,
         n_test=n,
         attack_seconds=seconds,
-        x_adv=x_adv_all if keep_adversarial else None,
+        x_adv=x_adv,
         robust_correct=robust_correct,
     )

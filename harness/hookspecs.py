@@ -4,15 +4,19 @@ attacks, defenses, reports), nothing else."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import pluggy
+
+if TYPE_CHECKING:
+    from harness.specs import AttackSpec, DatasetSpec, DefenseSpec, ModelSpec, ReportSpec
 
 hookspec = pluggy.HookspecMarker("harness")
 hookimpl = pluggy.HookimplMarker("harness")
 
 
 @hookspec
-def harness_register_datasets(register: Callable) -> None:
+def harness_register_datasets(register: Callable[[DatasetSpec], None]) -> None:
     """Register datasets.
 
     Called once per plugin when the plugin manager is built, before any command runs.
@@ -26,7 +30,7 @@ def harness_register_datasets(register: Callable) -> None:
 
 
 @hookspec
-def harness_register_models(register: Callable) -> None:
+def harness_register_models(register: Callable[[ModelSpec], None]) -> None:
     """Register model architectures.
 
     Called once per plugin when the plugin manager is built.
@@ -37,7 +41,7 @@ def harness_register_models(register: Callable) -> None:
 
 
 @hookspec
-def harness_register_attacks(register: Callable) -> None:
+def harness_register_attacks(register: Callable[[AttackSpec], None]) -> None:
     """Register attacks.
 
     Called once per plugin when the plugin manager is built.
@@ -48,7 +52,7 @@ def harness_register_attacks(register: Callable) -> None:
 
 
 @hookspec
-def harness_register_defenses(register: Callable) -> None:
+def harness_register_defenses(register: Callable[[DefenseSpec], None]) -> None:
     """Register defenses.
 
     Called once per plugin when the plugin manager is built.
@@ -59,7 +63,7 @@ def harness_register_defenses(register: Callable) -> None:
 
 
 @hookspec
-def harness_register_reports(register: Callable) -> None:
+def harness_register_reports(register: Callable[[ReportSpec], None]) -> None:
     """Register reports.
 
     Called once per plugin when the plugin manager is built.

@@ -54,8 +54,8 @@ def _status(record: Result) -> str:
     return f"FAILED: {error[:160]}"
 
 
-# (header, record key or None, formatter); a metric column is shown only when some row has it.
-COLUMNS: list[tuple[str, str | None, Callable[[Any], str]]] = [
+# (header, record key, formatter); a metric column is shown only when some row has it.
+COLUMNS: list[tuple[str, str, Callable[[Any], str]]] = [
     ("model", "model", str),
     ("defense", "defense_label", str),
     ("attack", "attack", str),

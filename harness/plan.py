@@ -42,10 +42,11 @@ CHECK_EPS, CHECK_IMAGES = 0.5, 500
 class BenchConfig:
     """Everything ``harness bench`` was asked to do."""
 
-    datasets: tuple[str, ...] = ("digits",)
-    models: tuple[str, ...] = ("paper-cnn",)
-    attacks: tuple[str, ...] = ("fgsm",)
-    defenses: tuple[str, ...] = ("none", "advtrain")
+    # Empty: the specs of that kind that declare ``default=True`` (the main command's).
+    datasets: tuple[str, ...] = ()
+    models: tuple[str, ...] = ()
+    attacks: tuple[str, ...] = ()
+    defenses: tuple[str, ...] = ()
     eps: tuple[float, ...] | None = None
     baseline: bool = True
     n_train: int | None = None
@@ -186,13 +187,18 @@ def _plugin_version(spec) -> str:
     return f"{spec.plugin.distribution} {spec.plugin.version}" if spec.plugin else "in-process"
 
 
+def default_names(kind: str, registry: Registry) -> list[str]:
+    """The names of the ``kind`` specs that declare themselves part of the default run."""
+    return [n for n in registry.names(kind) if getattr(registry.specs[kind][n], "default", False)]
+
+
 def _expand(kind: str, names: tuple[str, ...], registry: Registry) -> list[str]:
     out: list[str] = []
-    for name in names:
+    for name in names or tuple(default_names(kind, registry)):
         if name == ALL:
             expanded = registry.names(kind)
             if kind == "model":
-                expanded = [n for n in expanded if not registry.specs["model"][n].takes_variant]
+                expanded = [n for n in expanded if not registry.models[n].takes_variant]
             out += expanded
         else:
             out.append(name)
@@ -277,7 +283,7 @@ def _select(config: BenchConfig, registry: Registry) -> _Selection:
     models = [(n, *registry.model_variant(n)) for n in model_names]
     attacks = [registry.attack(n) for n in _expand("attack", config.attacks, registry)]
     defenses = [registry.defense(n) for n in _expand("defense", config.defenses, registry)]
-    baselines = [s for s in registry.specs["defense"].values() if s.baseline]
+    baselines = [s for s in registry.defenses.values() if s.baseline]
     if config.baseline:
         defenses = [b for b in baselines if b not in defenses] + defenses
     for kind, items in (("dataset", datasets), ("model", models), ("attack", attacks),
@@ -288,7 +294,7 @@ def _select(config: BenchConfig, registry: Registry) -> _Selection:
     if baseline is None and any(stage_of(d).on_baseline for d in defenses):
         raise UsageError("input transformations and poisoning detectors sit on top of the "
                          "undefended model, but no baseline defense is registered (is the "
-                         "plugin that provides 'none' disabled?)")
+                         "plugin that provides the baseline defense disabled?)")
     _check_option_owners(config.model_options, model_names, "--model-opt")
     _check_option_owners(config.attack_options, [a.name for a in attacks], "--attack-opt")
     _check_option_owners(config.defense_options, [d.name for d in defenses], "--defense-opt")
@@ -364,9 +370,8 @@ def _cells_of(config: BenchConfig, ds: DatasetSpec, job: TrainingJob, defense: D
 def check_attack(registry: Registry) -> AttackSpec | None:
     """The attack of the large-eps check: the reference iterative white-box attack (not an
     ensemble), else the first such attack by name; None when none is registered."""
-    candidates = [s for s in registry.specs["attack"].values()
-                  if isinstance(s, AttackSpec) and roles.ITERATIVE in s.roles
-                  and roles.ENSEMBLE not in s.roles]
+    candidates = [s for s in registry.attacks.values()
+                  if roles.ITERATIVE in s.roles and roles.ENSEMBLE not in s.roles]
     candidates.sort(key=lambda s: (roles.REFERENCE not in s.roles, s.name))
     return candidates[0] if candidates else None
 

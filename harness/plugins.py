@@ -92,7 +92,7 @@ def _collect_specs(pm: pluggy.PluginManager, infos: dict[str, PluginInfo], regis
 
 
 def _with_owner(spec: object, info: PluginInfo) -> object:
-    if dataclasses.is_dataclass(spec) and hasattr(spec, "plugin"):
+    if dataclasses.is_dataclass(spec) and not isinstance(spec, type) and hasattr(spec, "plugin"):
         return dataclasses.replace(spec, plugin=info)
     return spec
 
@@ -103,6 +103,38 @@ def _fail(registry: Registry, message: str, strict: bool,
         raise PluginError(message) from cause
     registry.load_errors.append(message)
     warnings.warn(message, stacklevel=2)
+
+
+def _load_order(ep: EntryPoint) -> tuple[bool, str, str]:
+    """The built-ins first (they keep their names), then by distribution and name."""
+    dist = ep.dist.name if ep.dist else ""
+    return (dist != DISTRIBUTION, dist, ep.name)
+
+
+def _load_entry_points(pm: pluggy.PluginManager, registry: Registry, eps: list[EntryPoint],
+                       strict: bool) -> dict[str, PluginInfo]:
+    """Import and register each entry point; a failure names the plugin (and, unless
+    ``strict``, is recorded and skipped)."""
+    infos: dict[str, PluginInfo] = {}
+    for ep in sorted(eps, key=_load_order):
+        info = entry_point_info(ep)
+        if ep.name in infos:
+            _fail(registry, f"{info.label()}: another installed plugin is also named "
+                            f"'{ep.name}' ({infos[ep.name].label()})", strict)
+            continue
+        try:
+            obj = ep.load()
+        except Exception as exc:
+            _fail(registry, f"{info.label()}: failed to import: {type(exc).__name__}: {exc}",
+                  strict, exc)
+            continue
+        try:
+            _register_plugin(pm, obj, info)
+        except PluginError as exc:
+            _fail(registry, str(exc), strict, exc.__cause__)
+            continue
+        infos[info.name] = info
+    return infos
 
 
 def load_registry(
@@ -126,36 +158,10 @@ def load_registry(
     pm = pluggy.PluginManager("harness")
     pm.add_hookspecs(hookspecs)
     registry = Registry()
-    infos: dict[str, PluginInfo] = {}
-
     eps: Iterable[EntryPoint] = ()
     if use_entry_points:
         eps = (entry_point_source or (lambda: entry_points(group=ENTRY_POINT_GROUP)))()
-    def load_order(ep: EntryPoint) -> tuple:  # the built-ins first: they keep their names
-        dist = ep.dist.name if ep.dist else ""
-        return (dist != DISTRIBUTION, dist, ep.name)
-
-    for ep in sorted(eps, key=load_order):
-        if ep.name in off:
-            continue
-        info = entry_point_info(ep)
-        if ep.name in infos:
-            _fail(registry, f"{info.label()}: another installed plugin is also named "
-                            f"'{ep.name}' ({infos[ep.name].label()})", strict)
-            continue
-        try:
-            obj = ep.load()
-        except Exception as exc:
-            _fail(registry, f"{info.label()}: failed to import: {type(exc).__name__}: {exc}",
-                  strict, exc)
-            continue
-        try:
-            _register_plugin(pm, obj, info)
-        except PluginError as exc:
-            _fail(registry, str(exc), strict, exc.__cause__)
-            continue
-        infos[info.name] = info
-
+    infos = _load_entry_points(pm, registry, [ep for ep in eps if ep.name not in off], strict)
     for info, obj in [*extra_plugins, *TEST_PLUGINS]:
         if info.name in off:
             continue

@@ -7,7 +7,7 @@ import difflib
 import math
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from harness.errors import PluginError, UsageError
 from harness.metrics import MetricSpec
@@ -28,7 +28,9 @@ from harness.specs import (
     Spec,
 )
 
-KINDS: dict[str, type] = {
+_S = TypeVar("_S", DatasetSpec, ModelSpec, AttackSpec, DefenseSpec, ReportSpec)
+
+KINDS: dict[str, type[Spec]] = {
     "dataset": DatasetSpec,
     "model": ModelSpec,
     "attack": AttackSpec,
@@ -245,7 +247,7 @@ class Registry:
     plugins: dict[str, PluginRecord] = field(default_factory=dict)
     load_errors: list[str] = field(default_factory=list)
 
-    def add(self, kind: str, spec: Spec, owner: PluginInfo) -> None:
+    def add(self, kind: str, spec: object, owner: PluginInfo) -> None:
         """Record ``spec`` under ``kind`` after checking every declared field.
 
         Raises :class:`PluginError` naming ``owner``, the spec and the field (a typo in
@@ -276,6 +278,34 @@ class Registry:
         self.specs[kind][name] = spec
         record = self.plugins.setdefault(owner.name, PluginRecord(owner))
         record.registered.setdefault(kind, []).append(name)
+
+    def _typed(self, kind: str, cls: type[_S]) -> dict[str, _S]:
+        return {n: s for n, s in self.specs[kind].items() if isinstance(s, cls)}
+
+    @property
+    def datasets(self) -> dict[str, DatasetSpec]:
+        """The registered datasets by name."""
+        return self._typed("dataset", DatasetSpec)
+
+    @property
+    def models(self) -> dict[str, ModelSpec]:
+        """The registered model architectures (and families) by name."""
+        return self._typed("model", ModelSpec)
+
+    @property
+    def attacks(self) -> dict[str, AttackSpec]:
+        """The registered attacks by name."""
+        return self._typed("attack", AttackSpec)
+
+    @property
+    def defenses(self) -> dict[str, DefenseSpec]:
+        """The registered defenses by name."""
+        return self._typed("defense", DefenseSpec)
+
+    @property
+    def reports(self) -> dict[str, ReportSpec]:
+        """The registered reports by name."""
+        return self._typed("report", ReportSpec)
 
     def names(self, kind: str) -> list[str]:
         """Registered names of ``kind``, sorted."""

@@ -17,35 +17,35 @@ from harness.leaderboard import page_metrics, render
 from harness.metrics import MetricSpec
 from harness.records import Result, ResultSet
 from harness.registry import Registry
-from harness.specs import AttackSpec, DefenseSpec, ReportSpec
+from harness.specs import ReportSpec
 
 
 def declared_metrics(registry: Registry) -> list[MetricSpec]:
     """The metrics the attacks and defenses declared, in registration order."""
     out: list[MetricSpec] = []
-    for kind in ("attack", "defense"):
-        for spec in registry.specs[kind].values():
-            if isinstance(spec, AttackSpec | DefenseSpec):
-                out.extend(spec.metrics)
+    for attack in registry.attacks.values():
+        out.extend(attack.metrics)
+    for defense in registry.defenses.values():
+        out.extend(defense.metrics)
     return out
 
 
 def reports_of(registry: Registry) -> list[ReportSpec]:
     """The registered report plugins, in registration order."""
-    return [s for s in registry.specs["report"].values() if isinstance(s, ReportSpec)]
+    return list(registry.reports.values())
 
 
 def with_roles(results: ResultSet, registry: Registry) -> ResultSet:
     """Records that carry no roles (written before roles existed) get the roles the
     registry's spec of the same name declares now."""
-    attacks, defenses = registry.specs["attack"], registry.specs["defense"]
+    attacks, defenses = registry.attacks, registry.defenses
 
     def fill(r: Result) -> Result:
         changes = {}
         attack, defense = attacks.get(r.attack), defenses.get(r.defense)
-        if not r.attack_roles and isinstance(attack, AttackSpec) and attack.roles:
+        if not r.attack_roles and attack is not None and attack.roles:
             changes["attack_roles"] = tuple(sorted(attack.roles))
-        if not r.defense_roles and isinstance(defense, DefenseSpec) and defense.roles:
+        if not r.defense_roles and defense is not None and defense.roles:
             changes["defense_roles"] = tuple(sorted(defense.roles))
         return r.replace(**changes) if changes else r
 

@@ -92,6 +92,10 @@ class _Configurable:
 class DatasetSpec:
     """A dataset of images in [0, 1] with integer labels.
 
+    ``default`` (on every spec kind): part of what ``harness bench`` runs when the command
+    line names none of this kind (the main command's selection is declared by plugins, not
+    wired into the core).
+
     ``load(options)`` returns a :class:`harness.data.ImageData`; it raises
     :class:`harness.errors.DatasetNotFoundError` when the files are missing.
     ``mean``/``std`` are the per-channel statistics a model may standardize with (None: the
@@ -100,6 +104,7 @@ class DatasetSpec:
 
     name: str
     description: str
+    default: bool = False
     load: Callable[[DataOptions], ImageData]
     default_eps: float
     source: str = ""
@@ -127,6 +132,7 @@ class ModelSpec(_Configurable):
 
     name: str
     description: str
+    default: bool = False
     build: Callable[[ModelInput, str | None, Mapping[str, Any]], torch.nn.Module]
     takes_variant: bool = False
     list_variants: Callable[[], Sequence[str]] | None = None
@@ -163,6 +169,7 @@ class AttackSpec(_Configurable):
 
     name: str
     description: str
+    default: bool = False
     build: Callable[[Mapping[str, Any]], Attack]
     threat_model: ThreatModel
     norm: Norm
@@ -202,6 +209,7 @@ class DefenseSpec(_Configurable):
 
     name: str
     description: str
+    default: bool = False
     build: Callable[[Mapping[str, Any]], Any]
     stage: DefenseStage
     baseline: bool = False

@@ -149,10 +149,10 @@ def _short_commit(commit: Any) -> str | None:
 
 def footer(results: ResultSet, records: list[Result], width: int) -> list[str]:
     """Attack throughput and training time; device and version; where the details are."""
-    evasion = [r for r in records if r.ok and r.category == "evasion"
-               and r.n_test is not None and r.attack_seconds is not None]
-    images = sum(r.n_test for r in evasion)
-    seconds = sum(r.attack_seconds for r in evasion)
+    timed = [(r.n_test, r.attack_seconds) for r in records if r.ok and r.category == "evasion"
+             and r.n_test is not None and r.attack_seconds is not None]
+    images = sum(n for n, _ in timed)
+    seconds = sum(s for _, s in timed)
     trained: dict[str, float] = {}
     for r in sorted(records, key=_order):
         if r.status != NOT_APPLICABLE and r.train_key and r.train_seconds is not None:

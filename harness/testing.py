@@ -27,6 +27,7 @@ from harness import plugins as _plugins
 from harness.context import AttackContext, PoisonedSet
 from harness.data import DataOptions, ImageData, ModelInput
 from harness.errors import DatasetNotFoundError
+from harness.provider import victim_trainer
 from harness.registry import KINDS, Registry, spec_problems
 from harness.specs import (
     LP_NORMS,
@@ -39,7 +40,7 @@ from harness.specs import (
     PoisoningAttack,
     Spec,
 )
-from harness.training import TrainContext, TrainData, TrainReport, TrainSettings, train_supervised
+from harness.training import TrainContext, TrainData, TrainReport, TrainSettings
 
 __all__ = [
     "check_attack_spec",
@@ -150,17 +151,6 @@ def trained_tiny_classifier(seed: int = 0) -> nn.Module:
 TINY_SETTINGS = TrainSettings(epochs=15, batch_size=32, lr=1e-2, patience=15, seed=0)
 
 
-def _tiny_train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, label: str = "train",
-                num_classes: int = 3) -> TrainReport:
-    ctx = TrainContext(settings=TINY_SETTINGS, device=x.device, dataset_eps=0.1,
-                       show_progress=False, label=label)
-    n_val = max(1, len(x) // 10)
-    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(7))
-    data = TrainData(x[order[n_val:]], y[order[n_val:]], x[order[:n_val]], y[order[:n_val]],
-                     num_classes)
-    return train_supervised(model, data, ctx)
-
-
 def tiny_context(data: ImageData | None = None, *, n_test: int | None = None,
                  new_model: Callable[[], nn.Module] | None = None,
                  fit: Callable[[nn.Module, TrainData, TrainContext], TrainReport] | None = None,
@@ -181,13 +171,8 @@ def tiny_context(data: ImageData | None = None, *, n_test: int | None = None,
             torch.manual_seed(seed)
         return make()
 
-    def train(model, x, y, label="train"):
-        if fit is None:
-            return _tiny_train(model, x, y, label, k)
-        n_val = max(1, len(x) // 10)
-        ctx = TrainContext(settings=TINY_SETTINGS, device=x.device, dataset_eps=0.1,
-                           show_progress=False, label=label)
-        return fit(model, TrainData(x[n_val:], y[n_val:], x[:n_val], y[:n_val], k), ctx)
+    # The same trainer the runner hands attacks (harness.provider.victim_trainer).
+    train = victim_trainer(TINY_SETTINGS, torch.device("cpu"), 0.1, k, fit)
 
     clean: list[nn.Module] = []
 

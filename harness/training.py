@@ -211,60 +211,85 @@ def fit_epochs(model: torch.nn.Module, data: TrainData, ctx: TrainContext, run_e
     objective = validation_batch if s.early_stop_on == "objective" else None
     x_val, y_val = (data.x_val, data.y_val) if len(data.x_val) else (data.x, data.y)
     states = _load_states(ctx.resume_path, ctx.device)
-    epoch, best_val, best_epoch, bad, seconds = 0, math.inf, -1, 0, 0.0
-    best_state = _copy(model.state_dict())
-    history: list[dict] = []
-    state = states.get(phase)
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        best_state, epoch, best_val = state["best_state"], state["epoch"], state["best_val"]
-        best_epoch, bad, seconds = state["best_epoch"], state["bad_epochs"], state["seconds"]
-        history = state["history"]
+    state = _LoopState.resume(states.get(phase), model, optimizer)
     label = ctx.label if phase == "train" else f"{ctx.label} ({phase})"
-    bar = progress_bar(total=s.epochs, initial=epoch, desc=label, unit="epoch",
+    bar = progress_bar(total=s.epochs, initial=state.epoch, desc=label, unit="epoch",
                        enabled=ctx.show_progress)
     try:
-        while epoch < s.epochs and bad < s.patience:
+        while state.epoch < s.epochs and state.bad < s.patience:
             synchronize(ctx.device)
             t0 = time.perf_counter()
-            seed_globals(s.seed, phase, f"epoch-{epoch}")
+            seed_globals(s.seed, phase, f"epoch-{state.epoch}")
             lr = float(optimizer.param_groups[0]["lr"])
-            train_loss = run_epoch(epoch)
+            train_loss = run_epoch(state.epoch)
             val = _validation_loss(model, x_val, y_val, objective, 2 * s.batch_size,
                                    temperature)
             synchronize(ctx.device)
-            seconds += time.perf_counter() - t0
-            epoch += 1
-            entry = {"epoch": epoch, "lr": lr, "val_loss": val}
-            if train_loss is not None:
-                entry["train_loss"] = float(train_loss)
-            if phase != "train":
-                entry["phase"] = phase
-            history.append(entry)
-            if val < best_val:
-                best_val, best_epoch, bad = val, epoch, 0
-                best_state = _copy(model.state_dict())
-            else:
-                bad += 1
-                for group in optimizer.param_groups:
-                    group["lr"] *= s.lr_decay
+            state.end_epoch(model, optimizer, val, lr, train_loss, phase,
+                            time.perf_counter() - t0, s.lr_decay)
             bar.update(1)
-            bar.set_postfix(val_loss=f"{val:.4f}", best=best_epoch)
+            bar.set_postfix(val_loss=f"{val:.4f}", best=state.best_epoch)
             if ctx.resume_path is not None:
-                states[phase] = {
-                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "best_state": best_state, "epoch": epoch, "best_val": best_val,
-                    "best_epoch": best_epoch, "bad_epochs": bad, "seconds": seconds,
-                    "history": history,
-                }
+                states[phase] = state.saved(model, optimizer)
                 _save_state(ctx.resume_path, states)
     finally:
         bar.close()
-    model.load_state_dict(best_state)
+    model.load_state_dict(state.best_state)
     model.eval()
-    return TrainReport(epochs_run=epoch, best_epoch=best_epoch, best_val_loss=best_val,
-                       seconds=seconds, images=len(data.x) * epoch, history=history)
+    return TrainReport(epochs_run=state.epoch, best_epoch=state.best_epoch,
+                       best_val_loss=state.best_val, seconds=state.seconds,
+                       images=len(data.x) * state.epoch, history=state.history)
+
+
+@dataclass
+class _LoopState:
+    """Where a training phase stands between epochs (what its resume file keeps)."""
+
+    best_state: dict[str, torch.Tensor]
+    epoch: int = 0
+    best_val: float = math.inf
+    best_epoch: int = -1
+    bad: int = 0
+    seconds: float = 0.0
+    history: list[dict] = field(default_factory=list)
+
+    @classmethod
+    def resume(cls, saved: dict | None, model: torch.nn.Module,
+               optimizer: torch.optim.Optimizer) -> _LoopState:
+        """A fresh state, or the saved one loaded back into ``model`` and ``optimizer``."""
+        if saved is None:
+            return cls(_copy(model.state_dict()))
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        return cls(saved["best_state"], saved["epoch"], saved["best_val"], saved["best_epoch"],
+                   saved["bad_epochs"], saved["seconds"], saved["history"])
+
+    def end_epoch(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, val: float,
+                  lr: float, train_loss: float | None, phase: str, seconds: float,
+                  lr_decay: float) -> None:
+        """Record an epoch: history, best weights, or one more bad epoch and a decayed rate."""
+        self.seconds += seconds
+        self.epoch += 1
+        entry: dict[str, int | float | str] = {"epoch": self.epoch, "lr": lr, "val_loss": val}
+        if train_loss is not None:
+            entry["train_loss"] = float(train_loss)
+        if phase != "train":
+            entry["phase"] = phase
+        self.history.append(entry)
+        if val < self.best_val:
+            self.best_val, self.best_epoch, self.bad = val, self.epoch, 0
+            self.best_state = _copy(model.state_dict())
+        else:
+            self.bad += 1
+            for group in optimizer.param_groups:
+                group["lr"] *= lr_decay
+
+    def saved(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict:
+        """What the resume file keeps for this phase."""
+        return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "best_state": self.best_state, "epoch": self.epoch, "best_val": self.best_val,
+                "best_epoch": self.best_epoch, "bad_epochs": self.bad, "seconds": self.seconds,
+                "history": self.history}
 
 
 def train_supervised(model: torch.nn.Module, data: TrainData, ctx: TrainContext,

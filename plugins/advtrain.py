@@ -54,6 +54,7 @@ def harness_register_defenses(register):
     """Register ``advtrain``."""
     register(DefenseSpec(
         name="advtrain",
+        default=True,
         description="FGSM adversarial training, Algorithm 2: each minibatch is [x, x_adv]",
         build=build,
         stage="training",

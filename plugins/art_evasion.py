@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from harness.art_bridge import ArtEvasion
+from harness.errors import UsageError
 from harness.hookspecs import hookimpl
 from harness.options import Option
 from harness.roles import BLACK_BOX, ENSEMBLE, ITERATIVE
@@ -57,6 +58,8 @@ def autoattack_ensemble(classifier, eps: float | None, own: Mapping[str, Any]) -
     """
     from art.attacks.evasion import AutoProjectedGradientDescent, SquareAttack
 
+    if eps is None:
+        raise UsageError("autoattack needs an eps")
     common = {"norm": "inf", "eps": eps, "eps_step": 2 * eps / 10, "batch_size": 128,
               "verbose": False}
     return {"attacks": [

@@ -288,6 +288,12 @@ def _fee_class() -> type:
     class FixedFunctionallyEquivalentExtraction(FunctionallyEquivalentExtraction):
         """ART's attack; critical-point search and last layer replaced (see module doc)."""
 
+        # The extracted network's layers, as ART's extract() sets them.
+        w_0: np.ndarray
+        b_0: np.ndarray
+        w_1: np.ndarray
+        b_1: np.ndarray
+
         def _critical_point_search(self, delta_0: float, fraction_true: float,
                                    rel_diff_slope: float, rel_diff_value: float) -> None:
             """ART's search along u + t v, t in [-h^2, h^2], with these fixes.

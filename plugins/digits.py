@@ -68,6 +68,7 @@ def harness_register_datasets(register: Callable[[DatasetSpec], None]) -> None:
     """Register the ``digits`` dataset."""
     register(DatasetSpec(
         name="digits",
+        default=True,
         description="scikit-learn's 8x8 handwritten digits (1797 images, 10 classes), bundled",
         load=load_digits,
         default_eps=0.1,

@@ -45,6 +45,7 @@ def harness_register_attacks(register):
     """Register ``fgsm``."""
     register(AttackSpec(
         name="fgsm",
+        default=True,
         description="Fast Gradient Sign Method, eq. (1): one signed-gradient step of size eps",
         build=build,
         threat_model="white-box",

@@ -109,7 +109,7 @@ def _has_class_dirs(folder: Path) -> bool:
 
 
 def _images_in(folder: Path) -> list[Path]:
-    files = []
+    files: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
         dirnames.sort()
         files.extend(Path(dirpath) / f for f in sorted(filenames)

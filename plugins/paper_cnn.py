@@ -87,6 +87,7 @@ def harness_register_models(register):
     """Register ``paper-cnn``."""
     register(ModelSpec(
         name="paper-cnn",
+        default=True,
         description="The paper's combined CNN (Algorithm 1): conv/pool blocks sized to the input",
         build=build,
         options=OPTIONS,

@@ -47,7 +47,8 @@ def _main_model(rows: list[Result]) -> str | None:
 
 def _fgsm_eps(rows: list[Result], model: str | None) -> float | None:
     """The eps at which FGSM was run on both the undefended and the advtrain model."""
-    found = {(r.defense, r.eps) for r in rows if r.model == model and r.attack == "fgsm"}
+    found = {(r.defense, r.eps) for r in rows
+             if r.model == model and r.attack == "fgsm" and r.eps is not None}
     both = sorted(e for d, e in found if d == BASELINE and (ADVTRAIN, e) in found)
     if not both:
         return None
@@ -118,6 +119,11 @@ def _save(fig, path: Path) -> None:
     plt.close(fig)
 
 
+def _or_nan(value: float | None) -> float:
+    """``value``, or NaN (no bar) when the number is missing."""
+    return np.nan if value is None else value
+
+
 def _bars(results: ResultSet, figure: Figure, path: Path) -> None:
     import matplotlib.pyplot as plt
 
@@ -131,8 +137,8 @@ def _bars(results: ResultSet, figure: Figure, path: Path) -> None:
         if base is None or adv is None:
             continue
         groups.append((f"{dataset}\n(eps {eps:g})", [
-            base.clean_acc, base.robust_acc, adv.robust_acc,
-            pgd.robust_acc if pgd else np.nan]))
+            _or_nan(base.clean_acc), _or_nan(base.robust_acc), _or_nan(adv.robust_acc),
+            _or_nan(pgd.robust_acc if pgd else None)]))
     labels = ["clean, no defense", "FGSM, no defense", "FGSM, advtrain", "PGD, advtrain"]
     colors = ["#4c72b0", "#dd8452", "#55a868", "#c44e52"]
     fig, ax = plt.subplots(figsize=(1.9 * len(groups) + 3, 3.6))

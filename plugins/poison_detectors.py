@@ -283,7 +283,7 @@ class NeuralCleanse:
         pattern_param = torch.zeros(1, c, h, w, device=clean.device, requires_grad=True)
         opt = torch.optim.Adam([mask_param, pattern_param], lr=self.lr, betas=(0.5, 0.9))
         labels = torch.full((len(clean),), target, dtype=torch.int64, device=clean.device)
-        cost, hits, seen = self.init_cost, 0, 0
+        cost, hits, seen = self.init_cost, 0.0, 0
         best: tuple[float, torch.Tensor, torch.Tensor] | None = None
         for step in range(self.steps):
             idx = torch.randint(len(clean), (min(self.batch_size, len(clean)),),

@@ -80,6 +80,8 @@ class SklearnLinear(nn.Module):
     the same argmax, and for ``logreg`` the same softmax probabilities).
     """
 
+    fitted: torch.Tensor  # a registered buffer: whether the estimator was fitted
+
     def __init__(self, kind: str, num_features: int, num_classes: int,
                  params: Mapping[str, Any]):
         super().__init__()

@@ -49,9 +49,11 @@ def _classifier_outputs(path: Path, name: str) -> int | None:
 
         with safe_open(str(path), framework="pt") as f:
             return f.get_slice(key).get_shape()[0] if key in f.keys() else None
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    state = state.get("state_dict", state.get("model", state)) if isinstance(state, dict) else {}
-    return int(state[key].shape[0]) if key in state else None
+    loaded = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(loaded, dict):
+        return None
+    state = loaded.get("state_dict", loaded.get("model", loaded))
+    return int(state[key].shape[0]) if isinstance(state, dict) and key in state else None
 
 
 def _pretrained_kwargs(name: str, pretrained: Any, num_classes: int) -> dict[str, Any]:
@@ -79,6 +81,8 @@ def build(model_input, variant: str | None, resolved: Mapping[str, Any]):
 
     from harness.models import Standardize
 
+    if not variant:
+        raise UsageError("model timm needs an architecture: timm:<name>, e.g. timm:resnet18")
     o = resolved
     if o["drop_rate"] >= 1:
         raise UsageError(f"model timm:{variant}: option 'drop_rate' must be below 1; got "
@@ -99,7 +103,7 @@ def build(model_input, variant: str | None, resolved: Mapping[str, Any]):
         raise
     mean, std = model_input.mean, model_input.std
     if kwargs["pretrained"]:
-        cfg = net.pretrained_cfg or {}
+        cfg: Mapping[str, Any] = getattr(net, "pretrained_cfg", None) or {}
         if len(cfg.get("mean", ())) == model_input.channels:
             mean, std = tuple(cfg["mean"]), tuple(cfg["std"])
     if mean is None or std is None:

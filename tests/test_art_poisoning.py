@@ -275,8 +275,12 @@ def test_strip_flags_low_entropy_inputs(registry):
 
 def test_neural_cleanse_finds_the_infected_class_and_its_poisons(registry):
     ctx, p, victim = _poisoned_victim()
-    flags = _detector(registry, "neural-cleanse", steps=150).detect(victim, p.x_train,
-                                                                     p.y_train, ctx)
+    # On 8x8 images the 2x2 trigger is 6% of the image: at the default L1 cost (1e-3) the
+    # reversed mask of this victim settles on one trigger pixel plus two of class 0's own,
+    # and blanking it flips only 1 of 19 poisons (measured); a lighter cost recovers the
+    # whole trigger. Real-size images keep the default.
+    flags = _detector(registry, "neural-cleanse", steps=150, init_cost=1e-4).detect(
+        victim, p.x_train, p.y_train, ctx)
     scores = detection_scores(flags, p.is_poison)
     assert scores["recall"] > 0.8 and scores["precision"] > 0.8
     norms = torch.tensor([1.0, 10.0, 11.0, 9.0, 10.5])

@@ -55,12 +55,14 @@ class EvasionEvaluator:
             batch_size=env.attack_batch_size,
             label=f"{cell.attack.name} {budget} on {cell.defense.name}",
             show_progress=env.show_progress, defended=defended, keep_adversarial=True)
+        x_adv = result.x_adv
+        assert x_adv is not None, "evaluate_attack(keep_adversarial=True) returns x_adv"
         judge = defended if defended is not None else model
-        env.adversarial.save(cell.key, result.x_adv, data.y_test)
+        env.adversarial.save(cell.key, x_adv, data.y_test)
         x_stored, y_stored = env.adversarial.load(cell.key, env.device)
         stored_acc = float((predict(judge, x_stored) == y_stored).sum()) / len(y_stored)
-        shown = examples(data.x_test, result.x_adv, data.y_test,
-                         predict(judge, data.x_test[:4]), predict(judge, result.x_adv[:4]))
+        shown = examples(data.x_test, x_adv, data.y_test,
+                         predict(judge, data.x_test[:4]), predict(judge, x_adv[:4]))
         return ok_result(
             cell, env, trained,
             metrics={"num_classes": float(data.num_classes), "stored_robust_acc": stored_acc},

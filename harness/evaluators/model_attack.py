@@ -4,7 +4,7 @@ its own (declared) metrics."""
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from harness.devices import synchronize
 from harness.evaluation import predict
@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from harness.plan import Cell
     from harness.provider import TrainedModel
     from harness.records import Result
+    from harness.specs import ModelAttack
 
 
 class ModelAttackEvaluator:
@@ -29,7 +30,8 @@ class ModelAttackEvaluator:
         ctx = env.provider.context(cell, trained, data, env.seed)
         synchronize(env.device)
         t0 = time.perf_counter()
-        metrics = cell.attack.build(cell.attack_params).run(trained.model, ctx)
+        attack = cast("ModelAttack", cell.attack.build(cell.attack_params))
+        metrics = attack.run(trained.model, ctx)
         synchronize(env.device)
         seconds = time.perf_counter() - t0
         bad = {k: v for k, v in metrics.items()

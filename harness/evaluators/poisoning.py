@@ -4,7 +4,7 @@ the attack's success on its aimed-at inputs, and a detector's flags scored and r
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from harness.plan import Cell
     from harness.provider import TrainedModel
     from harness.records import Result
+    from harness.specs import PoisoningAttack
 
 
 def _accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
@@ -46,7 +47,8 @@ class PoisoningEvaluator:
                 self._poisoned.clear()    # a new job: the last job's victims are done
             synchronize(self.env.device)
             t0 = time.perf_counter()
-            poisoned = cell.attack.build(cell.attack_params).poison(ctx)
+            attack = cast("PoisoningAttack", cell.attack.build(cell.attack_params))
+            poisoned = attack.poison(ctx)
             victim = ctx.new_model()
             ctx.train(victim, poisoned.x_train, poisoned.y_train, "poisoned victim")
             synchronize(self.env.device)
