@@ -23,19 +23,26 @@ class Category:
 
     ``protocol`` names the method its attack objects implement (``perturb``, ``poison``,
     ``run``); ``evaluator`` is the dotted path of its evaluator class (imported when a cell
-    of the category runs). ``per_eps``: one cell per eps (bounded attacks). ``own_victims``:
+    of the category runs); ``contract`` the path of its contract check in
+    :mod:`harness.testing`. ``per_eps``: one cell per eps (bounded attacks). ``own_victims``:
     the attack trains its own victims, so its cells sit on the undefended model whatever the
-    defense. ``columns`` are the metric names of its leaderboard table (evasion has its own
-    table), ``note`` the paragraph above it.
+    defense. ``robust_accuracy``: its cells report clean and robust accuracy (the checks and
+    the terminal's main table read those). ``columns`` are the metric names of its
+    leaderboard table (evasion has its own table), ``note`` the paragraph above it;
+    ``summary`` the numbers the terminal summary shows (empty: the record's first two
+    metrics).
     """
 
     name: str
     title: str
     protocol: str
     evaluator: str
+    contract: str
     per_eps: bool = False
+    robust_accuracy: bool = False
     own_victims: bool = False
     columns: tuple[str, ...] = ()
+    summary: tuple[str, ...] = ()
     note: str = ""
 
 
@@ -43,7 +50,8 @@ class Category:
 class Stage:
     """One defense stage.
 
-    ``protocol`` is the method its defense objects implement; ``on_baseline``: its cells
+    ``protocol`` is the method its defense objects implement; ``contract`` the path of its
+    contract check in :mod:`harness.testing`; ``on_baseline``: its cells
     evaluate the undefended model (through the defense) instead of training a model of
     their own; ``answers`` the categories it is evaluated against by default; ``refusal(defense,
     category)`` says why that pairing is n/a (None: it is evaluated); ``needs`` model features
@@ -52,6 +60,7 @@ class Stage:
 
     name: str
     protocol: str
+    contract: str
     on_baseline: bool
     answers: frozenset[str]
     refusal: Callable[[DefenseSpec, str], str | None]
@@ -61,11 +70,14 @@ class Stage:
 
 CATEGORIES: dict[str, Category] = {
     "evasion": Category(
-        name="evasion", title="Evasion", protocol="perturb", per_eps=True,
-        evaluator="harness.evaluators.evasion:EvasionEvaluator"),
+        name="evasion", title="Evasion", protocol="perturb", per_eps=True, robust_accuracy=True,
+        evaluator="harness.evaluators.evasion:EvasionEvaluator",
+        contract="harness.testing:evasion_contract"),
     "poisoning": Category(
         name="poisoning", title="Poisoning", protocol="poison", own_victims=True,
+        summary=("clean_acc", "attack_success_rate"),
         evaluator="harness.evaluators.poisoning:PoisoningEvaluator",
+        contract="harness.testing:poisoning_contract",
         columns=("poison_rate", "n_poison", "clean_model_acc", "clean_acc",
                  "attack_success_rate", "flagged", "precision", "recall", "f1",
                  "clean_acc_after", "attack_success_after", "n_test", "attack_seconds"),
@@ -78,6 +90,7 @@ CATEGORIES: dict[str, Category] = {
     "inference": Category(
         name="inference", title="Inference", protocol="run",
         evaluator="harness.evaluators.model_attack:ModelAttackEvaluator",
+        contract="harness.testing:model_attack_contract",
         columns=("clean_acc",),
         note=("Inference attacks against the trained victim (clean acc is the victim's). "
               "Membership: attack accuracy on a balanced held-out set of members and "
@@ -87,6 +100,7 @@ CATEGORIES: dict[str, Category] = {
     "extraction": Category(
         name="extraction", title="Extraction", protocol="run",
         evaluator="harness.evaluators.model_attack:ModelAttackEvaluator",
+        contract="harness.testing:model_attack_contract",
         columns=("clean_acc",),
         note=("The attacker queries the victim on unlabelled images and trains a copy of its "
               "architecture; stolen model acc and agreement with the victim are measured on "
@@ -119,15 +133,24 @@ def _training_refusal(defense: DefenseSpec, category: str) -> str | None:
 
 STAGES: dict[str, Stage] = {
     "training": Stage(name="training", protocol="train", on_baseline=False,
+                      contract="harness.testing:training_contract",
                       answers=frozenset({"evasion"}), refusal=_training_refusal,
                       needs=frozenset({"training-loop"})),
     "input-transformation": Stage(name="input-transformation", protocol="transform",
                                   on_baseline=True, answers=frozenset({"evasion"}),
+                                  contract="harness.testing:transformation_contract",
                                   refusal=_transformation_refusal, marker="†"),
     "poisoning-detection": Stage(name="poisoning-detection", protocol="detect",
                                  on_baseline=True, answers=frozenset({"poisoning"}),
+                                 contract="harness.testing:detector_contract",
                                  refusal=_detector_refusal),
 }
+
+
+def reports_robust_accuracy(category: str) -> bool:
+    """Whether records of ``category`` (a name, as records store it) carry robust accuracy."""
+    declared = CATEGORIES.get(category)
+    return declared is not None and declared.robust_accuracy
 
 
 def category_of(attack: AttackSpec) -> Category:
@@ -166,9 +189,14 @@ def trains_on_baseline(defense: DefenseSpec, attack: AttackSpec) -> bool:
     return category_of(attack).own_victims or stage_of(defense).on_baseline
 
 
-def load_evaluator(category: Category) -> Any:
-    """The evaluator class of ``category`` (imported now)."""
+def load_declared(path: str) -> Any:
+    """The object a declaration names as ``'module:attribute'`` (imported now)."""
     import importlib
 
-    module, _, name = category.evaluator.partition(":")
+    module, _, name = path.partition(":")
     return getattr(importlib.import_module(module), name)
+
+
+def load_evaluator(category: Category) -> Any:
+    """The evaluator class of ``category`` (imported now)."""
+    return load_declared(category.evaluator)

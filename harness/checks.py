@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from harness import roles
+from harness.categories import reports_robust_accuracy
 from harness.records import Result
 
 # Code -> what a flag means (the legend under every table that has flags).
@@ -70,7 +71,7 @@ def _acc(r: Result) -> float:
 def _groups(records: Iterable[Result]) -> dict[tuple[str, str, str], list[Result]]:
     out: dict[tuple[str, str, str], list[Result]] = {}
     for r in records:
-        if r.status != "ok" or r.category != "evasion":
+        if r.status != "ok" or not reports_robust_accuracy(r.category):
             continue
         if r.robust_acc is None or r.eps is None:
             continue

@@ -129,8 +129,8 @@ def category_table(records: list[Result], category: str,
     present = {k for r in records for k in r.metrics}
     extra = sorted((present & set(metrics)) - set(keys) - trailing, key=list(metrics).index)
     keys = [k for k in keys + extra if _has_value(records, k)]
-    if category != "poisoning":
-        keys += [k for k in ("n_test", "attack_seconds") if _has_value(records, k)]
+    keys += [m.name for m in TRAILING_METRICS if m.name not in keys
+             and m.name not in CATEGORIES[category].columns and _has_value(records, m.name)]
     details = any(set(r.metrics) - set(metrics) for r in records)
     rows = []
     for r in sorted(records, key=lambda r: (r.model, r.attack, not r.has_baseline_defense(),

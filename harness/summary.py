@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from harness.categories import CATEGORIES, reports_robust_accuracy
 from harness.listing import clip, fit_table, one_line
 from harness.records import FAILED, NOT_APPLICABLE, Result, ResultSet
 from harness.roles import BASELINE
@@ -20,6 +21,8 @@ from harness.roles import BASELINE
 #: How many failures the summary names (the rest are counted).
 LISTED_FAILURES = 3
 ERROR_CHARS = 60
+# Short names of the numbers a category's summary shows.
+SHORT = {"clean_acc": "clean", "attack_success_rate": "success"}
 NAME_COLUMNS = (0, 1, 2, 3)  # dataset, model, defense, attack: shortened to fit
 
 
@@ -91,10 +94,11 @@ def check_block(records: list[Result], flags: Mapping[str, str], width: int) -> 
 
 
 def main_numbers(record: Result) -> str:
-    """Poisoning: clean accuracy and attack success; inference and extraction: the record's
-    first two metrics."""
-    if record.category == "poisoning":
-        return f"clean {_pct(record.clean_acc)}, success {_pct(record.attack_success_rate)}"
+    """The numbers the record's category declares for the summary (poisoning: clean accuracy
+    and attack success), else the record's first two metrics."""
+    category = CATEGORIES.get(record.category)
+    if category is not None and category.summary:
+        return ", ".join(f"{SHORT.get(n, n)} {_pct(record.value(n))}" for n in category.summary)
     return ", ".join(f"{name} {_number(value)}" for name, value in
                      list(record.metrics.items())[:2])
 
@@ -149,7 +153,8 @@ def _short_commit(commit: Any) -> str | None:
 
 def footer(results: ResultSet, records: list[Result], width: int) -> list[str]:
     """Attack throughput and training time; device and version; where the details are."""
-    timed = [(r.n_test, r.attack_seconds) for r in records if r.ok and r.category == "evasion"
+    timed = [(r.n_test, r.attack_seconds) for r in records
+             if r.ok and reports_robust_accuracy(r.category)
              and r.n_test is not None and r.attack_seconds is not None]
     images = sum(n for n, _ in timed)
     seconds = sum(s for _, s in timed)
@@ -179,9 +184,9 @@ def summary(results: ResultSet, flags: Mapping[str, str], *, width: int = 100) -
     """
     records = sorted(results.records, key=_order)
     done = [r for r in records if r.ok]
-    evasion = [r for r in done if r.category == "evasion" and not is_check(r)]
+    evasion = [r for r in done if reports_robust_accuracy(r.category) and not is_check(r)]
     checks = [r for r in done if is_check(r)]
-    others = [r for r in done if r.category != "evasion" and not is_check(r)]
+    others = [r for r in done if not reports_robust_accuracy(r.category) and not is_check(r)]
     blocks: list[list[str]] = []
     if evasion:
         blocks.append(evasion_block(evasion, flags, width))

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from harness import plugins as _plugins
+from harness.categories import category_of, load_declared, stage_of
 from harness.context import AttackContext, PoisonedSet
 from harness.data import DataOptions, ImageData, ModelInput
 from harness.errors import DatasetNotFoundError
@@ -271,21 +272,29 @@ def check_attack_spec(spec: AttackSpec, eps: float = 0.1, *, ctx: AttackContext 
     The declared fields are checked first, as registration checks them.
     """
     _check_common(spec, AttackSpec)
-    resolved = _options(spec, options)
-    if spec.category == "poisoning":
-        return _check_poisoning(spec, ctx or tiny_context(), resolved)
-    if spec.category in ("inference", "extraction"):
-        ctx = ctx or tiny_context()
-        victim = model if model is not None else ctx.clean_model()
-        before = {k: v.clone() for k, v in victim.state_dict().items()}
-        metrics = cast(ModelAttack, spec.build(resolved)).run(victim, ctx)
-        assert isinstance(metrics, dict) and metrics, f"{spec.name}: no metrics returned"
-        for key, value in metrics.items():
-            assert isinstance(key, str) and isinstance(value, int | float), (key, value)
-            assert math.isfinite(value), f"{spec.name}: metric {key} is {value}"
-        assert all(torch.equal(v, victim.state_dict()[k]) for k, v in before.items()), \
-            f"{spec.name}: the attack changed the victim's weights"
-        return metrics
+    contract = load_declared(category_of(spec).contract)
+    return contract(spec, _options(spec, options), eps=eps, ctx=ctx, model=model)
+
+
+def model_attack_contract(spec: AttackSpec, resolved: dict[str, Any], *, eps: float,
+                          ctx: AttackContext | None, model: nn.Module | None) -> Any:
+    """Inference and extraction: finite numeric metrics, the victim's weights kept."""
+    ctx = ctx or tiny_context()
+    victim = model if model is not None else ctx.clean_model()
+    before = {k: v.clone() for k, v in victim.state_dict().items()}
+    metrics = cast(ModelAttack, spec.build(resolved)).run(victim, ctx)
+    assert isinstance(metrics, dict) and metrics, f"{spec.name}: no metrics returned"
+    for key, value in metrics.items():
+        assert isinstance(key, str) and isinstance(value, int | float), (key, value)
+        assert math.isfinite(value), f"{spec.name}: metric {key} is {value}"
+    assert all(torch.equal(v, victim.state_dict()[k]) for k, v in before.items()), \
+        f"{spec.name}: the attack changed the victim's weights"
+    return metrics
+
+
+def evasion_contract(spec: AttackSpec, resolved: dict[str, Any], *, eps: float,
+                     ctx: AttackContext | None, model: nn.Module | None) -> Any:
+    """Evasion: shape, range, budget in the attack's norm; input and weights kept."""
     model = model if model is not None else trained_tiny_classifier()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     data = ctx.data if ctx is not None else tiny_image_data()
@@ -307,8 +316,10 @@ def check_attack_spec(spec: AttackSpec, eps: float = 0.1, *, ctx: AttackContext 
     return x_adv
 
 
-def _check_poisoning(spec: AttackSpec, ctx: AttackContext, resolved: dict[str, Any]
-                     ) -> PoisonedSet:
+def poisoning_contract(spec: AttackSpec, resolved: dict[str, Any], *, eps: float,
+                       ctx: AttackContext | None, model: nn.Module | None) -> PoisonedSet:
+    """Poisoning: a PoisonedSet mixing clean and poisoned samples in [0, 1], data kept."""
+    ctx = ctx or tiny_context()
     data = ctx.data
     x_before = data.x_train.clone()
     poisoned = cast(PoisoningAttack, spec.build(resolved)).poison(ctx)
@@ -338,26 +349,40 @@ def check_defense_spec(spec: DefenseSpec, *, options: Mapping[str, Any] | None =
     declared defaults). The declared fields are checked first, as registration checks them.
     """
     _check_common(spec, DefenseSpec)
-    resolved = _options(spec, options)
-    if spec.stage == "input-transformation":
-        x = tiny_image_data().x_test[:8]
-        x_copy = x.clone()
-        out = spec.build(resolved).transform(x)
-        assert torch.equal(x, x_copy), f"{spec.name}: the transformation modified its input"
-        assert out.shape == x.shape and out.dtype == x.dtype, f"{spec.name}: shape or dtype"
-        assert float(out.min()) >= 0 and float(out.max()) <= 1, f"{spec.name}: left [0, 1]"
-        return out
-    if spec.stage == "poisoning-detection":
-        ctx = ctx or tiny_context()
-        poisoned = poisoned or corner_backdoor(ctx.data)
-        victim = ctx.new_model()
-        ctx.train(victim, poisoned.x_train, poisoned.y_train, "poisoned victim")
-        victim.eval()
-        flagged = spec.build(resolved).detect(victim, poisoned.x_train, poisoned.y_train, ctx)
-        assert isinstance(flagged, torch.Tensor) and flagged.dtype == torch.bool, \
-            f"{spec.name}: detect() must return a boolean tensor"
-        assert flagged.shape == (len(poisoned.x_train),), f"{spec.name}: one flag per sample"
-        return flagged
+    contract = load_declared(stage_of(spec).contract)
+    return contract(spec, _options(spec, options), ctx=ctx, poisoned=poisoned)
+
+
+def transformation_contract(spec: DefenseSpec, resolved: dict[str, Any], *,
+                            ctx: AttackContext | None, poisoned: PoisonedSet | None) -> Any:
+    """Input transformations: shape, dtype, range; the input kept."""
+    x = tiny_image_data().x_test[:8]
+    x_copy = x.clone()
+    out = spec.build(resolved).transform(x)
+    assert torch.equal(x, x_copy), f"{spec.name}: the transformation modified its input"
+    assert out.shape == x.shape and out.dtype == x.dtype, f"{spec.name}: shape or dtype"
+    assert float(out.min()) >= 0 and float(out.max()) <= 1, f"{spec.name}: left [0, 1]"
+    return out
+
+
+def detector_contract(spec: DefenseSpec, resolved: dict[str, Any], *,
+                      ctx: AttackContext | None, poisoned: PoisonedSet | None) -> Any:
+    """Poisoning detectors: one boolean flag per training sample."""
+    ctx = ctx or tiny_context()
+    poisoned = poisoned or corner_backdoor(ctx.data)
+    victim = ctx.new_model()
+    ctx.train(victim, poisoned.x_train, poisoned.y_train, "poisoned victim")
+    victim.eval()
+    flagged = spec.build(resolved).detect(victim, poisoned.x_train, poisoned.y_train, ctx)
+    assert isinstance(flagged, torch.Tensor) and flagged.dtype == torch.bool, \
+        f"{spec.name}: detect() must return a boolean tensor"
+    assert flagged.shape == (len(poisoned.x_train),), f"{spec.name}: one flag per sample"
+    return flagged
+
+
+def training_contract(spec: DefenseSpec, resolved: dict[str, Any], *,
+                      ctx: AttackContext | None, poisoned: PoisonedSet | None) -> Any:
+    """Training defenses: the weights change, the report is honest."""
     data = tiny_image_data()
     model = tiny_classifier(num_classes=data.num_classes)
     before = [p.detach().clone() for p in model.parameters()]

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
+from harness.categories import stage_of
 from harness.devices import synchronize
 from harness.evaluation import predict
 from harness.evaluators.base import EvalEnv, ok_result
@@ -68,7 +69,7 @@ class PoisoningEvaluator:
         values: dict[str, Any] = {"clean_acc": _accuracy(victim, x_test, y_test),
                                   "attack_success_rate": attack_success(victim, poisoned),
                                   "n_test": len(poisoned.x_eval)}
-        if cell.defense.stage == "poisoning-detection":
+        if stage_of(cell.defense).protocol == "detect":
             t0 = time.perf_counter()
             metrics.update(self._detect(cell, ctx, victim, poisoned, x_test, y_test))
             seconds += time.perf_counter() - t0
