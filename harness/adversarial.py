@@ -10,13 +10,14 @@ handful of examples per cell (8-bit, for display only) travel with the record, s
 from __future__ import annotations
 
 import base64
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
+
+from harness.files import atomic_write
 
 N_EXAMPLES = 4
 
@@ -33,11 +34,9 @@ class AdversarialStore:
 
     def save(self, key: str, x_adv: torch.Tensor, y: torch.Tensor) -> Path:
         """Write the examples atomically; return the path."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.path(key).with_suffix(".tmp")
-        save_file({"x_adv": x_adv.detach().cpu().contiguous(),
-                   "y": y.detach().cpu().contiguous()}, str(tmp))
-        os.replace(tmp, self.path(key))
+        with atomic_write(self.path(key)) as tmp:
+            save_file({"x_adv": x_adv.detach().cpu().contiguous(),
+                       "y": y.detach().cpu().contiguous()}, str(tmp))
         return self.path(key)
 
     def load(self, key: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -102,6 +102,22 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--no-cache", action="store_true",
                        help="retrain and re-evaluate even what is cached")
     bench.add_argument("--quiet", action="store_true", help="no progress bars")
+    bench.add_argument("--executor", choices=("serial", "local", "ray"), default="serial",
+                       help="serial (default): this process; local: worker processes on this "
+                            "machine (one per GPU, or the CPUs split); ray: Ray tasks, on a "
+                            "local Ray or a cluster")
+    bench.add_argument("--workers", type=int, default=None,
+                       help="worker processes (local) or parallel tasks (ray); default: one "
+                            "per GPU, else one per CPU")
+    bench.add_argument("--gpus-per-task", type=float, default=None,
+                       help="the share of a GPU each task takes, e.g. 0.25 packs four small "
+                            "cells on one GPU (local, ray)")
+    bench.add_argument("--ray-address", default=None,
+                       help="an existing Ray cluster to run on (default $RAY_ADDRESS, else "
+                            "a local Ray)")
+    bench.add_argument("--shared-home", action="store_true",
+                       help="with ray: HARNESS_HOME is on storage every node shares, so "
+                            "trained weights travel through it, not Ray's object store")
     bench.add_argument("--format", choices=("summary", "markdown", "json"), default=None,
                        help="what to print: a summary of at most 100 columns (the default on a "
                             "terminal), the full markdown page (the default when piped) or the "
@@ -184,6 +200,7 @@ def _output_format(args: argparse.Namespace) -> str:
 
 
 def _bench(args: argparse.Namespace, argv: list[str]) -> int:
+    from harness.executors import ExecutorOptions, make_executor
     from harness.listing import terminal_width
     from harness.model_cache import ModelCache
     from harness.plugins import load_registry, unknown_disabled
@@ -200,9 +217,12 @@ def _bench(args: argparse.Namespace, argv: list[str]) -> int:
     for path in (args.out, args.json_out):
         if path is not None and not path.parent.exists():
             raise UsageError(f"cannot write {path}: folder {path.parent} does not exist")
+    executor = make_executor(ExecutorOptions(
+        args.executor, args.workers, args.gpus_per_task, args.ray_address, args.shared_home),
+        config.device)
     runner = Runner(config, registry, ResultStore(args.db or home / "results.sqlite"),
                     ModelCache(home / "models"), show_progress=not args.quiet, argv=argv,
-                    disabled_plugins=tuple(args.disable_plugin))
+                    disabled_plugins=tuple(args.disable_plugin), executor=executor)
     outcome = runner.run()
     report = Report.of(outcome.results, registry)
     markdown = report.markdown()

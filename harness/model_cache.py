@@ -7,12 +7,13 @@ from ``torch.load(weights_only=True)``.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_model, save_model
+
+from harness.files import atomic_write
 
 
 class ModelCache:
@@ -44,14 +45,29 @@ class ModelCache:
 
     def save(self, key: str, model: torch.nn.Module, info: dict[str, Any]) -> None:
         """Store ``model``'s weights and ``info`` atomically; drop the partial state."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.weights_path(key).with_suffix(".tmp")
-        save_model(model, str(tmp))
-        os.replace(tmp, self.weights_path(key))
-        tmp_info = self.info_path(key).with_suffix(".json.tmp")
-        tmp_info.write_text(json.dumps(info, indent=2, sort_keys=True, default=str))
-        os.replace(tmp_info, self.info_path(key))
+        with atomic_write(self.weights_path(key)) as tmp:
+            save_model(model, str(tmp))
+        self._write_info(key, info)
         self.partial_path(key).unlink(missing_ok=True)
+
+    def _write_info(self, key: str, info: dict[str, Any]) -> None:
+        with atomic_write(self.info_path(key)) as tmp:
+            tmp.write_text(json.dumps(info, indent=2, sort_keys=True, default=str))
+
+    def lock_path(self, key: str) -> Path:
+        """The lock held while ``key`` is trained (one process trains a model at a time)."""
+        return self.root / f"{key}.lock"
+
+    def export(self, key: str) -> tuple[bytes, dict[str, Any]]:
+        """The finished weights (safetensors bytes) and report of ``key``, to ship to a
+        machine that does not share this folder."""
+        return self.weights_path(key).read_bytes(), json.loads(self.info_path(key).read_text())
+
+    def put(self, key: str, weights: bytes, info: dict[str, Any]) -> None:
+        """Store weights and report shipped from another machine (see :meth:`export`)."""
+        with atomic_write(self.weights_path(key)) as tmp:
+            tmp.write_bytes(weights)
+        self._write_info(key, info)
 
     def discard(self, key: str) -> None:
         """Forget everything cached for ``key`` (``--no-cache``)."""

@@ -17,6 +17,7 @@ import torch
 
 from harness.context import AttackContext
 from harness.data import ImageData, ModelInput
+from harness.files import exclusive
 from harness.metadata import now
 from harness.training import TrainContext, TrainData, TrainReport, TrainSettings, train_supervised
 
@@ -89,13 +90,27 @@ class ModelProvider:
         return model.to(self.device)
 
     def trained(self, job: TrainingJob, data: ImageData) -> TrainedModel:
-        """``job``'s model: from the cache, else trained now and cached."""
+        """``job``'s model: from the cache, else trained now and cached.
+
+        Training holds the job's lock, so two processes on one cache never train the same
+        model: the second waits, then loads what the first saved.
+        """
         model = self.build(job, data)
         if self.no_cache:
             self.cache.discard(job.key)
         elif self.cache.has(job.key):
-            info = self.cache.load(job.key, model, self.device)
-            return TrainedModel(model.eval(), info, cached=True)
+            return self._cached(job, model)
+        with exclusive(self.cache.lock_path(job.key)):
+            if not self.no_cache and self.cache.has(job.key):
+                return self._cached(job, model)
+            return self._train_and_save(job, data, model)
+
+    def _cached(self, job: TrainingJob, model: torch.nn.Module) -> TrainedModel:
+        info = self.cache.load(job.key, model, self.device)
+        return TrainedModel(model.eval(), info, cached=True)
+
+    def _train_and_save(self, job: TrainingJob, data: ImageData, model: torch.nn.Module
+                        ) -> TrainedModel:
         report = self._train(job, data, model)
         info = {"key_fields": job.key_fields, "epochs_run": report.epochs_run,
                 "best_epoch": report.best_epoch, "best_val_loss": report.best_val_loss,

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.executors.base import Executor, Progress
+from harness.executors.serial import SerialExecutor
 from harness.metadata import now, run_metadata
 from harness.model_cache import ModelCache
 from harness.plan import BenchConfig, Cell, Plan, Skipped, make_plan
@@ -20,6 +22,16 @@ from harness.records import NOT_APPLICABLE, Result, ResultSet
 from harness.registry import Registry
 from harness.store import ResultStore
 from harness.work import Worker, WorkSetup
+
+
+def in_process_modules() -> tuple[str, ...]:
+    """The modules registered in-process as plugins (``harness.testing``'s), by name, so
+    worker processes register them too."""
+    import types
+
+    from harness.plugins import TEST_PLUGINS
+
+    return tuple(obj.__name__ for _, obj in TEST_PLUGINS if isinstance(obj, types.ModuleType))
 
 
 @dataclass
@@ -69,13 +81,16 @@ class Runner:
 
     def __init__(self, config: BenchConfig, registry: Registry, store: ResultStore,
                  cache: ModelCache, *, show_progress: bool = True, argv: list[str] | None = None,
-                 disabled_plugins: tuple[str, ...] = ()):
+                 disabled_plugins: tuple[str, ...] = (), executor: Executor | None = None):
         self.config = config
         self.registry = registry
         self.store = store
         self.argv = argv
+        self.show_progress = show_progress
         self.plan: Plan = make_plan(config, registry)
-        self.setup = WorkSetup(config, cache.root.parent, disabled_plugins, show_progress)
+        self.executor = executor if executor is not None else SerialExecutor()
+        self.setup = WorkSetup(config, cache.root.parent, disabled_plugins, show_progress,
+                               plugin_modules=in_process_modules())
 
     def pending(self, outcome: BenchOutcome) -> list[Cell]:
         """The cells not stored yet; the stored ones are added to ``outcome``."""
@@ -92,25 +107,30 @@ class Runner:
         """Run every cell of the plan; return all their records."""
         worker = Worker(self.setup, self.registry, self.plan)
         metadata = run_metadata(self.registry, worker.device, self.config.as_dict(), self.argv)
+        metadata["executor"] = self.executor.info()
         outcome = BenchOutcome("", metadata)
         pending = self.pending(outcome)
         jobs = [j for j in self.plan.jobs if any(c.job.key == j.key for c in pending)]
-        worker.preflight(jobs, pending)
-        outcome.run_id = self.store.start_run(metadata)
-        for item in self.plan.skipped:
-            self._store(outcome, not_applicable_result(item, outcome.run_id, self.config.seed))
-        for job in jobs:
-            cells = [c for c in pending if c.job.key == job.key]
-            try:
-                trained = worker.trained(job)
-            except Exception as exc:
-                for cell in cells:
-                    self._store(outcome, worker.training_failed(cell, exc)
-                                .replace(run_id=outcome.run_id))
-                continue
-            for cell in cells:
-                self._store(outcome, worker.evaluate(cell, trained)
-                            .replace(run_id=outcome.run_id))
+        parallel = not isinstance(self.executor, SerialExecutor)
+        if pending:     # nothing left to compute: no worker is started
+            self.executor.prepare(self.setup)
+        progress = None
+        try:
+            worker.preflight(jobs, pending)
+            outcome.run_id = self.store.start_run(metadata)
+            for item in self.plan.skipped:
+                self._store(outcome, not_applicable_result(item, outcome.run_id,
+                                                           self.config.seed))
+            progress = Progress(len(jobs), len(pending),
+                                enabled=self.show_progress and parallel)
+            for record in self.executor.execute(jobs, pending, worker, progress) \
+                    if pending else ():
+                self._store(outcome, record.replace(run_id=outcome.run_id))
+                progress.cell_done(record)
+        finally:
+            self.executor.close()
+            if progress is not None:
+                progress.close()
         self.store.finish_run(outcome.run_id, now())
         return outcome
 

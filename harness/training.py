@@ -16,12 +16,10 @@ cross-entropy, data reshuffled every epoch), optionally with a per-minibatch ``a
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from uuid import uuid4
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +27,7 @@ import torch.nn.functional as F
 from harness.data import ImageData, batches
 from harness.devices import synchronize
 from harness.errors import UsageError
+from harness.files import atomic_write
 from harness.progress import progress_bar
 from harness.seeds import derive_seed, seed_globals
 
@@ -172,13 +171,8 @@ def _load_states(path: Path | None, device: torch.device) -> dict:
 def _save_state(path: Path, states: dict) -> None:
     """Write ``states`` (phase -> state) to ``path`` atomically, through a temporary file
     whose name no other process shares."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.{uuid4().hex[:8]}.tmp")
-    try:
+    with atomic_write(path) as tmp:
         torch.save(states, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _copy(state: dict) -> dict:

@@ -9,11 +9,16 @@ same worker in-process. Workers never write the results store: they return recor
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import socket
 import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import torch
 
 from harness.adversarial import AdversarialStore
 from harness.categories import category_of, load_evaluator
@@ -31,12 +36,35 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class WorkSetup:
-    """Everything a worker process needs besides a key: plain data, picklable."""
+    """Everything a worker process needs besides a key: plain data, picklable.
+
+    ``plugin_modules`` are importable modules registered as plugins besides the entry points
+    (the in-process plugins of the driver, e.g. a test's); ``threads`` the torch threads a
+    worker process uses (None: torch's default).
+    """
 
     config: BenchConfig
     home: Path
     disabled_plugins: tuple[str, ...] = ()
     show_progress: bool = False
+    plugin_modules: tuple[str, ...] = ()
+    threads: int | None = None
+
+
+def worker_id() -> str:
+    """``host:pid`` of this process, as failure messages and records name a worker."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _registry_for(setup: WorkSetup) -> Registry:
+    import importlib
+
+    from harness.plugins import load_registry
+    from harness.specs import PluginInfo
+
+    extra = [(PluginInfo(name=m, distribution="<in-process>", version="0"),
+              importlib.import_module(m)) for m in setup.plugin_modules]
+    return load_registry(strict=True, disabled=setup.disabled_plugins, extra_plugins=extra)
 
 
 def error_text(exc: BaseException) -> str:
@@ -51,12 +79,11 @@ class Worker:
 
     def __init__(self, setup: WorkSetup, registry: Registry | None = None,
                  plan: Plan | None = None):
-        from harness.plugins import load_registry
-
         config = setup.config
         self.setup = setup
-        self.registry = registry if registry is not None else load_registry(
-            strict=True, disabled=setup.disabled_plugins)
+        if setup.threads is not None:
+            torch.set_num_threads(setup.threads)
+        self.registry = registry if registry is not None else _registry_for(setup)
         self.plan = plan if plan is not None else make_plan(config, self.registry)
         self.device = resolve_device(config.device)
         self.provider = ModelProvider(ModelCache(setup.home / "models"), self.device,
@@ -112,19 +139,42 @@ class Worker:
         return self._evaluators[category.name]
 
     def evaluate(self, cell: Cell, trained: TrainedModel) -> Result:
-        """``cell``'s record; an exception in the attack or defense is a failed record."""
+        """``cell``'s record; an exception in the attack or defense is a failed record. A CUDA
+        out-of-memory error is retried once at half the attack batch, and the record says so
+        (``config["oom_retry"]``)."""
         t0 = time.perf_counter()
         try:
-            return self.evaluator(cell).evaluate(cell, trained, self.data(cell.job))
+            try:
+                result = self.evaluator(cell).evaluate(cell, trained, self.data(cell.job))
+            except torch.cuda.OutOfMemoryError:
+                result = self._evaluate_at_half_batch(cell, trained)
         except Exception as exc:
-            return failed_result(cell, self.env.seed, self.env.attack_batch_size,
-                                 error_text(exc), attack_seconds=time.perf_counter() - t0,
-                                 **trained.train_values)
+            result = failed_result(cell, self.env.seed, self.env.attack_batch_size,
+                                   error_text(exc), attack_seconds=time.perf_counter() - t0,
+                                   **trained.train_values)
+        return result.replace(config={**result.config, "worker": worker_id()})
 
-    def training_failed(self, cell: Cell, exc: BaseException) -> Result:
-        """The record of a cell whose model could not be trained."""
+    def _evaluate_at_half_batch(self, cell: Cell, trained: TrainedModel) -> Result:
+        torch.cuda.empty_cache()
+        half = max(1, self.env.attack_batch_size // 2)
+        env = dataclasses.replace(self.env, attack_batch_size=half)
+        evaluator = load_evaluator(category_of(cell.attack))(env)
+        result = evaluator.evaluate(cell, trained, self.data(cell.job))
+        return result.replace(config={**result.config, "oom_retry": {
+            "attack_batch_size": half, "was": self.env.attack_batch_size}})
+
+    def receive(self, job: TrainingJob, weights: bytes, info: dict[str, Any]) -> None:
+        """Put ``job``'s weights, trained by another worker that shares no folder with this
+        one, into this worker's model cache (unless they are there already)."""
+        if not self.provider.cache.has(job.key):
+            self.provider.cache.put(job.key, weights, info)
+
+    def training_failed(self, cell: Cell, error: BaseException | str) -> Result:
+        """The record of a cell whose model could not be trained (``error``: the exception,
+        or its text when it came from another process)."""
+        text = error if isinstance(error, str) else error_text(error)
         return failed_result(cell, self.env.seed, self.env.attack_batch_size,
-                             f"training failed: {error_text(exc)}")
+                             f"training failed: {text}")
 
 
 _WORKERS: dict[str, Worker] = {}
@@ -133,25 +183,62 @@ _WORKERS: dict[str, Worker] = {}
 def worker_for(setup: WorkSetup) -> Worker:
     """This process's worker for ``setup`` (built on first use, then reused)."""
     key = digest({"config": setup.config.as_dict(), "home": str(setup.home),
-                  "disabled": list(setup.disabled_plugins)})
+                  "disabled": list(setup.disabled_plugins),
+                  "plugins": list(setup.plugin_modules), "threads": setup.threads})
     if key not in _WORKERS:
         _WORKERS.clear()
         _WORKERS[key] = Worker(setup)
     return _WORKERS[key]
 
 
-def train_job(setup: WorkSetup, train_key: str) -> dict[str, Any]:
-    """Train (or load) the job ``train_key`` of ``setup``'s plan; return its report."""
+def warm_up(setup: WorkSetup) -> str:
+    """Build this process's worker for ``setup`` and load its datasets, so that a pool's
+    start-up overlaps the driver's checks instead of the first tasks; returns the worker id."""
     worker = worker_for(setup)
-    return worker.trained(worker.plan.job(train_key)).info
+    for job in worker.plan.jobs:
+        worker.data(job)
+    return worker_id()
 
 
-def evaluate_cell(setup: WorkSetup, cell_key: str) -> Result:
-    """Evaluate the cell ``cell_key`` of ``setup``'s plan (training its job if needed)."""
+@dataclass(frozen=True)
+class TrainOutcome:
+    """What training one job gave: its report, or why it failed; with the weights when they
+    must travel to workers that share no folder (``ship``)."""
+
+    key: str
+    info: dict[str, Any] | None = None
+    error: str | None = None
+    weights: bytes | None = None
+    worker: str = ""
+
+
+def train_job(setup: WorkSetup, train_key: str, ship: bool = False) -> TrainOutcome:
+    """Train (or load) the job ``train_key`` of ``setup``'s plan. An exception in the training
+    is returned as the outcome's error, not raised (it is the job's own failure, which
+    retrying would repeat)."""
+    worker = worker_for(setup)
+    job = worker.plan.job(train_key)
+    try:
+        trained = worker.trained(job)
+    except Exception as exc:
+        return TrainOutcome(train_key, error=error_text(exc), worker=worker_id())
+    weights = worker.provider.cache.export(job.key)[0] if ship else None
+    return TrainOutcome(train_key, trained.info, weights=weights, worker=worker_id())
+
+
+def evaluate_cell(setup: WorkSetup, cell_key: str, trained: TrainOutcome | None = None
+                  ) -> Result:
+    """Evaluate the cell ``cell_key`` of ``setup``'s plan. ``trained`` is its job's outcome
+    when the job ran elsewhere: its error fails the cell, its shipped weights are put into
+    this worker's cache; without it the job is trained (or loaded) here."""
     worker = worker_for(setup)
     cell = worker.plan.cell(cell_key)
+    if trained is not None and trained.error is not None:
+        return worker.training_failed(cell, trained.error)
+    if trained is not None and trained.weights is not None and trained.info is not None:
+        worker.receive(cell.job, trained.weights, trained.info)
     try:
-        trained = worker.trained(cell.job)
+        model = worker.trained(cell.job)
     except Exception as exc:
         return worker.training_failed(cell, exc)
-    return worker.evaluate(cell, trained)
+    return worker.evaluate(cell, model)

@@ -120,7 +120,8 @@ def test_work_units_run_in_another_process_from_plain_inputs(isolated_home, tmp_
         reports = [pool.submit(train_job, setup, job.key).result() for job in plan.jobs]
         records = {c.key: pool.submit(evaluate_cell, setup, c.key).result()
                    for c in plan.cells}
-    assert [r["key_fields"] for r in reports] == [j.key_fields for j in plan.jobs]
+    assert [r.info["key_fields"] for r in reports] == [j.key_fields for j in plan.jobs]
+    assert all(r.error is None and r.weights is None for r in reports)
     assert len(list((tmp_path / "worker-home" / "models").glob("*.safetensors"))) == 2
     assert len(serial.records) == len(records) == 4
     for record in serial.records:
