@@ -127,6 +127,9 @@ class Runner:
                     if pending else ():
                 self._store(outcome, record.replace(run_id=outcome.run_id))
                 progress.cell_done(record)
+        except BaseException:   # Ctrl-C or a failure of the driver: stop the workers now
+            self.executor.close(now=True)
+            raise
         finally:
             self.executor.close()
             if progress is not None:

@@ -28,6 +28,7 @@ from harness.evaluators.base import EvalEnv, Evaluator, failed_result
 from harness.model_cache import ModelCache
 from harness.plan import BenchConfig, Cell, Plan, TrainingJob, digest, make_plan
 from harness.provider import ModelProvider, TrainedModel
+from harness.seeds import seed_globals
 
 if TYPE_CHECKING:
     from harness.records import Result
@@ -143,6 +144,9 @@ class Worker:
         out-of-memory error is retried once at half the attack batch, and the record says so
         (``config["oom_retry"]``)."""
         t0 = time.perf_counter()
+        # Attacks that draw from the global generators (many of ART's) get the same stream in
+        # every executor and whatever ran before in this process.
+        seed_globals(self.env.seed, "cell", cell.key)
         try:
             try:
                 result = self.evaluator(cell).evaluate(cell, trained, self.data(cell.job))

@@ -48,8 +48,8 @@ class Executor(Protocol):
         (the runner reports the cells it stores)."""
         ...
 
-    def close(self) -> None:
-        """Stop what :meth:`prepare` started."""
+    def close(self, now: bool = False) -> None:
+        """Stop what :meth:`prepare` started: once idle, or ``now`` (interrupted)."""
         ...
 
     def info(self) -> dict[str, Any]:

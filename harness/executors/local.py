@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing
 import os
+import signal
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -31,13 +32,17 @@ if TYPE_CHECKING:
 MAX_RETRIES = 2
 
 
-def _start_worker(slot: Synchronized, gpus: int) -> None:
-    """Pin this worker process to its GPU (before torch starts CUDA)."""
+def _start_worker(slot: Synchronized | None, gpus: int) -> None:
+    """Pin this worker process to its GPU (before torch starts CUDA); leave Ctrl-C to the
+    driver, which stops the workers itself (a worker interrupted on its own would only break
+    the pool)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if slot is None:
+        return
     with slot.get_lock():
         mine = slot.value
         slot.value += 1
-    if gpus:
-        os.environ["CUDA_VISIBLE_DEVICES"] = str(mine % gpus)
+    os.environ["CUDA_VISIBLE_DEVICES"] = str(mine % gpus)
 
 
 @dataclass
@@ -74,7 +79,7 @@ class LocalExecutor:
     def new_pool(self) -> ProcessPoolExecutor:
         """A pool of ``workers`` spawned processes, each pinned to its GPU if there are any."""
         context = multiprocessing.get_context("spawn")
-        if self._slot is None:
+        if self._slot is None and self.gpus:
             self._slot = context.Value("i", 0)
         return ProcessPoolExecutor(self.workers, mp_context=context, initializer=_start_worker,
                                    initargs=(self._slot, self.gpus))
@@ -95,8 +100,10 @@ class LocalExecutor:
                     yield from self._finished(task, value, cells, worker, progress, tasks)
                 for task in tasks.restart_if_broken():
                     yield from self._gave_up(task, cells, worker, progress)
-        finally:
-            self.close()
+        except BaseException:       # Ctrl-C, or the driver stopped: stop the workers now
+            self.close(now=True)
+            raise
+        self.close()
 
     def _finished(self, task: _Task, value: Any, cells: list[Cell], worker: Worker,
                   progress: Progress, tasks: _Tasks) -> Iterator[Result]:
@@ -128,10 +135,11 @@ class LocalExecutor:
         for cell in (c for c in cells if c.job.key == task.job.key):
             yield worker.training_failed(cell, why)
 
-    def close(self) -> None:
-        """Stop the worker processes."""
+    def close(self, now: bool = False) -> None:
+        """Stop the worker processes: after their tasks, or ``now`` (what they were doing is
+        lost; finished cells and models, and the last finished epoch, are kept)."""
         if self._tasks is not None:
-            self._tasks.shutdown()
+            self._tasks.shutdown(now)
             self._tasks = None
 
     def info(self) -> dict[str, Any]:
@@ -189,6 +197,9 @@ class _Tasks:
                 self.submit(task)
         return given_up
 
-    def shutdown(self) -> None:
-        """Stop the worker processes."""
-        self.pool.shutdown(wait=True, cancel_futures=True)
+    def shutdown(self, now: bool = False) -> None:
+        """Stop the worker processes, ``now`` (terminated) or once idle."""
+        if now:
+            for process in list(getattr(self.pool, "_processes", {}).values()):
+                process.terminate()
+        self.pool.shutdown(wait=not now, cancel_futures=True)

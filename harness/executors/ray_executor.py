@@ -142,8 +142,9 @@ class RayExecutor:
                 "threads": self.threads, "gpus_per_task": self.gpus_per_task,
                 "shared_home": self.options.shared_home}
 
-    def close(self) -> None:
-        """Disconnect from Ray (and stop it if this run started it)."""
+    def close(self, now: bool = False) -> None:
+        """Disconnect from Ray (and stop it if this run started it); the tasks of this
+        driver end with it."""
         if self._started:
             _ray().shutdown()
             self._started = False

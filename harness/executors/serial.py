@@ -36,7 +36,7 @@ class SerialExecutor:
                 progress.started_one()
                 yield worker.evaluate(cell, trained)
 
-    def close(self) -> None:
+    def close(self, now: bool = False) -> None:
         """Nothing to stop."""
 
     def info(self) -> dict[str, Any]:
