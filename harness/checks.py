@@ -34,9 +34,12 @@ LEGEND: dict[str, str] = {
          "the white-box attacks are not using the gradients well (gradient masking)",
     "S": "accuracy recomputed from the stored adversarial examples differs from the reported "
          "robust accuracy",
+    "T": "the model's clean accuracy is at chance level (at most 1.5 x 1/classes): training "
+         "diverged or failed; its robust numbers mean nothing",
 }
 LARGE_EPS = 0.5
 MASKING_GAP = 0.20
+CHANCE_FACTOR = 1.5
 
 
 @dataclass(frozen=True)
@@ -145,9 +148,26 @@ def _eps_flags(where: str, rows: list[Result]) -> list[Flag]:
     return flags
 
 
+def _chance_flags(records: Iterable[Result]) -> list[Flag]:
+    """T: a cell whose model's clean accuracy is at chance level (training diverged); every
+    ok cell that reports robust accuracy and its number of classes, bounded or not."""
+    flags = []
+    for r in records:
+        if r.status != "ok" or not reports_robust_accuracy(r.category) or r.clean_acc is None:
+            continue
+        classes = r.metrics.get("num_classes")
+        if classes and r.clean_acc <= CHANCE_FACTOR / classes:
+            budget = f" eps {r.eps:g}" if r.eps is not None else ""
+            flags.append(Flag(r.cell_key, "T", f"{r.dataset}/{r.model}/{r.defense} {r.attack}"
+                              f"{budget}: clean {_pct(r.clean_acc)} with {int(classes)} "
+                              f"classes (chance {_pct(1 / classes)})"))
+    return flags
+
+
 def run_checks(records: Iterable[Result]) -> list[Flag]:
     """Every flag raised by the checks over ``records`` (ok evasion cells only)."""
-    flags: list[Flag] = []
+    records = list(records)
+    flags: list[Flag] = _chance_flags(records)
     for (dataset, model, defense), rows in sorted(_groups(records).items()):
         where = f"{dataset}/{model}/{defense}"
         by = {(r.attack, r.eps): r for r in rows}

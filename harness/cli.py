@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 import os
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "(the large-eps check)")
     bench.add_argument("--no-cache", action="store_true",
                        help="retrain and re-evaluate even what is cached")
+    bench.add_argument("--refuse-damaged", action="store_true",
+                       help="a damaged cached model fails its cells instead of being moved to "
+                            "models/damaged/ and retrained")
     bench.add_argument("--quiet", action="store_true", help="no progress bars")
     bench.add_argument("--executor", choices=("serial", "local", "ray"), default="serial",
                        help="serial (default): this process; local: worker processes on this "
@@ -175,9 +179,9 @@ def _selection(args: argparse.Namespace, kind: str, registry: Any) -> tuple[str,
 
 
 def _bench_config(args: argparse.Namespace, registry: Any) -> Any:
-    from harness.plan import BenchConfig
+    from harness.plan import BenchConfig, check_config
 
-    return BenchConfig(
+    config = BenchConfig(
         datasets=_selection(args, "dataset", registry), models=_selection(args, "model", registry),
         attacks=_selection(args, "attack", registry),
         defenses=_selection(args, "defense", registry),
@@ -190,6 +194,8 @@ def _bench_config(args: argparse.Namespace, registry: Any) -> Any:
         defense_options=parse_assignments(args.defense_opt, "--defense-opt"),
         no_cache=args.no_cache, checks=not args.no_checks,
     )
+    check_config(config)
+    return config
 
 
 def _output_format(args: argparse.Namespace) -> str:
@@ -197,6 +203,38 @@ def _output_format(args: argparse.Namespace) -> str:
     if args.format:
         return str(args.format)
     return "summary" if sys.stdout.isatty() else "markdown"
+
+
+def _check_outputs(args: argparse.Namespace, home: Path) -> None:
+    """``--out``, ``--json`` and ``HARNESS_HOME`` usable, before any work (UsageError)."""
+    from harness.files import folder_problem, output_problem
+
+    for option, path in (("--out", args.out), ("--json", args.json_out)):
+        problem = output_problem(path) if path is not None else None
+        if problem:
+            raise UsageError(f"{option}: cannot write {path}: {problem}")
+    for folder in (home, home / "models", home / "adversarial"):
+        problem = folder_problem(folder)
+        if problem:
+            raise UsageError(f"HARNESS_HOME {home} cannot be used: {problem}")
+
+
+def _write_outputs(args: argparse.Namespace, markdown: str, results_json: str, db: Path) -> int:
+    """Write ``--out`` and ``--json``; a failure is one line saying how to render the stored
+    results instead. Returns how many could not be written."""
+    unwritten = 0
+    for path, text, render in ((args.out, markdown, "--out"),
+                               (args.json_out, results_json, "--save-results")):
+        if path is None:
+            continue
+        try:
+            path.write_text(text)
+        except OSError as exc:
+            unwritten += 1
+            print(f"harness: error: could not write {path} ({exc.strerror or exc}); the results "
+                  f"are stored in {db}: `harness leaderboard --db {db} {render} FILE` writes "
+                  "them", file=sys.stderr)
+    return unwritten
 
 
 def _bench(args: argparse.Namespace, argv: list[str]) -> int:
@@ -214,14 +252,16 @@ def _bench(args: argparse.Namespace, argv: list[str]) -> int:
     registry = load_registry(strict=True, disabled=args.disable_plugin)
     config = _bench_config(args, registry)
     home = harness_home()
-    for path in (args.out, args.json_out):
-        if path is not None and not path.parent.exists():
-            raise UsageError(f"cannot write {path}: folder {path.parent} does not exist")
+    _check_outputs(args, home)
+    db = args.db or home / "results.sqlite"
+    store = ResultStore(db)
+    store.check()
     executor = make_executor(ExecutorOptions(
         args.executor, args.workers, args.gpus_per_task, args.ray_address, args.shared_home),
         config.device)
-    runner = Runner(config, registry, ResultStore(args.db or home / "results.sqlite"),
-                    ModelCache(home / "models"), show_progress=not args.quiet, argv=argv,
+    runner = Runner(config, registry, store,
+                    ModelCache(home / "models", refuse_damaged=args.refuse_damaged),
+                    show_progress=not args.quiet, argv=argv,
                     disabled_plugins=tuple(args.disable_plugin), executor=executor)
     outcome = runner.run()
     report = Report.of(outcome.results, registry)
@@ -230,10 +270,7 @@ def _bench(args: argparse.Namespace, argv: list[str]) -> int:
              "markdown": lambda: markdown,
              "json": outcome.results.to_json}[_output_format(args)]()
     print(shown, end="" if shown.endswith("\n") else "\n")
-    if args.out:
-        args.out.write_text(markdown)
-    if args.json_out:
-        args.json_out.write_text(outcome.results.to_json())
+    unwritten = _write_outputs(args, markdown, outcome.results.to_json(), db)
     for flag in report.flags:
         print(f"harness: check {flag.code} failed: {flag.message}", file=sys.stderr)
     if outcome.not_applicable:
@@ -243,7 +280,7 @@ def _bench(args: argparse.Namespace, argv: list[str]) -> int:
         print(f"harness: {len(outcome.failed)} of {len(outcome.records)} cells failed "
               "(see the status column)", file=sys.stderr)
         return 1
-    return 0
+    return 1 if unwritten else 0
 
 
 def _listing_registry(args: argparse.Namespace):
@@ -325,9 +362,11 @@ def _load_results(args: argparse.Namespace, registry: Any) -> Any:
                 raise UsageError(f"no results file at {path}")
             try:
                 part = ResultSet.from_json(path.read_text())
-            except (ValueError, TypeError) as exc:
+            except OSError as exc:
+                raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:
                 raise UsageError(f"{path} is not a `harness bench --json` file: "
-                                 f"{exc}") from None
+                                 f"{type(exc).__name__}: {exc}") from None
             results.records += part.records
             results.runs.update(part.runs)
     else:
@@ -335,31 +374,44 @@ def _load_results(args: argparse.Namespace, registry: Any) -> Any:
         if not db.exists():
             raise UsageError(f"no results database at {db}: run `harness bench` first, or "
                              "pass --db")
-        results = ResultStore(db).latest_records()
+        store = ResultStore(db)
+        store.check(write=False)
+        try:
+            results = store.latest_records()
+        except (sqlite3.DatabaseError, ValueError, TypeError) as exc:
+            raise UsageError(f"results database {db} cannot be read: {exc}") from None
+        finally:
+            store.close()
     if args.dataset:
         results = results.only(r for r in results.records if r.dataset in args.dataset)
     return with_roles(results, registry)
 
 
 def _leaderboard(args: argparse.Namespace) -> int:
+    from harness.files import output_problem
     from harness.reporting import Report
 
+    for flag, path in (("--out", args.out), ("--save-results", args.save_results)):
+        problem = output_problem(path) if path is not None else None
+        if problem:
+            raise UsageError(f"{flag}: cannot write {path}: {problem}")
     registry = _listing_registry(args)
     results = _load_results(args, registry)
     report = Report.of(results, registry)
     stem = args.out.stem if args.out and not args.no_figures else None
     markdown = report.markdown(figures_stem=stem)
-    if args.save_results:
-        args.save_results.write_text(results.to_json())
-    if args.out:
-        if not args.out.parent.is_dir():
-            raise UsageError(f"cannot write {args.out}: folder {args.out.parent} does not exist")
-        args.out.write_text(markdown)
-        if stem:
-            for path in report.draw(stem, args.out.parent):
-                print(f"harness: drew {path}", file=sys.stderr)
-    else:
+    try:
+        if args.save_results:
+            args.save_results.write_text(results.to_json())
+        if args.out:
+            args.out.write_text(markdown)
+    except OSError as exc:
+        raise HarnessError(f"could not write {exc.filename}: {exc.strerror or exc}") from None
+    if not args.out:
         print(markdown, end="")
+    elif stem:
+        for path in report.draw(stem, args.out.parent):
+            print(f"harness: drew {path}", file=sys.stderr)
     return 0
 
 

@@ -23,3 +23,19 @@ class DatasetNotFoundError(HarnessError):
     """A dataset's files are not where we looked; the message says where and how to get them."""
 
     exit_code = 2
+
+
+class InvalidAttackOutput(HarnessError):
+    """An attack returned adversarial examples the harness will not score (wrong shape,
+    non-finite, outside [0, 1] or over its budget); the message names the attack, the measured
+    value and the bound."""
+
+
+NAME_LIMIT = 80
+
+
+def quoted(name: str, limit: int = NAME_LIMIT) -> str:
+    """``name`` as messages show a name the user typed: quoted with control characters escaped
+    (``'fg\\nsm'``, so it cannot forge a line of output) and cut to ``limit`` characters with
+    ``…``."""
+    return repr(name if len(name) <= limit else name[:limit] + "…")

@@ -9,11 +9,55 @@ import torch
 
 from harness.data import batches
 from harness.devices import synchronize
+from harness.errors import InvalidAttackOutput, quoted
 from harness.progress import progress_bar
 from harness.specs import Attack
 
 # A change smaller than this (a float32 rounding of a clipped pixel) does not count for L0.
 L0_TOLERANCE = 1e-4
+# How far outside [0, 1] a pixel may be (float rounding), and the slack on a budget: a
+# perturbation of size ``m`` is within ``eps`` when ``m <= eps * (1 + rel) + abs``.
+RANGE_TOLERANCE = 1e-6
+BUDGET_RTOL, BUDGET_ATOL = 1e-5, 1e-6
+_NORM_LABELS = {"inf": "Linf", "2": "L2", "1": "L1", "0": "L0"}
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The budget a bounded attack's output is held to: ``eps`` in the attack's declared
+    ``norm``, one of ``"inf"``, ``"2"``, ``"1"``, ``"0"`` (for L0, ``eps`` counts the pixel
+    values changed by more than ``L0_TOLERANCE``). Norms without an Lp budget
+    (``"wasserstein"``, ``"none"``) are not budget-checked: :meth:`of` gives None for them."""
+
+    norm: str
+    eps: float
+
+    @classmethod
+    def of(cls, norm: str, bounded: bool, eps: float | None) -> Budget | None:
+        """The budget of an attack declaring ``norm`` and ``bounded`` run at ``eps``; None
+        when there is none to check (unbounded attack, no eps, or a norm that is not Lp)."""
+        if not bounded or eps is None or norm not in _NORM_LABELS:
+            return None
+        return cls(norm, eps)
+
+    @property
+    def label(self) -> str:
+        """``'Linf'``, ``'L2'``, ``'L1'`` or ``'L0'``."""
+        return _NORM_LABELS[self.norm]
+
+    def sizes(self, delta: torch.Tensor) -> torch.Tensor:
+        """Each image's perturbation size in this norm (``delta`` flattened per image)."""
+        if self.norm == "inf":
+            return delta.abs().amax(1)
+        if self.norm == "2":
+            return delta.norm(dim=1)
+        if self.norm == "1":
+            return delta.abs().sum(1)
+        return (delta.abs() > L0_TOLERANCE).sum(1).float()
+
+    def bound(self) -> float:
+        """The largest size accepted: ``eps`` with its relative and absolute slack."""
+        return self.eps * (1 + BUDGET_RTOL) + BUDGET_ATOL
 
 
 class QueryCounter(torch.nn.Module):
@@ -73,8 +117,14 @@ def _median(values: torch.Tensor) -> float:
 def evaluate_attack(model: torch.nn.Module, attack: Attack, x: torch.Tensor, y: torch.Tensor,
                     eps: float | None, *, batch_size: int = 256, label: str = "attack",
                     show_progress: bool = True, defended: torch.nn.Module | None = None,
-                    keep_adversarial: bool = False) -> AttackResult:
+                    keep_adversarial: bool = False, name: str = "attack",
+                    budget: Budget | None = None) -> AttackResult:
     """Attack every test image and measure accuracy before and after.
+
+    Every batch the attack returns is verified before it is scored: the input's shape, finite,
+    in [0, 1] (up to ``RANGE_TOLERANCE``) and, given a ``budget``, within it (up to its
+    slack); a violation raises :class:`InvalidAttackOutput` naming the attack (``name``, its
+    plugin name), the measured value and the bound, so nothing invalid is ever scored.
 
     The attack success rate counts, among the images the model classified correctly, those
     whose adversarial version it gets wrong. Perturbation norms are means over all images.
@@ -102,7 +152,7 @@ def evaluate_attack(model: torch.nn.Module, attack: Attack, x: torch.Tensor, y: 
             x_adv = attack.perturb(counter, xb, yb, eps)
             synchronize(x.device)
             seconds += time.perf_counter() - t0
-            _check_output(x_adv, xb)
+            _check_output(x_adv, xb, name, budget)
             delta = (x_adv.detach() - xb).flatten(1)
             linf[idx] = delta.abs().amax(1)
             l2[idx] = delta.norm(dim=1)
@@ -117,14 +167,29 @@ def evaluate_attack(model: torch.nn.Module, attack: Attack, x: torch.Tensor, y: 
                    x_adv_all)
 
 
-def _check_output(x_adv: torch.Tensor, x: torch.Tensor) -> None:
-    """An attack's output for the batch ``x``: same shape, finite (ValueError otherwise)."""
+def _check_output(x_adv: torch.Tensor, x: torch.Tensor, name: str,
+                  budget: Budget | None) -> None:
+    """An attack's output for the batch ``x``: same shape, finite, in [0, 1], within
+    ``budget`` (:class:`InvalidAttackOutput` otherwise)."""
+    attack = f"attack {quoted(name)}"
+    if not isinstance(x_adv, torch.Tensor):
+        raise InvalidAttackOutput(f"{attack} returned a {type(x_adv).__name__}, not a tensor")
     if x_adv.shape != x.shape:
-        raise ValueError(f"attack returned shape {tuple(x_adv.shape)} for input "
-                         f"{tuple(x.shape)}")
+        raise InvalidAttackOutput(f"{attack} returned shape {tuple(x_adv.shape)} for input "
+                                  f"{tuple(x.shape)}")
+    x_adv = x_adv.detach()
     if not torch.isfinite(x_adv).all():
-        raise ValueError("attack returned non-finite values (NaN or inf) in its "
-                         "adversarial examples")
+        raise InvalidAttackOutput(f"{attack} returned non-finite values (NaN or inf) in its "
+                                  "adversarial examples")
+    low, high = float(x_adv.min()), float(x_adv.max())
+    if low < -RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE:
+        raise InvalidAttackOutput(f"{attack} returned values outside [0, 1] (min {low:.6g}, "
+                                  f"max {high:.6g})")
+    if budget is not None:
+        largest = float(budget.sizes((x_adv - x).flatten(1)).max())
+        if largest > budget.bound():
+            raise InvalidAttackOutput(f"{attack} exceeded its budget: max {budget.label} "
+                                      f"{largest:.6g} > eps {budget.eps:g}")
 
 
 def _result(clean_correct: torch.Tensor, robust_correct: torch.Tensor, linf: torch.Tensor,

@@ -45,3 +45,52 @@ def exclusive(lock_path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def set_aside(path: Path, folder: Path) -> Path:
+    """Move ``path`` into ``folder`` (created if needed) under its own name, or a unique one
+    when that is taken there; return where it went."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / path.name
+    if target.exists():
+        target = folder / f"{path.name}.{uuid4().hex[:8]}"
+    os.replace(path, target)
+    return target
+
+
+def folder_problem(folder: Path) -> str | None:
+    """Why files cannot be created in ``folder`` (or, while it is missing, why it could not
+    be created), or None. Creates nothing that stays: it probes the folder, or its nearest
+    existing ancestor, with a real temporary file, so read-only mounts are found even where
+    permission bits are not enforced (as root)."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is not a folder"
+    try:
+        probe = temporary_name(existing / ".write-probe")
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        return f"cannot write in {existing}: {exc.strerror or exc}"
+    return None
+
+
+def output_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be written as an output file (a folder, a missing or unwritable
+    folder, a read-only file), or None. Creates nothing."""
+    if path.is_dir():
+        return f"{path} is a folder, not a file"
+    folder = path.parent
+    if not folder.is_dir():
+        return f"folder {folder} does not exist"
+    if path.exists() and not os.access(path, os.W_OK):
+        return f"{path} is read-only"
+    try:
+        probe = temporary_name(path)
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        return f"cannot write in {folder}: {exc.strerror or exc}"
+    return None

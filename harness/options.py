@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from harness.errors import UsageError
+from harness.errors import UsageError, quoted
 
 OptionType = Literal["int", "float", "bool", "str", "int-list", "float-list", "json"]
 
@@ -238,7 +238,7 @@ def parse_assignments(items: Iterable[str], flag: str) -> dict[str, dict[str, An
         key, eq, value = item.partition("=")
         name, dot, option = key.rpartition(".")
         if not eq or not dot or not name or not option:
-            raise UsageError(f"{flag} '{item}': expected NAME.OPTION=VALUE, e.g. {flag} "
+            raise UsageError(f"{flag} {quoted(item)}: expected NAME.OPTION=VALUE, e.g. {flag} "
                              "pgd.steps=20")
         out.setdefault(name.strip(), {})[option.strip()] = parse_value(value)
     return out

@@ -26,12 +26,15 @@ from harness.categories import (
     stage_of,
     trains_on_baseline,
 )
-from harness.errors import UsageError
+from harness.errors import UsageError, quoted
 from harness.registry import Registry
 from harness.specs import MODEL_FEATURES, AttackSpec, DatasetSpec, DefenseSpec, ModelSpec
 from harness.training import TrainSettings
 
 ALL = "all"
+# The largest --image-size: 4096 x 4096 x 3 float32 is 201 MB an image, already more than a
+# benchmark can hold for a dataset; beyond it a typo (100000) would only exhaust memory.
+MAX_IMAGE_SIZE = 4096
 # The automatic large-eps check: the run's iterative white-box attack at this eps on this
 # many test images, for every model and defense with an evasion cell (``--no-checks`` leaves
 # it out). See harness.checks.
@@ -217,7 +220,7 @@ def _check_positive(name: str, value: float | None, integer: bool = False) -> No
 def _check_option_owners(given: dict[str, dict], known: list[str], flag: str) -> None:
     for owner in given:
         if owner not in known:
-            raise UsageError(f"{flag} names '{owner}', which is not in this run "
+            raise UsageError(f"{flag} names {quoted(owner)}, which is not in this run "
                              f"({', '.join(known) or 'nothing'})")
 
 
@@ -254,16 +257,43 @@ def _training_job(config: BenchConfig, ds: DatasetSpec, model_name: str, model: 
                        defense_params=defense.resolve_options(d_opts))
 
 
-def _check_config(config: BenchConfig) -> None:
-    """Every number of ``config`` in range (UsageError otherwise)."""
+def _check_twice(flag: str, values: tuple[Any, ...], shown: Any) -> None:
+    """A value listed twice in ``flag`` is a UsageError (it would be one cell, not two)."""
+    seen: set[Any] = set()
+    for value in values:
+        if value in seen:
+            raise UsageError(f"{flag} lists {shown(value)} twice")
+        seen.add(value)
+
+
+def check_config(config: BenchConfig) -> None:
+    """Every number of ``config`` in range, no name or eps listed twice (UsageError
+    otherwise). :func:`make_plan` runs it; the command line runs it first, before it opens
+    anything under HARNESS_HOME."""
     for name in ("n_train", "n_test", "epochs", "batch_size", "patience", "image_size"):
         _check_positive(name.replace("_", "-"), getattr(config, name), integer=True)
     _check_positive("lr", config.lr)
     _check_positive("attack-batch-size", config.attack_batch_size, integer=True)
+    if not isinstance(config.seed, int) or not 0 <= config.seed < 2**63:
+        raise UsageError(f"--seed must be an integer in [0, 2**63), got {_shown(config.seed)}")
+    if config.image_size is not None and config.image_size > MAX_IMAGE_SIZE:
+        gigabytes = 3 * 4 * config.image_size ** 2 / 1e9
+        raise UsageError(
+            f"--image-size {config.image_size} is too large: at most {MAX_IMAGE_SIZE} (one "
+            f"3-channel float32 image of that side takes {gigabytes:.3g} GB, and every image "
+            "of the dataset is held in memory at that size)")
     for e in config.eps or ():
         if not (0 < e <= 1):
             raise UsageError(f"--eps {e} is out of range: eps is in pixel units of [0, 1], "
                              "so it must be in (0, 1] (e.g. 0.1 for MNIST, 0.03 for CIFAR-10)")
+    _check_twice("--eps", tuple(config.eps or ()), lambda e: f"{e:g}")
+    for kind in ("dataset", "model", "attack", "defense"):
+        _check_twice(f"--{kind}", getattr(config, f"{kind}s"), quoted)
+
+
+def _shown(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 40 else f"{text[:40]}… ({len(text)} digits)"
 
 
 @dataclass(frozen=True)
@@ -303,7 +333,7 @@ def _select(config: BenchConfig, registry: Registry) -> _Selection:
 
 def make_plan(config: BenchConfig, registry: Registry) -> Plan:
     """Validate ``config`` against ``registry`` and expand the cross-product."""
-    _check_config(config)
+    check_config(config)
     chosen = _select(config, registry)
     plan = _PlanBuilder(config, registry)
     for ds in chosen.datasets:

@@ -19,6 +19,7 @@ from harness.context import AttackContext
 from harness.data import ImageData, ModelInput
 from harness.files import exclusive
 from harness.metadata import now
+from harness.model_cache import DamagedEntry
 from harness.training import TrainContext, TrainData, TrainReport, TrainSettings, train_supervised
 
 if TYPE_CHECKING:
@@ -94,15 +95,26 @@ class ModelProvider:
 
         Training holds the job's lock, so two processes on one cache never train the same
         model: the second waits, then loads what the first saved.
+
+        A damaged cache entry is found under the lock, then moved aside and the model
+        retrained (or, with the cache's ``refuse_damaged``, the error raised).
         """
         model = self.build(job, data)
         if self.no_cache:
             self.cache.discard(job.key)
         elif self.cache.has(job.key):
-            return self._cached(job, model)
+            try:
+                return self._cached(job, model)
+            except DamagedEntry:
+                model = self.build(job, data)    # looked at again under the lock
         with exclusive(self.cache.lock_path(job.key)):
             if not self.no_cache and self.cache.has(job.key):
-                return self._cached(job, model)
+                try:
+                    return self._cached(job, model)
+                except DamagedEntry as damage:
+                    self.cache.handle_damage(damage)
+                    model = self.build(job, data)
+            self.cache.check_partial(job.key)
             return self._train_and_save(job, data, model)
 
     def _cached(self, job: TrainingJob, model: torch.nn.Module) -> TrainedModel:

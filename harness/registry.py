@@ -9,7 +9,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from harness.errors import PluginError, UsageError
+from harness.errors import PluginError, UsageError, quoted
 from harness.metrics import MetricSpec
 from harness.options import OptionSchema
 from harness.roles import ATTACK_ROLES, DEFENSE_ROLES
@@ -42,12 +42,13 @@ RESERVED_NAMES = frozenset({"all"})
 
 
 def unknown_name_message(kind: str, name: str, available: Iterable[str]) -> str:
-    """``unknown attack 'fgsn'. Did you mean: fgsm? Available: fgsm, pgd``."""
+    """``unknown attack 'fgsn'. Did you mean: fgsm? Available: fgsm, pgd``. The unknown name is
+    shown escaped and cut (:func:`harness.errors.quoted`): it is whatever the user typed."""
     names = sorted(available)
     close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
     listed = ", ".join(names) if names else "(none registered)"
-    return f"unknown {kind} '{name}'.{hint} Available: {listed}"
+    return f"unknown {kind} {quoted(name)}.{hint} Available: {listed}"
 
 
 # ---------------------------------------------------------------- registration checks
@@ -360,7 +361,8 @@ class Registry:
                 close = difflib.get_close_matches(variant, variants, n=3, cutoff=0.6)
                 hint = f" Did you mean: {', '.join(f'{base}:{c}' for c in close)}?" if close else ""
                 raise UsageError(
-                    f"unknown model '{name}': '{variant}' is not a {base} architecture.{hint} "
+                    f"unknown model {quoted(name)}: {quoted(variant)} is not a {base} "
+                    f"architecture.{hint} "
                     f"{len(variants)} are available (harness list models --variants {base})"
                 )
         return spec, (variant or None)

@@ -10,6 +10,9 @@ the rest goes on.
 
 from __future__ import annotations
 
+import sqlite3
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,8 +23,11 @@ from harness.model_cache import ModelCache
 from harness.plan import BenchConfig, Cell, Plan, Skipped, make_plan
 from harness.records import NOT_APPLICABLE, Result, ResultSet
 from harness.registry import Registry
-from harness.store import ResultStore
+from harness.store import ResultStore, StoreError
 from harness.work import Worker, WorkSetup
+
+STORE_ATTEMPTS = 5      # tries of one cell's write before the run stops
+STORE_RETRY_S = 0.5     # first wait between tries; doubled after each
 
 
 def in_process_modules() -> tuple[str, ...]:
@@ -90,7 +96,9 @@ class Runner:
         self.plan: Plan = make_plan(config, registry)
         self.executor = executor if executor is not None else SerialExecutor()
         self.setup = WorkSetup(config, cache.root.parent, disabled_plugins, show_progress,
-                               plugin_modules=in_process_modules())
+                               plugin_modules=in_process_modules(),
+                               refuse_damaged=cache.refuse_damaged)
+        self.stored = 0     # records this run has written to the store
 
     def pending(self, outcome: BenchOutcome) -> list[Cell]:
         """The cells not stored yet; the stored ones are added to ``outcome``."""
@@ -117,7 +125,8 @@ class Runner:
         progress = None
         try:
             worker.preflight(jobs, pending)
-            outcome.run_id = self.store.start_run(metadata)
+            outcome.run_id = self._write(lambda: self.store.start_run(metadata),
+                                         "nor is any of the rest")
             for item in self.plan.skipped:
                 self._store(outcome, not_applicable_result(item, outcome.run_id,
                                                            self.config.seed))
@@ -134,9 +143,32 @@ class Runner:
             self.executor.close()
             if progress is not None:
                 progress.close()
-        self.store.finish_run(outcome.run_id, now())
+        self._write(lambda: self.store.finish_run(outcome.run_id, now()),
+                    "only the run's end time is not")
         return outcome
 
     def _store(self, outcome: BenchOutcome, record: Result) -> None:
-        self.store.add_result(record)
+        """Write ``record`` (see :meth:`_write`) and add it to ``outcome``."""
+        self._write(lambda: self.store.add_result(record),
+                    f"the cell {record.dataset}/{record.model}/{record.defense}/{record.attack} "
+                    "and the ones after it are not")
+        self.stored += 1
         outcome.add(record, outcome.metadata)
+
+    def _write(self, write: Callable[[], Any], lost: str) -> Any:
+        """Run ``write``, retrying a locked or busy database a few times; when that still
+        fails (or the disk is full) stop the run with :class:`StoreError`: one line saying
+        how many cells are stored, what is not (``lost``), and that a rerun resumes."""
+        for attempt in range(STORE_ATTEMPTS):
+            try:
+                return write()
+            except sqlite3.OperationalError as exc:
+                if attempt + 1 < STORE_ATTEMPTS and "full" not in str(exc):
+                    time.sleep(STORE_RETRY_S * 2 ** attempt)
+                    continue
+                raise StoreError(
+                    f"could not write to the results database {self.store.path} ({exc}): the "
+                    f"run stops; {self.stored} cells of this run are stored, {lost}; fix the "
+                    "database (space, lock) and run the same command again to resume"
+                ) from None
+        return None

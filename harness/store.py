@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sqlite3
 import uuid
 from collections.abc import Iterable
@@ -11,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.errors import HarnessError, UsageError
+from harness.files import folder_problem
 from harness.records import Result, ResultSet
 
 # Result fields stored as JSON text.
@@ -29,19 +32,29 @@ def _column(f: dataclasses.Field) -> str:
     return f"{f.name} {kind}" + (" NOT NULL" if f.name in _REQUIRED else "")
 
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
+RUN_COLUMNS: tuple[str, ...] = ("run_id", "started_at", "finished_at", "metadata")
+# The tables and index this module creates, one statement each (run in one transaction).
+SCHEMA: tuple[str, ...] = (
+    """CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
     started_at TEXT NOT NULL,
     finished_at TEXT,
     metadata TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS results (
+)""",
+    """CREATE TABLE IF NOT EXISTS results (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     """ + ",\n    ".join(_column(f) for f in dataclasses.fields(Result)) + """
-);
-CREATE INDEX IF NOT EXISTS results_cell ON results(cell_key, status);
-"""
+)""",
+    "CREATE INDEX IF NOT EXISTS results_cell ON results(cell_key, status)",
+)
+# Tables of ours: the two above and SQLite's own counter of AUTOINCREMENT ids.
+OUR_TABLES = frozenset({"runs", "results", "sqlite_sequence"})
+BUSY_TIMEOUT_S = 30.0
+
+
+class StoreError(HarnessError):
+    """The results database cannot be used (not ours, damaged, read-only) or a write failed;
+    the message names the file."""
 
 
 @dataclass(frozen=True)
@@ -61,29 +74,133 @@ class ResultStore:
 
     @property
     def conn(self) -> sqlite3.Connection:
-        """The connection, opened (and the file created) on first use, not before."""
+        """The connection, opened (and the file created) on first use, not before. Waits up
+        to :data:`BUSY_TIMEOUT_S` for another writer's lock."""
         if self._conn is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(self.path)
-            self._conn.row_factory = sqlite3.Row
-            with self._conn:
-                self._conn.executescript(SCHEMA)
-                self._migrate(self._conn)
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S)
+            conn.row_factory = sqlite3.Row
+            try:
+                self._set_up(conn)
+            except BaseException:
+                conn.close()
+                raise
+            self._conn = conn
         return self._conn
+
+    @classmethod
+    def _set_up(cls, conn: sqlite3.Connection) -> None:
+        """Create the tables and migrate an older harness's in ONE transaction: all of it
+        happens, or (on any error) none of it. A current database is only read (so a
+        read-only one can be rendered)."""
+        if cls._current(conn):
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in SCHEMA:
+                conn.execute(statement)
+            cls._migrate(conn)
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.commit()
+
+    @staticmethod
+    def _current(conn: sqlite3.Connection) -> bool:
+        """Whether ``conn``'s database has this schema already (nothing to create or migrate)."""
+        names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        if not {"runs", "results", "results_cell"} <= names:
+            return False
+        info = {row[1]: row for row in conn.execute("PRAGMA table_info(results)")}
+        return set(RESULT_COLUMNS) <= set(info) and not info["eps"][3]
 
     @staticmethod
     def _migrate(conn: sqlite3.Connection) -> None:
-        """Bring a database written by an older harness to the current schema, keeping rows."""
+        """Bring a database written by an older harness to the current schema, keeping rows
+        (inside :meth:`_set_up`'s transaction)."""
         info = {row[1]: row for row in conn.execute("PRAGMA table_info(results)")}
         if set(RESULT_COLUMNS) <= set(info) and not info["eps"][3]:
             return
         kept = [c for c in RESULT_COLUMNS if c in info]
         conn.execute("ALTER TABLE results RENAME TO results_old")
         conn.execute("DROP INDEX IF EXISTS results_cell")
-        conn.executescript(SCHEMA)
+        for statement in SCHEMA:
+            conn.execute(statement)
         conn.execute(f"INSERT INTO results(id, {', '.join(kept)}) "
                      f"SELECT id, {', '.join(kept)} FROM results_old")
         conn.execute("DROP TABLE results_old")
+
+    def check(self, *, write: bool = True) -> None:
+        """Find any problem with the database before work starts: raise :class:`UsageError`
+        (one line naming the file) when it is a folder, not a SQLite file, fails SQLite's
+        integrity check, holds tables that are not ours (another program's: never altered),
+        or (``write``) cannot be written. A file that does not exist yet is fine when its
+        folder can hold it. Alters nothing."""
+        path = self.path
+        if path.is_dir():
+            raise UsageError(f"results database {path} is a folder, not a database file")
+        if not path.exists():
+            if write:
+                self._check_creatable()
+            return
+        try:
+            uri = f"{path.resolve().as_uri()}?mode=ro"
+            conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S)
+            try:
+                self._check_contents(conn)
+            finally:
+                conn.close()
+        except sqlite3.DatabaseError as exc:
+            raise UsageError(f"results database {path} cannot be read: {exc} (is it a "
+                             "harness results database?)") from None
+        if write:
+            self._check_writable()
+
+    def _check_contents(self, conn: sqlite3.Connection) -> None:
+        names = [row[0] for row in
+                 conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        tables = {name: {row[0] for row in
+                         conn.execute("SELECT name FROM pragma_table_info(?)", (name,))}
+                  for name in names}
+        verdict = [row[0] for row in conn.execute("PRAGMA quick_check")]
+        if verdict != ["ok"]:
+            lines = [line for text in verdict for line in text.splitlines()
+                     if line and not line.startswith("***")]
+            more = f" and {len(lines) - 1} more problems" if len(lines) > 1 else ""
+            raise UsageError(f"results database {self.path} fails SQLite's integrity check "
+                             f"({lines[0] if lines else verdict}{more}); restore it from a "
+                             "copy, or pass another --db")
+        foreign = sorted(set(tables) - OUR_TABLES)
+        ours_results = {"id", *_REQUIRED} <= tables.get("results", {"id", *_REQUIRED}) \
+            <= {"id", *RESULT_COLUMNS}
+        ours_runs = tables.get("runs", set(RUN_COLUMNS)) == set(RUN_COLUMNS)
+        if foreign or not ours_results or not ours_runs:
+            what = (f"tables {', '.join(foreign)}" if foreign else
+                    "a 'results' table" if not ours_results else "a 'runs' table")
+            raise UsageError(f"{self.path} is not a harness results database: it holds {what} "
+                             "of another program; it is left as it is: pass another --db")
+
+    def _check_creatable(self) -> None:
+        problem = folder_problem(self.path.parent)
+        if problem:
+            raise UsageError(f"cannot create the results database {self.path}: {problem}")
+
+    def _check_writable(self) -> None:
+        problem = None
+        if not os.access(self.path, os.W_OK) or not os.access(self.path.parent, os.W_OK):
+            problem = "read-only (SQLite needs the file and its folder writable)"
+        else:
+            try:
+                conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S)
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    conn.rollback()
+                finally:
+                    conn.close()
+            except sqlite3.OperationalError as exc:
+                problem = str(exc)
+        if problem:
+            raise UsageError(f"results database {self.path} cannot be written: {problem}")
 
     def close(self) -> None:
         """Close the database."""

@@ -16,6 +16,7 @@ cross-entropy, data reshuffled every epoch), optionally with a per-minibatch ``a
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -27,7 +28,7 @@ import torch.nn.functional as F
 from harness.data import ImageData, batches
 from harness.devices import synchronize
 from harness.errors import UsageError
-from harness.files import atomic_write
+from harness.files import atomic_write, set_aside
 from harness.progress import progress_bar
 from harness.seeds import derive_seed, seed_globals
 
@@ -162,10 +163,26 @@ def _validation_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
 
 
 def _load_states(path: Path | None, device: torch.device) -> dict:
-    """The resume file's states by phase (empty when there is none); never unpickles."""
+    """The resume file's states by phase (empty when there is none); never unpickles.
+
+    A file that cannot be read as a dict of states is named on stderr, moved to ``damaged/``
+    beside it, and training starts over from epoch 0 (empty).
+    """
     if path is None or not path.exists():
         return {}
-    return torch.load(path, map_location=device, weights_only=True)
+    try:
+        states = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # torch's unpickler, zip reader or EOF error: the file is damaged
+        why = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+    else:
+        if isinstance(states, dict):
+            return states
+        why = "not a dict of training states"
+    folder = path.parent / "damaged"
+    set_aside(path, folder)
+    print(f"harness: training state {path} is damaged: {why}; moved to {folder}/, training "
+          "restarts from epoch 0", file=sys.stderr)
+    return {}
 
 
 def _save_state(path: Path, states: dict) -> None:

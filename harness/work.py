@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import socket
+import sys
 import time
 import traceback
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from harness.adversarial import AdversarialStore
 from harness.categories import category_of, load_evaluator
 from harness.data import DataOptions, ImageData
 from harness.devices import resolve_device
+from harness.errors import quoted
 from harness.evaluators.base import EvalEnv, Evaluator, failed_result
 from harness.model_cache import ModelCache
 from harness.plan import BenchConfig, Cell, Plan, TrainingJob, digest, make_plan
@@ -41,7 +43,8 @@ class WorkSetup:
 
     ``plugin_modules`` are importable modules registered as plugins besides the entry points
     (the in-process plugins of the driver, e.g. a test's); ``threads`` the torch threads a
-    worker process uses (None: torch's default).
+    worker process uses (None: torch's default); ``refuse_damaged`` makes a damaged cached
+    model an error instead of a retraining.
     """
 
     config: BenchConfig
@@ -50,6 +53,7 @@ class WorkSetup:
     show_progress: bool = False
     plugin_modules: tuple[str, ...] = ()
     threads: int | None = None
+    refuse_damaged: bool = False
 
 
 def worker_id() -> str:
@@ -87,7 +91,8 @@ class Worker:
         self.registry = registry if registry is not None else _registry_for(setup)
         self.plan = plan if plan is not None else make_plan(config, self.registry)
         self.device = resolve_device(config.device)
-        self.provider = ModelProvider(ModelCache(setup.home / "models"), self.device,
+        cache = ModelCache(setup.home / "models", refuse_damaged=setup.refuse_damaged)
+        self.provider = ModelProvider(cache, self.device,
                                       show_progress=setup.show_progress,
                                       no_cache=config.no_cache)
         self.env = EvalEnv(self.provider, AdversarialStore(setup.home / "adversarial"),
@@ -105,6 +110,8 @@ class Worker:
             options = DataOptions(root=config.data_root, download=config.download,
                                   image_size=config.image_size)
             full = job.dataset.load(options)
+            _warn_if_fewer(name, "--n-train", config.n_train, len(full.x_train), "training")
+            _warn_if_fewer(name, "--n-test", config.n_test, len(full.x_test), "test")
             self._data[name] = full.subset(config.n_train, config.n_test,
                                            config.seed).to(self.device)
         return self._data[name]
@@ -140,7 +147,9 @@ class Worker:
         return self._evaluators[category.name]
 
     def evaluate(self, cell: Cell, trained: TrainedModel) -> Result:
-        """``cell``'s record; an exception in the attack or defense is a failed record. A CUDA
+        """``cell``'s record; an exception in the attack or defense is a failed record, and so
+        is any other ``BaseException`` a plugin raises (``sys.exit`` in an attack), except
+        ``KeyboardInterrupt`` (Ctrl-C stops the run) and ``GeneratorExit``. A CUDA
         out-of-memory error is retried once at half the attack batch, and the record says so
         (``config["oom_retry"]``)."""
         t0 = time.perf_counter()
@@ -152,9 +161,12 @@ class Worker:
                 result = self.evaluator(cell).evaluate(cell, trained, self.data(cell.job))
             except torch.cuda.OutOfMemoryError:
                 result = self._evaluate_at_half_batch(cell, trained)
-        except Exception as exc:
+        except (KeyboardInterrupt, GeneratorExit):
+            raise
+        except BaseException as exc:  # a plugin's sys.exit fails its cell, not the run
             result = failed_result(cell, self.env.seed, self.env.attack_batch_size,
-                                   error_text(exc), attack_seconds=time.perf_counter() - t0,
+                                   _cell_error(cell, exc),
+                                   attack_seconds=time.perf_counter() - t0,
                                    **trained.train_values)
         return result.replace(config={**result.config, "worker": worker_id()})
 
@@ -181,6 +193,29 @@ class Worker:
                              f"training failed: {text}")
 
 
+def _cell_error(cell: Cell, exc: BaseException) -> str:
+    """A failed cell's error: the exception in one line; one that is not an ``Exception``
+    (``SystemExit``) says so, since a plugin should never raise it."""
+    if isinstance(exc, Exception):
+        return error_text(exc)
+    return f"{type(exc).__name__} raised inside attack {quoted(cell.attack.name)}: " \
+           f"{error_text(exc)}"
+
+
+_WARNED: set[tuple[str, str, int]] = set()
+
+
+def _warn_if_fewer(dataset: str, flag: str, asked: int | None, available: int,
+                   which: str) -> None:
+    """One line on stderr (once per process) when ``flag`` asks for more images than
+    ``dataset`` has: the run uses them all, which the user should know."""
+    if asked is None or asked <= available or (dataset, flag, asked) in _WARNED:
+        return
+    _WARNED.add((dataset, flag, asked))
+    print(f"harness: {flag} {asked} is more than {dataset}'s {available} {which} images; "
+          f"using all {available}", file=sys.stderr)
+
+
 _WORKERS: dict[str, Worker] = {}
 
 
@@ -188,7 +223,8 @@ def worker_for(setup: WorkSetup) -> Worker:
     """This process's worker for ``setup`` (built on first use, then reused)."""
     key = digest({"config": setup.config.as_dict(), "home": str(setup.home),
                   "disabled": list(setup.disabled_plugins),
-                  "plugins": list(setup.plugin_modules), "threads": setup.threads})
+                  "plugins": list(setup.plugin_modules), "threads": setup.threads,
+                  "refuse_damaged": setup.refuse_damaged})
     if key not in _WORKERS:
         _WORKERS.clear()
         _WORKERS[key] = Worker(setup)

@@ -47,6 +47,7 @@ def test_each_check_flags_the_cell_at_fault():
         cell("fgsm", 0.2, 0.70),                                              # E (0.5 -> 0.7)
         cell("square", 0.1, 0.05, defense="adv", n=100),                      # B
         cell("pgd", 0.5, 0.45, num_classes=10, stored_robust_acc=0.40),       # C and S
+        cell("pgd", 0.1, 0.0, defense="diverged", clean=0.12, num_classes=10),  # T
     ]
     flags = flags_by_cell(records)
     assert flags["none/pgd/0.1"] == "P"
@@ -54,6 +55,7 @@ def test_each_check_flags_the_cell_at_fault():
     assert flags["none/fgsm/0.2"] == "E"
     assert flags["adv/square/0.1"] == "B"
     assert flags["none/pgd/0.5"] == "CS"
+    assert flags["diverged/pgd/0.1"] == "T"
     assert set("".join(flags.values())) == set(LEGEND)
 
 

@@ -9,7 +9,7 @@ import torch
 
 from harness.adversarial import examples
 from harness.categories import stage_of
-from harness.evaluation import evaluate_attack, predict
+from harness.evaluation import Budget, evaluate_attack, predict
 from harness.evaluators.base import EvalEnv, ok_result
 
 if TYPE_CHECKING:
@@ -41,7 +41,10 @@ class EvasionEvaluator:
         self.env = env
 
     def evaluate(self, cell: Cell, trained: TrainedModel, data: ImageData) -> Result:
-        """Robust accuracy, perturbation sizes, queries and throughput of ``cell``."""
+        """Robust accuracy, perturbation sizes, queries and throughput of ``cell``. The
+        attack's output is verified before it is scored (shape, finite, [0, 1], and for a
+        bounded attack its eps in its declared Lp norm; see :class:`Budget`): an invalid one
+        raises :class:`harness.errors.InvalidAttackOutput` and the cell fails."""
         env, model = self.env, trained.model
         if cell.n_test is not None and cell.n_test < len(data.x_test):
             data = data.subset(None, cell.n_test, env.seed)
@@ -54,7 +57,9 @@ class EvasionEvaluator:
             model, attack, data.x_test, data.y_test, cell.eps,
             batch_size=env.attack_batch_size,
             label=f"{cell.attack.name} {budget} on {cell.defense.name}",
-            show_progress=env.show_progress, defended=defended, keep_adversarial=True)
+            show_progress=env.show_progress, defended=defended, keep_adversarial=True,
+            name=cell.attack.name,
+            budget=Budget.of(cell.attack.norm, cell.attack.bounded, cell.eps))
         x_adv = result.x_adv
         assert x_adv is not None, "evaluate_attack(keep_adversarial=True) returns x_adv"
         judge = defended if defended is not None else model
