@@ -51,8 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="harness", description="Benchmark the adversarial robustness of image "
         "classifiers: datasets x models x defenses x attacks.")
     parser.add_argument("--disable-plugin", action="append", default=[], metavar="NAME",
-                        help="do not load this plugin (entry-point name); repeatable; also "
-                             "HARNESS_DISABLE_PLUGINS=a,b")
+                        help="do not load this plugin: NAME (entry-point name) disables every "
+                             "plugin of that name, DIST:NAME (e.g. harness-foo:fgsm) only the "
+                             "one of distribution DIST (to keep a built-in of the same name); "
+                             "repeatable; also HARNESS_DISABLE_PLUGINS=a,b")
     sub = parser.add_subparsers(dest="command", required=True)
 
     bench = sub.add_parser("bench", help="run the cross-product and print the leaderboard")

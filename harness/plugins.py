@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from importlib.metadata import EntryPoint, entry_points
@@ -47,18 +48,55 @@ def entry_point_info(ep: EntryPoint) -> PluginInfo:
 
 
 def disabled_from_env() -> set[str]:
-    """Plugin names listed in ``HARNESS_DISABLE_PLUGINS`` (comma-separated)."""
+    """Plugin names listed in ``HARNESS_DISABLE_PLUGINS`` (comma-separated; ``NAME`` or
+    ``DIST:NAME``, see :func:`load_registry`)."""
     raw = os.environ.get(DISABLE_ENV, "")
     return {name.strip() for name in raw.split(",") if name.strip()}
 
 
-def unknown_disabled(names: Iterable[str]) -> list[str]:
-    """Messages for names in ``names`` that match no installed ``harness`` entry point."""
+def _normal_distribution(name: str) -> str:
+    """A distribution name as packaging compares them: ``Harness_Foo`` is ``harness-foo``."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def qualified_name(info: PluginInfo) -> str:
+    """``DIST:NAME``: the plugin's entry-point name qualified by its distribution."""
+    return f"{info.distribution}:{info.name}"
+
+
+def is_disabled(info: PluginInfo, disabled: Iterable[str]) -> bool:
+    """Whether ``disabled`` names this plugin: by its bare name (every plugin of that name)
+    or as ``DIST:NAME`` (only that distribution's; the distribution compared as packaging
+    does, so ``Harness_Foo:fgsm`` is ``harness-foo:fgsm``)."""
+    mine = _normal_distribution(info.distribution)
+    for name in disabled:
+        dist, colon, bare = name.partition(":")
+        if name == info.name or (colon and bare == info.name
+                                  and _normal_distribution(dist) == mine):
+            return True
+    return False
+
+
+def unknown_disabled(names: Iterable[str],
+                     entry_point_source: Callable[[], Iterable[EntryPoint]] | None = None
+                     ) -> list[str]:
+    """Messages for names in ``names`` that match no installed ``harness`` entry point (the
+    ones of ``entry_point_source``, like :func:`load_registry`): a bare ``NAME`` is looked
+    up among the entry-point names, a ``DIST:NAME`` among the qualified ones."""
     from harness.registry import unknown_name_message
 
-    installed = {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)}
-    installed |= {info.name for info, _ in TEST_PLUGINS}
-    return [unknown_name_message("plugin", n, installed) for n in names if n not in installed]
+    source = entry_point_source or (lambda: entry_points(group=ENTRY_POINT_GROUP))
+    infos = [entry_point_info(ep) for ep in source()] + [info for info, _ in TEST_PLUGINS]
+    problems = []
+    for name in names:
+        if ":" in name:
+            if not any(is_disabled(info, [name]) for info in infos):
+                problems.append(unknown_name_message(
+                    "plugin", name, {qualified_name(info) for info in infos}))
+        elif name not in {info.name for info in infos}:
+            problems.append(unknown_name_message("plugin", name,
+                                                 {info.name for info in infos}))
+    return problems
 
 
 def _register_plugin(pm: pluggy.PluginManager, obj: object, info: PluginInfo) -> None:
@@ -120,7 +158,8 @@ def _load_entry_points(pm: pluggy.PluginManager, registry: Registry, eps: list[E
         info = entry_point_info(ep)
         if ep.name in infos:
             _fail(registry, f"{info.label()}: another installed plugin is also named "
-                            f"'{ep.name}' ({infos[ep.name].label()})", strict)
+                            f"'{ep.name}' ({infos[ep.name].label()}); to disable only this one: "
+                            f"--disable-plugin {qualified_name(info)}", strict)
             continue
         try:
             obj = ep.load()
@@ -153,6 +192,12 @@ def load_registry(
     plugins of ``harness.testing`` are registered after the entry points; an object already
     loaded through its entry point (an installed plugin's module) is kept under that entry
     point and not registered twice.
+
+    A name in ``disabled`` (or ``HARNESS_DISABLE_PLUGINS``) is either a bare entry-point
+    ``NAME``, which disables every plugin of that name, or ``DIST:NAME`` (e.g.
+    ``harness-foo:fgsm``), which disables only the entry point ``NAME`` of the distribution
+    ``DIST``: the way to keep a built-in when a third-party distribution's entry point is
+    named like it.
     """
     off = set(disabled) | disabled_from_env()
     pm = pluggy.PluginManager("harness")
@@ -161,9 +206,10 @@ def load_registry(
     eps: Iterable[EntryPoint] = ()
     if use_entry_points:
         eps = (entry_point_source or (lambda: entry_points(group=ENTRY_POINT_GROUP)))()
-    infos = _load_entry_points(pm, registry, [ep for ep in eps if ep.name not in off], strict)
+    infos = _load_entry_points(
+        pm, registry, [ep for ep in eps if not is_disabled(entry_point_info(ep), off)], strict)
     for info, obj in [*extra_plugins, *TEST_PLUGINS]:
-        if info.name in off:
+        if is_disabled(info, off):
             continue
         if pm.is_registered(obj):  # already loaded through its entry point: keep that one
             continue

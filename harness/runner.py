@@ -148,12 +148,19 @@ class Runner:
         return outcome
 
     def _store(self, outcome: BenchOutcome, record: Result) -> None:
-        """Write ``record`` (see :meth:`_write`) and add it to ``outcome``."""
-        self._write(lambda: self.store.add_result(record),
-                    f"the cell {record.dataset}/{record.model}/{record.defense}/{record.attack} "
-                    "and the ones after it are not")
-        self.stored += 1
-        outcome.add(record, outcome.metadata)
+        """Write ``record`` (see :meth:`_write`) and add it to ``outcome``; when another
+        process stored the cell meanwhile, the store keeps that record and the outcome
+        holds it, with its run's metadata (``--no-cache`` replaces it instead)."""
+        write = self.store.replace_result if self.config.no_cache else self.store.add_result
+        stored = self._write(
+            lambda: write(record),
+            f"the cell {record.dataset}/{record.model}/{record.defense}/{record.attack} "
+            "and the ones after it are not")
+        if stored is None:
+            self.stored += 1
+            outcome.add(record, outcome.metadata)
+        else:
+            outcome.add(stored.record, stored.metadata)
 
     def _write(self, write: Callable[[], Any], lost: str) -> Any:
         """Run ``write``, retrying a locked or busy database a few times; when that still

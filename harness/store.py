@@ -14,7 +14,7 @@ from typing import Any
 
 from harness.errors import HarnessError, UsageError
 from harness.files import folder_problem
-from harness.records import Result, ResultSet
+from harness.records import OK, Result, ResultSet
 
 # Result fields stored as JSON text.
 JSON_COLUMNS = frozenset({"attack_roles", "defense_roles", "metrics", "examples", "config"})
@@ -222,18 +222,49 @@ class ResultStore:
             self.conn.execute("UPDATE runs SET finished_at = ? WHERE run_id = ?",
                               (finished_at, run_id))
 
-    def add_result(self, record: Result) -> None:
-        """Store one cell's record."""
+    def add_result(self, record: Result) -> StoredRecord | None:
+        """Store one cell's record, atomically with respect to other processes writing the
+        same database: in one ``BEGIN IMMEDIATE`` transaction, an ok record whose cell is
+        stored ok already is not inserted, and that stored record (with its run's metadata)
+        is returned instead, so the store never holds two ok records of one ``cell_key``
+        (two ``harness bench`` sharing cells). Failed and n/a records are always inserted (a
+        retry after a failure is legitimate). Returns None when ``record`` was inserted."""
+        return self._insert(record, replace=False)
+
+    def replace_result(self, record: Result) -> None:
+        """Store one cell's record like :meth:`add_result`, but an ok record replaces (deletes)
+        the stored ok records of its cell in the same transaction (``--no-cache``)."""
+        self._insert(record, replace=True)
+
+    def _insert(self, record: Result, *, replace: bool) -> StoredRecord | None:
+        """The one transaction of :meth:`add_result` and :meth:`replace_result`."""
         row = record.as_dict()
         for name in JSON_COLUMNS:
             value = row.get(name)
             row[name] = json.dumps(value, sort_keys=True) if value is not None else None
-        with self.conn:
-            self.conn.execute(
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if record.status == OK:
+                if replace:
+                    conn.execute("DELETE FROM results WHERE cell_key = ? AND status = ?",
+                                 (record.cell_key, OK))
+                else:
+                    stored = self.latest_ok(record.cell_key)
+                    if stored is not None:
+                        conn.rollback()
+                        return stored
+            conn.execute(
                 f"INSERT INTO results({', '.join(RESULT_COLUMNS)}) "
                 f"VALUES ({', '.join('?' for _ in RESULT_COLUMNS)})",
                 [row[c] for c in RESULT_COLUMNS],
             )
+            conn.commit()
+        except BaseException:
+            if conn.in_transaction:
+                conn.rollback()
+            raise
+        return None
 
     def latest_ok(self, cell_key: str) -> StoredRecord | None:
         """The newest successful record of ``cell_key``, with its run's metadata, or None

@@ -72,6 +72,10 @@ def _registry_for(setup: WorkSetup) -> Registry:
     return load_registry(strict=True, disabled=setup.disabled_plugins, extra_plugins=extra)
 
 
+# What a plugin's failure never swallows: Ctrl-C, and a generator being closed.
+PASS_THROUGH = (KeyboardInterrupt, GeneratorExit)
+
+
 def error_text(exc: BaseException) -> str:
     """``'ValueError: message (at file.py:12)'``: an exception in one line."""
     last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
@@ -260,7 +264,9 @@ def train_job(setup: WorkSetup, train_key: str, ship: bool = False) -> TrainOutc
     job = worker.plan.job(train_key)
     try:
         trained = worker.trained(job)
-    except Exception as exc:
+    except PASS_THROUGH:
+        raise
+    except BaseException as exc:    # a plugin's SystemExit fails the job, not the run
         return TrainOutcome(train_key, error=error_text(exc), worker=worker_id())
     weights = worker.provider.cache.export(job.key)[0] if ship else None
     return TrainOutcome(train_key, trained.info, weights=weights, worker=worker_id())
@@ -279,6 +285,8 @@ def evaluate_cell(setup: WorkSetup, cell_key: str, trained: TrainOutcome | None 
         worker.receive(cell.job, trained.weights, trained.info)
     try:
         model = worker.trained(cell.job)
-    except Exception as exc:
+    except PASS_THROUGH:
+        raise
+    except BaseException as exc:    # a plugin's SystemExit fails the cell, not the run
         return worker.training_failed(cell, exc)
     return worker.evaluate(cell, model)

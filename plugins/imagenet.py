@@ -17,6 +17,20 @@ the class folder names, sorted, and labels are their indices (as ImageFolder doe
 list is the union over ``train/`` and ``val/``. Image files are those with an image extension
 (``.jpg``, ``.jpeg``, ``.png``, ...; any case), searched recursively in each class folder.
 
+What is refused, each with one line naming the file or folder (exit 2,
+:class:`harness.errors.DatasetNotFoundError`):
+
+* a symbolic link (to a file or a folder) whose real path lies outside the split folder it is in
+  (``train/``, ``val/``, or the folder of class folders; each of these may itself be a link),
+  and a folder link that leads back to a folder above it (a loop);
+* the same real file reached twice (through links), which would put copies of one image in
+  several places, possibly in both train and test;
+* a class folder without images: it would become a class that no image has. Setting the
+  environment variable ``HARNESS_IMAGENET_DROP_EMPTY=1`` drops such folders instead (a class
+  then exists only if it has images in ``train/`` or ``val/``);
+* an image PIL cannot decode (empty, truncated or not an image) or cannot open, and one of more
+  than ``MAX_IMAGE_PIXELS`` (64 Mi) pixels, checked from its header before decoding.
+
 Splits: with both ``train/`` and ``val/``, train is ``train/`` and test is ``val/``. With only
 one of them, or with a folder that holds class folders directly, the images are split 80/20 with
 a fixed seed (0), per class: 20% of each class's images (at least one where a class has two or
@@ -37,12 +51,13 @@ from __future__ import annotations
 
 import os
 import random
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.errors import DatasetNotFoundError, HarnessError
+from harness.errors import DatasetNotFoundError
 from harness.hookspecs import hookimpl
 from harness.specs import DatasetSpec
 
@@ -57,6 +72,9 @@ TEST_FRACTION = 0.2
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}
 )
+
+MAX_IMAGE_PIXELS = 64 * 1024 * 1024
+DROP_EMPTY_ENV = "HARNESS_IMAGENET_DROP_EMPTY"
 
 Sample = tuple[Path, int]
 
@@ -102,18 +120,49 @@ def _has_class_dirs(folder: Path) -> bool:
     for sub in folder.iterdir():
         if not sub.is_dir():
             continue
-        for _, _, filenames in os.walk(sub, followlinks=True):
+        for _, _, filenames in os.walk(sub):
             if any(Path(f).suffix.lower() in IMAGE_EXTENSIONS for f in filenames):
                 return True
     return False
 
 
-def _images_in(folder: Path) -> list[Path]:
+def _refuse(what: str) -> DatasetNotFoundError:
+    return DatasetNotFoundError(f"dataset 'imagenet': {what}")
+
+
+def _inside(path: Path, pool: Path) -> Path:
+    """The real path of ``path``, refused when it lies outside the real path of ``pool``."""
+    real = path.resolve()
+    if not real.is_relative_to(pool.resolve()):
+        raise _refuse(f"{path} is a link to {real}, outside the folder {pool}; links must stay "
+                      "inside it (copy the files, or link the whole folder instead)")
+    return real
+
+
+def _images_in(folder: Path, pool: Path) -> list[Path]:
+    """The image files under ``folder`` (a class folder of ``pool``), in a fixed order.
+
+    Folder links are followed only when they lead inside ``pool`` and not back up to a folder
+    that contains them; file links only when they lead inside ``pool``.
+    """
     files: list[Path] = []
+    start = _inside(folder, pool)
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        here = Path(dirpath)
         dirnames.sort()
-        files.extend(Path(dirpath) / f for f in sorted(filenames)
-                     if Path(f).suffix.lower() in IMAGE_EXTENSIONS)
+        for name in dirnames:
+            sub = here / name
+            if sub.is_symlink():
+                real = _inside(sub, pool)
+                if here.resolve().is_relative_to(real) or start.is_relative_to(real):
+                    raise _refuse(f"{sub} is a link to {real}, a folder that contains it (a "
+                                  "loop); remove the link")
+        for name in sorted(filenames):
+            path = here / name
+            if Path(name).suffix.lower() in IMAGE_EXTENSIONS:
+                if path.is_symlink():
+                    _inside(path, pool)
+                files.append(path)
     return files
 
 
@@ -121,25 +170,56 @@ def _samples(base: Path) -> tuple[list[str], list[Sample], list[Sample]]:
     """Class names, train samples and test samples for the folder ``base``."""
     splits = _split_dirs(base)
     pools = list(splits.values()) if splits else [base]
-    classes = sorted({d.name for pool in pools for d in pool.iterdir() if d.is_dir()})
+    listings: dict[Path, dict[str, list[Path]]] = {}
+    drop_empty = os.environ.get(DROP_EMPTY_ENV, "") not in ("", "0")
+    for pool in pools:
+        listing: dict[str, list[Path]] = {}
+        for folder in sorted(pool.iterdir()):
+            if not folder.is_dir():
+                continue
+            files = _images_in(folder, pool)
+            if files:
+                listing[folder.name] = files
+            elif not drop_empty:
+                raise _refuse(f"class folder {folder} has no images; remove it or add images "
+                              f"(or set {DROP_EMPTY_ENV}=1 to drop empty class folders)")
+        listings[pool] = listing
+    _check_distinct(listings)
+    classes = sorted({name for listing in listings.values() for name in listing})
     index = {name: i for i, name in enumerate(classes)}
 
-    def listing(pool: Path) -> dict[str, list[Path]]:
-        return {name: _images_in(pool / name) for name in classes if (pool / name).is_dir()}
-
     if len(pools) == 2:
-        train = [(p, index[c]) for c, files in listing(splits["train"]).items() for p in files]
-        test = [(p, index[c]) for c, files in listing(splits["val"]).items() for p in files]
+        train = [(p, index[c]) for c, files in listings[splits["train"]].items() for p in files]
+        test = [(p, index[c]) for c, files in listings[splits["val"]].items() for p in files]
         return classes, train, test
     rng = random.Random(SPLIT_SEED)
     train, test = [], []
-    for c, files in listing(pools[0]).items():
+    for c, files in listings[pools[0]].items():
         files = list(files)
         rng.shuffle(files)
         n_test = max(1, round(TEST_FRACTION * len(files))) if len(files) >= 2 else 0
         test.extend((p, index[c]) for p in sorted(files[:n_test]))
         train.extend((p, index[c]) for p in sorted(files[n_test:]))
     return classes, train, test
+
+
+def _check_distinct(listings: dict[Path, dict[str, list[Path]]]) -> None:
+    """Refuse a real file reached by two paths (through links)."""
+    seen: dict[Path, Path] = {}
+    folders: dict[Path, Path] = {}  # resolved once per folder, not once per image
+    for listing in listings.values():
+        for files in listing.values():
+            for path in files:
+                if path.is_symlink():
+                    real = path.resolve()
+                else:
+                    if path.parent not in folders:
+                        folders[path.parent] = path.parent.resolve()
+                    real = folders[path.parent] / path.name
+                if real in seen:
+                    raise _refuse(f"{path} and {seen[real]} are the same file {real} (through a "
+                                  "link); an image must appear once; remove the link")
+                seen[real] = path
 
 
 def _decode_all(paths: Sequence[Path], size: int) -> torch.Tensor:
@@ -151,7 +231,11 @@ def _decode_all(paths: Sequence[Path], size: int) -> torch.Tensor:
     def work(i: int) -> None:
         out[i] = _decode(paths[i], size)
 
-    with ThreadPoolExecutor() as pool:
+    from PIL import Image
+
+    # Images over PIL's own warning threshold are refused by _decode (MAX_IMAGE_PIXELS is lower).
+    with warnings.catch_warnings(), ThreadPoolExecutor() as pool:
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         list(pool.map(work, range(len(paths))))  # list() re-raises a worker's exception
     return out
 
@@ -162,9 +246,14 @@ def _decode(path: Path, size: int) -> torch.Tensor:
 
     try:
         with Image.open(path) as img:
+            pixels = img.width * img.height
+            if pixels > MAX_IMAGE_PIXELS:
+                raise _refuse(f"image {path} is {img.width}x{img.height} ({pixels} pixels), over "
+                              f"the limit of {MAX_IMAGE_PIXELS}; shrink or remove it")
             rgb = img.convert("RGB")
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
-        raise HarnessError(f"dataset 'imagenet': cannot read image {path}: {exc}") from None
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
+        why = " ".join(str(exc).split()) or type(exc).__name__
+        raise _refuse(f"cannot read image {path}: {why}; replace or remove it") from None
     rgb = TF.resize(rgb, [size], interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
     rgb = TF.center_crop(rgb, [size, size])
     return TF.pil_to_tensor(rgb)

@@ -16,12 +16,25 @@ clamped to [0, 1]); otherwise they keep their native size.
 Missing files, or a failed download, raise :class:`harness.errors.DatasetNotFoundError` with one
 message that says where the files were looked for and how to get them.
 
+Damaged files are refused at load with one line naming the file (also
+:class:`~harness.errors.DatasetNotFoundError`, exit 2), never a traceback or a failed cell later:
+
+* MNIST / Fashion-MNIST: each IDX file is checked before torchvision reads it: its magic number
+  (``0x00000803`` for images, ``0x00000801`` for labels), its length (header plus the sizes it
+  declares), and that the image and label files hold the same count; after loading, every label
+  must lie in ``0 .. 9``.
+* CIFAR-10: every batch must match the MD5 checksum torchvision pins for the real file; only
+  then does torchvision unpickle it, so no other pickle (which could hold arbitrary objects) is
+  ever loaded. A batch that still fails to load (it can only be the real file read wrongly) is
+  named too.
+
 Registration imports nothing heavy: torch and torchvision are imported when data loads.
 """
 
 from __future__ import annotations
 
 import re
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,10 +104,19 @@ def _load(source: _Source, options: DataOptions) -> ImageData:
     dataset_cls = getattr(torchvision.datasets, source.class_name)
     splits = []
     for train in (True, False):
+        if source is _CIFAR10:
+            _check_cifar_batches(source.folder(root))
+        else:
+            _check_idx_pair(source, source.folder(root), train)
         try:
             ds = dataset_cls(root=str(root), train=train, download=options.download)
         except (RuntimeError, OSError, EOFError) as exc:
             raise _not_found(source, root, options.download, exc) from None
+        except (ValueError, KeyError, IndexError, TypeError, AssertionError) as exc:
+            raise _damaged(source, source.folder(root), f"{type(exc).__name__}: {exc}") from None
+        if source is not _CIFAR10:
+            _check_idx_pair(source, source.folder(root), train)  # also what --download fetched
+        _check_labels(source, root, train, ds.targets, len(ds.classes))
         x = uint8_to_float(torch.as_tensor(ds.data))
         if options.image_size is not None and tuple(x.shape[-2:]) != (options.image_size,) * 2:
             x = resize_images(x, options.image_size)
@@ -104,6 +126,85 @@ def _load(source: _Source, options: DataOptions) -> ImageData:
     (x_train, y_train), (x_test, y_test) = splits
     return ImageData(x_train, y_train, x_test, y_test,
                      num_classes=len(class_names), class_names=class_names)
+
+
+_IDX_IMAGES_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions
+_IDX_LABELS_MAGIC = 0x00000801  # unsigned bytes, 1 dimension
+
+
+def _idx_names(train: bool) -> tuple[str, str]:
+    prefix = "train" if train else "t10k"
+    return f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"
+
+
+def _idx_count(source: _Source, path: Path, magic: int, dims: int) -> int:
+    """The item count of the IDX file ``path``, refused when its header or length is wrong."""
+    size = path.stat().st_size
+    header = 4 + 4 * dims
+    with open(path, "rb") as f:
+        head = f.read(header)
+    if len(head) < header:
+        raise _damaged(source, path, f"{size} bytes, shorter than the {header}-byte IDX header")
+    found, *shape = struct.unpack(f">{1 + dims}I", head)
+    if found != magic:
+        raise _damaged(source, path, f"magic number 0x{found:08x}, expected 0x{magic:08x} (is it "
+                       "still compressed, or not an IDX file?)")
+    body = 1
+    for n in shape:
+        body *= n
+    if size != header + body:
+        raise _damaged(source, path, f"{size} bytes, but its header {tuple(shape)} declares "
+                       f"{header + body}")
+    return shape[0]
+
+
+def _check_idx_pair(source: _Source, folder: Path, train: bool) -> None:
+    """Check the images and labels IDX files of one split, where both exist."""
+    images, labels = (folder / name for name in _idx_names(train))
+    if not (images.is_file() and labels.is_file()):
+        return  # missing: torchvision downloads them or reports them missing
+    n_images = _idx_count(source, images, _IDX_IMAGES_MAGIC, 3)
+    n_labels = _idx_count(source, labels, _IDX_LABELS_MAGIC, 1)
+    if n_images != n_labels:
+        raise _damaged(source, labels, f"{n_labels} labels for the {n_images} images of {images}")
+
+
+def _check_labels(source: _Source, root: Path, train: bool, targets: object,
+                  num_classes: int) -> None:
+    """Refuse a label outside ``0 .. num_classes - 1``, naming the file it came from."""
+    import torch
+
+    y = torch.as_tensor(targets, dtype=torch.int64)
+    bad = ((y < 0) | (y >= num_classes)).nonzero()
+    if len(bad):
+        i = int(bad[0])
+        if source is _CIFAR10:
+            where = source.folder(root) / ("data_batch_*" if train else "test_batch")
+        else:
+            where = source.folder(root) / _idx_names(train)[1]
+        raise _damaged(source, where, f"label {int(y[i])} at index {i} is outside "
+                       f"0..{num_classes - 1} ({len(bad)} such labels)")
+
+
+def _check_cifar_batches(folder: Path) -> None:
+    """Refuse a CIFAR-10 batch that exists but is not the real file (MD5 mismatch)."""
+    import torchvision.datasets.cifar as cifar
+
+    cls = cifar.CIFAR10
+    for name, md5 in [*cls.train_list, *cls.test_list, (cls.meta["filename"], cls.meta["md5"])]:
+        path = folder / name
+        if path.is_file() and not cifar.check_integrity(str(path), md5):
+            raise _damaged(_CIFAR10, path, f"its MD5 is not the {md5} of the real CIFAR-10 file "
+                           "(damaged, or not CIFAR-10); it is not loaded")
+
+
+def _damaged(source: _Source, path: Path, why: str) -> DatasetNotFoundError:
+    """The one-line error for a damaged file of ``source``."""
+    why = re.sub(r"\s+", " ", why).strip()
+    return DatasetNotFoundError(
+        f"dataset '{source.name}': {path.absolute()} is damaged: {why}. Delete it and pass "
+        f"--download to fetch it again, or replace it with the original file."
+    )
 
 
 def resize_images(x: torch.Tensor, size: int) -> torch.Tensor:

@@ -276,3 +276,49 @@ def test_diverged_training_shows_t_and_large_n_test_warns_once(capsys, home: Pat
     assert f"- **T**: {LEGEND['T']}" in out, out
     rows = [line for line in out.splitlines() if line.startswith("| ") and " fgsm " in line]
     assert len(rows) == 2 and all("| T " in row for row in rows), rows
+
+
+EXITING_DEFENSE = """
+'''A training defense that calls sys.exit (a test plugin).'''
+import sys
+
+from harness.hookspecs import hookimpl
+from harness.options import options
+from harness.specs import DefenseSpec
+
+
+class Exits:
+    def train(self, model, data, ctx):
+        sys.exit(4)
+
+
+@hookimpl
+def harness_register_defenses(register):
+    register(DefenseSpec(name="exits-in-training", description="calls sys.exit in train",
+                         build=lambda o: Exits(), stage="training", options=options()))
+"""
+
+
+def test_a_systemexit_in_training_fails_that_jobs_cells_and_the_run_goes_on(
+        tmp_path, monkeypatch, harness_plugin):
+    import textwrap
+
+    from harness.model_cache import ModelCache
+    from harness.plan import BenchConfig
+    from harness.runner import Runner
+    from harness.store import ResultStore
+
+    (tmp_path / "harness_exiting_defense.py").write_text(textwrap.dedent(EXITING_DEFENSE))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import harness_exiting_defense
+
+    registry = harness_plugin(harness_exiting_defense)
+    config = BenchConfig(datasets=("digits",), models=("paper-cnn",), attacks=("fgsm",),
+                         defenses=("none", "exits-in-training"), n_train=200, n_test=40,
+                         epochs=1, device="cpu", checks=False)
+    records = {r.defense: r for r in Runner(
+        config, registry, ResultStore(tmp_path / "r.sqlite"), ModelCache(tmp_path / "models"),
+        show_progress=False).run().records}
+    assert records["none"].ok
+    failed = records["exits-in-training"]
+    assert failed.status == "failed" and "training failed: SystemExit: 4" in failed.error

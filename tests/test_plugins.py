@@ -349,7 +349,8 @@ def test_two_entry_points_with_the_same_name(make_plugin: MakePlugin):
         load_registry(entry_point_source=lambda: [first, second])
     assert str(info.value) == (
         f"plugin 'dist-b 1.0' (entry point same = {second.value}): another installed plugin "
-        f"is also named 'same' (plugin 'dist-a 1.0' (entry point same = {first.value}))")
+        f"is also named 'same' (plugin 'dist-a 1.0' (entry point same = {first.value})); "
+        "to disable only this one: --disable-plugin dist-b:same")
 
 
 @pytest.mark.parametrize("bad_name", ["", " padded", "a,b"])

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from harness.work import PASS_THROUGH
+
 if TYPE_CHECKING:
     from harness.executors.base import Progress
     from harness.plan import Cell, TrainingJob
@@ -26,7 +28,9 @@ class SerialExecutor:
             progress.started_one()
             try:
                 trained = worker.trained(job)
-            except Exception as exc:
+            except PASS_THROUGH:
+                raise
+            except BaseException as exc:    # a plugin's SystemExit fails the job's cells
                 progress.job_done(str(exc), job.key, "this process")
                 for cell in own:
                     yield worker.training_failed(cell, exc)
