@@ -24,7 +24,8 @@ from harness.records import Result, ResultSet
 from harness.specs import ReportSpec
 
 
-def _pct(value: float | None) -> str:
+def percent(value: float | None) -> str:
+    """A fraction as ``12.34%`` ('' when missing or NaN)."""
     return "" if value is None or math.isnan(value) else f"{100 * value:.2f}%"
 
 
@@ -38,7 +39,8 @@ def _rate(value: float | None) -> str:
     return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
 
 
-def _eps(value: float | None) -> str:
+def eps_text(value: float | None) -> str:
+    """``0.1``, or ``unbounded`` for an attack without eps."""
     return "unbounded" if value is None else f"{value:g}"
 
 
@@ -59,10 +61,10 @@ COLUMNS: list[tuple[str, str, Callable[[Any], str]]] = [
     ("model", "model", str),
     ("defense", "defense_label", str),
     ("attack", "attack", str),
-    ("eps", "eps", _eps),
-    ("clean acc", "clean_acc", _pct),
-    ("robust acc", "robust_acc", _pct),
-    ("attack success", "attack_success_rate", _pct),
+    ("eps", "eps", eps_text),
+    ("clean acc", "clean_acc", percent),
+    ("robust acc", "robust_acc", percent),
+    ("attack success", "attack_success_rate", percent),
     ("mean Linf", "mean_linf", _num),
     ("mean L2", "mean_l2", _num),
     ("median L0 (successful)", "median_l0", lambda v: _num(v, 1)),
@@ -208,7 +210,8 @@ def dataset_section(records: list[Result], flags: Mapping[str, str],
     return parts
 
 
-def _distinct(values: Iterable[Any]) -> str:
+def distinct(values: Iterable[Any]) -> str:
+    """The distinct non-empty values, sorted and joined (``unknown`` when none)."""
     seen = sorted({str(v) for v in values if v not in (None, "")})
     return ", ".join(seen) if seen else "unknown"
 
@@ -239,18 +242,18 @@ def footer(results: ResultSet) -> str:
             plugins.setdefault(name, set()).add(ver)
     stamps = [m["timestamp"] for m in metas if m.get("timestamp")]
     lines = [
-        f"- harness: {_distinct(m.get('harness') for m in metas)}; "
-        f"git commit: {_distinct(m.get('git_commit') for m in metas)}",
-        f"- hardware: {_distinct(m.get('device_name') for m in metas)} "
-        f"(device {_distinct(m.get('device') for m in metas)})",
-        f"- python: {_distinct(m.get('python') for m in metas)}; "
+        f"- harness: {distinct(m.get('harness') for m in metas)}; "
+        f"git commit: {distinct(m.get('git_commit') for m in metas)}",
+        f"- hardware: {distinct(m.get('device_name') for m in metas)} "
+        f"(device {distinct(m.get('device') for m in metas)})",
+        f"- python: {distinct(m.get('python') for m in metas)}; "
         + "; ".join(f"{n}: {', '.join(sorted(v))}" for n, v in sorted(libs.items())),
         "- plugins: " + "; ".join(f"{n}: {', '.join(sorted(v))}"
                                   for n, v in sorted(plugins.items())),
-        f"- seed: {_distinct(m.get('seed') for m in metas)}; runs from "
+        f"- seed: {distinct(m.get('seed') for m in metas)}; runs from "
         f"{min(stamps, default='?')} to {max(stamps, default='?')} (UTC)",
         f"- wall time: {_wall_time(results.records)}",
-        f"- commands: {_distinct(m.get('command') for m in metas)}",
+        f"- commands: {distinct(m.get('command') for m in metas)}",
     ]
     return "\n".join(lines)
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from harness.categories import CATEGORIES, reports_robust_accuracy
+from harness.leaderboard import distinct, eps_text, percent
 from harness.listing import clip, fit_table, one_line
 from harness.records import FAILED, NOT_APPLICABLE, Result, ResultSet
 from harness.roles import BASELINE
@@ -24,14 +25,6 @@ ERROR_CHARS = 60
 # Short names of the numbers a category's summary shows.
 SHORT = {"clean_acc": "clean", "attack_success_rate": "success"}
 NAME_COLUMNS = (0, 1, 2, 3)  # dataset, model, defense, attack: shortened to fit
-
-
-def _pct(value: float | None) -> str:
-    return "" if value is None else f"{100 * value:.2f}%"
-
-
-def _eps(value: float | None) -> str:
-    return "unbounded" if value is None else f"{value:g}"
 
 
 def _number(value: Any) -> str:
@@ -76,8 +69,8 @@ def delta(record: Result, reference: Mapping[tuple, Result]) -> str:
 def evasion_block(records: list[Result], flags: Mapping[str, str], width: int) -> list[str]:
     """One row per evasion cell: names, eps, clean and robust accuracy, Δ, flags."""
     reference = baselines(records)
-    rows = [[r.dataset, r.model, r.defense, r.attack, _eps(r.eps), _pct(r.clean_acc),
-             _pct(r.robust_acc), delta(r, reference), flags.get(r.cell_key, "")]
+    rows = [[r.dataset, r.model, r.defense, r.attack, eps_text(r.eps), percent(r.clean_acc),
+             percent(r.robust_acc), delta(r, reference), flags.get(r.cell_key, "")]
             for r in records]
     headers = ["dataset", "model", "defense", "attack", "eps", "clean", "robust", "Δ base",
                "flags"]
@@ -86,7 +79,7 @@ def evasion_block(records: list[Result], flags: Mapping[str, str], width: int) -
 
 def check_block(records: list[Result], flags: Mapping[str, str], width: int) -> list[str]:
     """The automatic check cells: names, eps, robust accuracy, flags."""
-    rows = [[r.dataset, r.model, r.defense, r.attack, _eps(r.eps), _pct(r.robust_acc),
+    rows = [[r.dataset, r.model, r.defense, r.attack, eps_text(r.eps), percent(r.robust_acc),
              flags.get(r.cell_key, "")] for r in records]
     headers = ["dataset", "model", "defense", "attack", "eps", "robust", "flags"]
     body = fit_table(headers, rows, width, shrink=(*NAME_COLUMNS, 6), right=(4, 5))
@@ -98,7 +91,7 @@ def main_numbers(record: Result) -> str:
     and attack success), else the record's first two metrics."""
     category = CATEGORIES.get(record.category)
     if category is not None and category.summary:
-        return ", ".join(f"{SHORT.get(n, n)} {_pct(record.value(n))}" for n in category.summary)
+        return ", ".join(f"{SHORT.get(n, n)} {percent(record.value(n))}" for n in category.summary)
     return ", ".join(f"{name} {_number(value)}" for name, value in
                      list(record.metrics.items())[:2])
 
@@ -139,11 +132,6 @@ def status_lines(records: list[Result], width: int) -> list[str]:
     return lines
 
 
-def _distinct(values: list[Any]) -> str:
-    seen = sorted({str(v) for v in values if v not in (None, "")})
-    return ", ".join(seen) if seen else "unknown"
-
-
 def _short_commit(commit: Any) -> str | None:
     if not commit:
         return None
@@ -169,9 +157,9 @@ def footer(results: ResultSet, records: list[Result], width: int) -> list[str]:
     return [
         clip(f"{speed}; training {sum(trained.values()):.1f} s ({models} "
              f"model{'s' * (models != 1)})", width),
-        clip(f"device {_distinct([m.get('device_name') for m in metas])}; harness "
-             f"{_distinct([m.get('harness') for m in metas])} (git "
-             f"{_distinct([_short_commit(m.get('git_commit')) for m in metas])})", width),
+        clip(f"device {distinct([m.get('device_name') for m in metas])}; harness "
+             f"{distinct([m.get('harness') for m in metas])} (git "
+             f"{distinct([_short_commit(m.get('git_commit')) for m in metas])})", width),
         clip("full table: --format markdown; JSON: --json FILE", width),
     ]
 
