@@ -12,6 +12,8 @@ $(STAMP): pyproject.toml constraints.txt examples/harness-example-plugin/pyproje
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]' \
 		-e examples/harness-example-plugin
+	# torchattacks (for the throughput benchmarks) pins an old `requests` it never imports
+	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt torchattacks
 	touch $(STAMP)
 
 bench: $(STAMP)

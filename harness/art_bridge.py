@@ -1,30 +1,32 @@
-"""The bridge to IBM's adversarial-robustness-toolbox (ART): all the glue in one place.
+"""The bridge to IBM's adversarial-robustness-toolbox (ART): all the torch-side glue in one place.
 
 One classifier builder (:func:`art_classifier`) turns a harness model (images in [0, 1] ->
 logits, normalization inside) into ART's ``PyTorchClassifier`` with clip values (0, 1) on the
 run's device, with options for probabilities, temperature, an optimizer, a loss and a feature
 tap; helpers turn harness tensors into the arrays ART wants and back, seed the global
 generators ART draws from (NumPy's, torch's) for a block, freeze a model's weights, and read
-penultimate features. An ART evasion attack becomes a harness plugin through a declaration
-(:class:`ArtEvasion`): name, ART class, threat model, options, budget, roles. ART is imported
-only when an attack is built.
+penultimate features; :class:`SoftCrossEntropy` is the loss of a classifier trained on soft
+labels. An ART evasion attack is declared in :mod:`harness.art_declarations` (which imports
+neither torch nor ART, so registering it stays cheap) and run here by
+:class:`ArtEvasionAttack`. This module imports torch and NumPy; ART only when a classifier or
+an attack is built. Plugins import it only when they build or run something.
 """
 
 from __future__ import annotations
 
 import contextlib
-import inspect
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from harness.errors import HarnessError, UsageError
-from harness.options import Option, options, unknown_option_message
-from harness.specs import AttackSpec, Norm, ThreatModel
+
+if TYPE_CHECKING:
+    from harness.art_declarations import ArtEvasion
 
 
 class _ArtInput(nn.Module):
@@ -75,6 +77,15 @@ def art_classifier(model: nn.Module, input_shape: tuple[int, ...], nb_classes: i
         optimizer=optimizer, input_shape=tuple(input_shape), nb_classes=nb_classes,
         clip_values=(0.0, 1.0), device_type="gpu" if device.type == "cuda" else "cpu",
     )
+
+
+class SoftCrossEntropy(nn.Module):
+    """Cross-entropy of predicted probabilities against soft (or one-hot) target labels: the
+    loss of a classifier built with ``probabilities=True`` that learns from soft labels."""
+
+    def forward(self, probabilities: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Mean over the batch of ``-sum(target * log(probabilities))``."""
+        return -(target * probabilities.clamp_min(1e-12).log()).sum(1).mean()
 
 
 FEATURE_LAYER = "features"
@@ -217,75 +228,40 @@ def _art_version() -> str:
     return art.__version__
 
 
-@dataclass(frozen=True, kw_only=True)
-class ArtEvasion:
-    """A declaration of one ART evasion attack as a harness plugin.
+@dataclass
+class _CellObjects:
+    """What one cell's batches share: the model they were built for, the eps, the input
+    shape and device, the number of classes, ART's classifier and ART's attack object."""
 
-    ``eps_args(eps)`` maps the harness budget to the ART constructor's arguments (bounded
-    attacks only). ``options`` declares the ART constructor arguments the harness sets, with
-    its defaults (iterations, queries) and bounds; any other argument of the ART class is
-    accepted too and checked against its signature when the attack is built.
-    ``own_options`` are options the harness consumes itself (``estimator_args`` reads them;
-    they are not ART arguments). ``targeted`` attacks aim every image at class (y + 1) mod K;
-    ``per_sample`` attacks are called one image at a time (ART accepts only one for them);
-    ``probabilities`` attacks see softmax scores instead of logits.
-    ``estimator_args(classifier, eps, own)`` builds arguments that need the wrapped
-    classifier (AutoAttack's list of attacks) from the resolved ``own_options``.
-    ``smoke_options`` are the tiny budgets of the contract tests; ``roles`` the
-    :data:`harness.roles.ATTACK_ROLES` the attack plays.
-    """
+    model: nn.Module
+    eps: float | None
+    input_shape: tuple[int, ...]
+    device: torch.device
+    nb_classes: int
+    classifier: Any
+    attack: Any
 
-    name: str
-    art_name: str
-    description: str
-    threat_model: ThreatModel
-    norm: Norm
-    needs: frozenset[str]
-    survey_table: str
-    bounded: bool = False
-    eps_args: Callable[[float], dict[str, Any]] | None = None
-    options: tuple[Option, ...] = ()
-    own_options: tuple[Option, ...] = ()
-    smoke_options: Mapping[str, Any] = field(default_factory=dict)
-    roles: frozenset[str] = frozenset()
-    budget_images: int | None = None
-    targeted: bool = False
-    per_sample: bool = False
-    probabilities: bool = False
-    estimator_args: Callable[[Any, float | None, Mapping[str, Any]], dict[str, Any]] | None = None
-
-    def spec(self) -> AttackSpec:
-        """The :class:`AttackSpec` the plugin registers: its declared options accept other
-        ART constructor arguments too (``passthrough``)."""
-        return AttackSpec(
-            name=self.name, description=self.description, build=self.build,
-            threat_model=self.threat_model, norm=self.norm, needs=self.needs,
-            bounded=self.bounded, targeted=self.targeted, budget_images=self.budget_images,
-            survey_table=self.survey_table, roles=self.roles,
-            options=options(*self.options, *self.own_options, passthrough=True),
-            smoke_options=self.smoke_options, config={"art_class": self.art_name},
-        )
-
-    def build(self, resolved: Mapping[str, Any]) -> ArtEvasionAttack:
-        """The attack object for the resolved options: the harness's own options apart, every
-        key must be an argument of the ART class's constructor (UsageError otherwise)."""
-        cls = art_class(self.art_name)
-        own_names = {o.name for o in self.own_options}
-        accepted = set(inspect.signature(cls).parameters) - {"estimator", "classifier"}
-        for key in resolved:
-            if key not in accepted and key not in own_names:
-                raise UsageError(unknown_option_message(
-                    f"attack {self.name} ({self.art_name})", key,
-                    sorted(accepted | own_names)))
-        kwargs = {k: v for k, v in resolved.items() if k not in own_names}
-        own = {k: v for k, v in resolved.items() if k in own_names}
-        if "verbose" in accepted:
-            kwargs.setdefault("verbose", False)
-        return ArtEvasionAttack(self, cls, kwargs, own)
+    def serves(self, model: nn.Module, x: torch.Tensor, eps: float | None) -> bool:
+        """Whether these objects were built for ``model`` (the same object), ``eps`` and
+        ``x``'s image shape and device."""
+        return (self.model is model and self.eps == eps
+                and self.input_shape == tuple(x.shape[1:]) and self.device == x.device)
 
 
 class ArtEvasionAttack:
-    """Runs one declared ART evasion attack on harness tensors."""
+    """Runs one declared ART evasion attack (:class:`harness.art_declarations.ArtEvasion`)
+    on harness tensors.
+
+    ART's classifier and attack object are built once per cell: for the first batch, then
+    kept while the model (the same object), eps, image shape and device stay the same, so a
+    batch costs ART's attack alone (an attack declared ``keeps_state`` gets a new attack
+    object per batch on the kept classifier). The model's parameters are frozen while ART
+    runs: ART's ``loss_gradient`` calls ``backward`` on the loss, which would otherwise also
+    compute the weight gradients it throws away. The examples are the same as with a fresh
+    classifier per batch: neither the classifier nor ART's attack objects draw random numbers
+    when they are built, and input gradients do not depend on whether the weights require
+    gradients.
+    """
 
     def __init__(self, declaration: ArtEvasion, cls: type, kwargs: dict[str, Any],
                  own: Mapping[str, Any] | None = None):
@@ -293,38 +269,60 @@ class ArtEvasionAttack:
         self.cls = cls
         self.kwargs = kwargs
         self.own = dict(own or {})
+        self._cell: _CellObjects | None = None
 
     def perturb(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
                 eps: float | None) -> torch.Tensor:
         """Adversarial examples from ART for ``x`` (true labels ``y``)."""
         d = self.declaration
+        if d.bounded and eps is None:
+            raise UsageError(f"attack {d.name} needs an eps")
+        cell = self._cell_objects(model, x, eps)
+        attack = self._art_attack(cell.classifier, eps) if d.keeps_state else cell.attack
+        labels = (y + 1) % cell.nb_classes if d.targeted else y
+        x_np = to_numpy(x)
+        y_np = one_hot(labels, cell.nb_classes)
+        with frozen(model):
+            if d.per_sample:
+                adv = self._one_by_one(attack, x_np, y_np)
+            else:
+                try:
+                    adv = attack.generate(x_np, y=y_np)
+                except AssertionError:
+                    # Some ART attacks (Brendel & Bethge) assert that every image of the batch
+                    # was turned; retry image by image so one failure costs only that image.
+                    adv = self._one_by_one(attack, x_np, y_np)
+        return to_tensor(adv, x)
+
+    def _cell_objects(self, model: nn.Module, x: torch.Tensor,
+                      eps: float | None) -> _CellObjects:
+        """ART's classifier and attack for ``model`` and ``eps``: kept from an earlier batch,
+        or built (the number of classes read from one image's logits)."""
+        if self._cell is not None and self._cell.serves(model, x, eps):
+            return self._cell
         with torch.no_grad():
             nb_classes = int(model(x[:1]).shape[1])
         classifier = art_classifier(model, tuple(x.shape[1:]), nb_classes, x.device,
-                                    probabilities=d.probabilities)
+                                    probabilities=self.declaration.probabilities)
+        self._cell = _CellObjects(model, eps, tuple(x.shape[1:]), x.device, nb_classes,
+                                  classifier, self._art_attack(classifier, eps))
+        return self._cell
+
+    def _art_attack(self, classifier: Any, eps: float | None) -> Any:
+        """ART's attack object on ``classifier`` for ``eps``."""
+        d = self.declaration
         kwargs = dict(self.kwargs)
-        if d.bounded:
-            if eps is None:
-                raise UsageError(f"attack {d.name} needs an eps")
-            kwargs = {**d.eps_args(eps), **kwargs} if d.eps_args else kwargs
+        if d.bounded and d.eps_args is not None:
+            assert eps is not None, "perturb checks that a bounded attack has an eps"
+            kwargs = {**d.eps_args(eps), **kwargs}
         if d.estimator_args is not None:
             kwargs = {**d.estimator_args(classifier, eps, self.own), **kwargs}
-        attack = self.cls(classifier, **kwargs)
-        labels = (y + 1) % nb_classes if d.targeted else y
-        x_np = to_numpy(x)
-        y_np = one_hot(labels, nb_classes)
-        if d.per_sample:
-            adv = np.concatenate([self._one(attack, x_np[i:i + 1], y_np[i:i + 1])
-                                  for i in range(len(x_np))])
-        else:
-            try:
-                adv = attack.generate(x_np, y=y_np)
-            except AssertionError:
-                # Some ART attacks (Brendel & Bethge) assert that every image of the batch was
-                # turned; retry image by image so one failure costs only that image.
-                adv = np.concatenate([self._one(attack, x_np[i:i + 1], y_np[i:i + 1])
-                                      for i in range(len(x_np))])
-        return to_tensor(adv, x)
+        return self.cls(classifier, **kwargs)
+
+    def _one_by_one(self, attack: Any, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """The batch image by image (:meth:`_one`)."""
+        return np.concatenate([self._one(attack, x[i:i + 1], y[i:i + 1])
+                               for i in range(len(x))])
 
     @staticmethod
     def _one(attack, x: np.ndarray, y: np.ndarray) -> np.ndarray:

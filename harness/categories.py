@@ -55,7 +55,10 @@ class Stage:
     evaluate the undefended model (through the defense) instead of training a model of
     their own; ``answers`` the categories it is evaluated against by default; ``refusal(defense,
     category)`` says why that pairing is n/a (None: it is evaluated); ``needs`` model features
-    every defense of the stage needs.
+    every defense of the stage needs. ``adaptive``: each evasion cell of the stage is also run
+    adaptively, the attack crafted on the whole pipeline (BPDA through the defense, EoT when
+    it is randomized; see :mod:`harness.adaptive`) beside the attack crafted on the
+    undefended model.
     """
 
     name: str
@@ -66,6 +69,7 @@ class Stage:
     refusal: Callable[[DefenseSpec, str], str | None]
     needs: frozenset[str] = frozenset()
     marker: str = ""
+    adaptive: bool = False
 
 
 CATEGORIES: dict[str, Category] = {
@@ -139,7 +143,8 @@ STAGES: dict[str, Stage] = {
     "input-transformation": Stage(name="input-transformation", protocol="transform",
                                   on_baseline=True, answers=frozenset({"evasion"}),
                                   contract="harness.testing:transformation_contract",
-                                  refusal=_transformation_refusal, marker="†"),
+                                  refusal=_transformation_refusal, marker="†",
+                                  adaptive=True),
     "poisoning-detection": Stage(name="poisoning-detection", protocol="detect",
                                  on_baseline=True, answers=frozenset({"poisoning"}),
                                  contract="harness.testing:detector_contract",

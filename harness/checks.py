@@ -78,7 +78,10 @@ def _groups(records: Iterable[Result]) -> dict[tuple[str, str, str], list[Result
             continue
         if r.robust_acc is None or r.eps is None:
             continue
-        out.setdefault((r.dataset, r.model, r.defense), []).append(r)
+        # adaptive cells (an input transformation attacked through BPDA/EoT) are compared
+        # with each other, not with the attacks crafted on the undefended model
+        defense = f"{r.defense} [{r.adaptive}]" if r.adaptive else r.defense
+        out.setdefault((r.dataset, r.model, defense), []).append(r)
     return out
 
 

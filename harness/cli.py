@@ -90,6 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--image-size", type=int, default=None,
                        help="resize images to this side (default: native; ImageNet 224)")
     bench.add_argument("--attack-batch-size", type=int, default=256)
+    bench.add_argument("--amp", choices=("bf16",), default=None,
+                       help="mixed precision: bfloat16 autocast for training, attacks and "
+                            "predictions (off by default; part of the cache keys)")
+    bench.add_argument("--cudnn-benchmark", action="store_true",
+                       help="on CUDA, let cuDNN pick the fastest convolution algorithms (the "
+                            "numbers may change in their last digits; part of the cache keys)")
     for kind in ("model", "attack", "defense"):
         bench.add_argument(f"--{kind}-opt", action="append", default=[],
                            metavar="NAME.OPTION=VALUE",
@@ -158,6 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--save-results", type=Path, default=None, metavar="FILE.json",
                        help="also write the records the page is rendered from (the file "
                             "--results reads back)")
+    board.add_argument("--claims", type=Path, default=None, metavar="DIR",
+                       help="refresh the claims in DIR (DIR/DATASET/MODEL--DEFENSE.json, "
+                            "RobustBench's model_info shape): keep each one's human fields, "
+                            "recompute and check the rest, add new ones; the page is then "
+                            "printed only when --out is not given either")
     report = sub.add_parser("report", help="print a report plugin's text (e.g. the paper's "
                                            "tables beside ours)")
     report.add_argument("name", help="the report, e.g. paper")
@@ -194,7 +205,8 @@ def _bench_config(args: argparse.Namespace, registry: Any) -> Any:
         model_options=parse_assignments(args.model_opt, "--model-opt"),
         attack_options=parse_assignments(args.attack_opt, "--attack-opt"),
         defense_options=parse_assignments(args.defense_opt, "--defense-opt"),
-        no_cache=args.no_cache, checks=not args.no_checks,
+        no_cache=args.no_cache, checks=not args.no_checks, amp=args.amp,
+        cudnn_benchmark=args.cudnn_benchmark,
     )
     check_config(config)
     return config
@@ -390,13 +402,16 @@ def _load_results(args: argparse.Namespace, registry: Any) -> Any:
 
 
 def _leaderboard(args: argparse.Namespace) -> int:
-    from harness.files import output_problem
+    from harness.files import folder_problem, output_problem
     from harness.reporting import Report
 
     for flag, path in (("--out", args.out), ("--save-results", args.save_results)):
         problem = output_problem(path) if path is not None else None
         if problem:
             raise UsageError(f"{flag}: cannot write {path}: {problem}")
+    problem = folder_problem(args.claims) if args.claims is not None else None
+    if problem:
+        raise UsageError(f"--claims: cannot write {args.claims}: {problem}")
     registry = _listing_registry(args)
     results = _load_results(args, registry)
     report = Report.of(results, registry)
@@ -409,12 +424,29 @@ def _leaderboard(args: argparse.Namespace) -> int:
             args.out.write_text(markdown)
     except OSError as exc:
         raise HarnessError(f"could not write {exc.filename}: {exc.strerror or exc}") from None
-    if not args.out:
+    if args.claims:
+        _write_claims(results, report.flags_by_cell, args.claims)
+    elif not args.out:
         print(markdown, end="")
-    elif stem:
+    if stem:
         for path in report.draw(stem, args.out.parent):
             print(f"harness: drew {path}", file=sys.stderr)
     return 0
+
+
+def _write_claims(results: Any, flags: dict[str, str], folder: Path) -> None:
+    """``harness leaderboard --claims DIR``: refresh the claims, say what changed on stderr."""
+    from harness.claims import write_claims
+
+    try:
+        done = write_claims(results, flags, folder)
+    except OSError as exc:
+        raise HarnessError(f"could not write {exc.filename}: {exc.strerror or exc}") from None
+    for path in done.written:
+        print(f"harness: wrote claim {path}", file=sys.stderr)
+    print(f"harness: claims in {folder}: {len(done.written)} written, {len(done.unchanged)} "
+          f"unchanged, {len(done.untouched)} without results here (left as they are)",
+          file=sys.stderr)
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -29,7 +29,11 @@ class DataOptions:
 
 @dataclass(frozen=True)
 class ImageData:
-    """Train and test images as float tensors in [0, 1], NCHW, with int64 labels."""
+    """Train and test images as float tensors in [0, 1], NCHW, with int64 labels.
+
+    ``test_index`` gives each test image's position in the dataset's test set as loaded (on
+    the CPU; None: the test images are the whole set, in order); subsets keep it, so per-image
+    outcomes of cells with different subsets can be matched image by image."""
 
     x_train: torch.Tensor
     y_train: torch.Tensor
@@ -37,6 +41,7 @@ class ImageData:
     y_test: torch.Tensor
     num_classes: int
     class_names: tuple[str, ...] = ()
+    test_index: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         for name in ("x_train", "x_test"):
@@ -48,6 +53,15 @@ class ImageData:
             raise ValueError("train and test images differ in shape")
         if len(self.x_train) != len(self.y_train) or len(self.x_test) != len(self.y_test):
             raise ValueError("images and labels differ in length")
+        if self.test_index is not None and len(self.test_index) != len(self.x_test):
+            raise ValueError("test_index and the test images differ in length")
+
+    @property
+    def test_positions(self) -> torch.Tensor:
+        """Each test image's position in the dataset's test set as loaded (CPU, int64)."""
+        if self.test_index is None:
+            return torch.arange(len(self.x_test))
+        return self.test_index
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -56,30 +70,42 @@ class ImageData:
         return int(c), int(h), int(w)
 
     def subset(self, n_train: int | None, n_test: int | None, seed: int) -> ImageData:
-        """Seeded random subsets of ``n_train`` training and ``n_test`` test images."""
+        """Seeded random subsets of ``n_train`` training and ``n_test`` test images (a smaller
+        ``n_test`` with the same seed takes a subset of a larger one's images)."""
+        x_train, y_train, _ = _take(self.x_train, self.y_train, n_train, seed)
+        x_test, y_test, picked = _take(self.x_test, self.y_test, n_test, seed + 1)
+        positions = self.test_positions
         return ImageData(
-            *_take(self.x_train, self.y_train, n_train, seed),
-            *_take(self.x_test, self.y_test, n_test, seed + 1),
+            x_train, y_train, x_test, y_test,
             num_classes=self.num_classes,
             class_names=self.class_names,
+            test_index=positions if picked is None else positions[picked.cpu()],
         )
 
     def to(self, device: torch.device) -> ImageData:
-        """The same data on ``device`` (held there whole, batched by indexing)."""
+        """The same data on ``device`` (held there whole, batched by indexing); to a GPU
+        through pinned memory, one asynchronous copy per tensor."""
+
+        def move(t: torch.Tensor) -> torch.Tensor:
+            if device.type != "cuda" or t.device.type != "cpu":
+                return t.to(device)
+            return t.pin_memory().to(device, non_blocking=True)
+
         return ImageData(
-            self.x_train.to(device), self.y_train.to(device),
-            self.x_test.to(device), self.y_test.to(device),
+            move(self.x_train), move(self.y_train), move(self.x_test), move(self.y_test),
             num_classes=self.num_classes, class_names=self.class_names,
+            test_index=self.test_index,
         )
 
 
 def _take(x: torch.Tensor, y: torch.Tensor, n: int | None,
-          seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+          seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """``n`` seeded random images of ``x`` (in their order) and their positions (None: all)."""
     if n is None or n >= len(x):
-        return x, y
+        return x, y, None
     g = torch.Generator().manual_seed(seed)
     idx = torch.randperm(len(x), generator=g)[:n].sort().values
-    return x[idx], y[idx]
+    return x[idx.to(x.device)], y[idx.to(y.device)], idx
 
 
 @dataclass(frozen=True)

@@ -39,3 +39,7 @@ def quoted(name: str, limit: int = NAME_LIMIT) -> str:
     (``'fg\\nsm'``, so it cannot forge a line of output) and cut to ``limit`` characters with
     ``…``."""
     return repr(name if len(name) <= limit else name[:limit] + "…")
+
+
+# What a plugin's failure never swallows: Ctrl-C, and a generator being closed.
+PASS_THROUGH = (KeyboardInterrupt, GeneratorExit)

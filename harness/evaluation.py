@@ -119,7 +119,8 @@ def evaluate_attack(model: torch.nn.Module, attack: Attack, x: torch.Tensor, y: 
                     eps: float | None, *, batch_size: int = 256, label: str = "attack",
                     show_progress: bool = True, defended: torch.nn.Module | None = None,
                     keep_adversarial: bool = False, name: str = "attack",
-                    budget: Budget | None = None) -> AttackResult:
+                    budget: Budget | None = None,
+                    clean_predictions: torch.Tensor | None = None) -> AttackResult:
     """Attack every test image and measure accuracy before and after.
 
     Every batch the attack returns is verified before it is scored: the input's shape, finite,
@@ -132,11 +133,13 @@ def evaluate_attack(model: torch.nn.Module, attack: Attack, x: torch.Tensor, y: 
     ``defended`` (an input transformation in front of ``model``) classifies the clean and
     adversarial images instead of ``model``, while the attack is crafted on ``model``: the
     non-adaptive evaluation of an input-transformation defense. ``keep_adversarial`` returns
-    the adversarial examples in the result.
+    the adversarial examples in the result. ``clean_predictions`` are the judge's labels for
+    ``x`` when the caller has them already (they are computed otherwise).
     """
     model.eval()
     judge = defended.eval() if defended is not None else model
-    clean_correct = predict(judge, x) == y
+    clean = clean_predictions if clean_predictions is not None else predict(judge, x)
+    clean_correct = clean == y
     robust_correct = torch.empty_like(clean_correct)
     linf = torch.empty(len(x), device=x.device)
     l2 = torch.empty(len(x), device=x.device)

@@ -19,7 +19,9 @@ from tabulate import tabulate
 from harness.categories import CATEGORIES, STAGES
 from harness.checks import LEGEND, flags_by_cell
 from harness.figures import Figure, markdown, plan_figures
+from harness.headline import HeadlineRow, column_names, headline_rows
 from harness.metrics import CORE_METRICS, TRAILING_METRICS, MetricSpec, metric_table
+from harness.outcomes import attack_label
 from harness.records import Result, ResultSet
 from harness.specs import ReportSpec
 
@@ -86,7 +88,44 @@ def _sort_key(record: Result) -> tuple:
 
 
 def _column_value(record: Result, key: str) -> Any:
-    return _defense(record) if key == "defense_label" else record.value(key)
+    if key == "defense_label":
+        return _defense(record)
+    if key == "attack":
+        return attack_label(record)
+    return record.value(key)
+
+
+SUMMARY_NOTE = (
+    "One row per model and defense at the dataset's eps, best worst case first: clean "
+    "accuracy, robust accuracy under the reference single-step, iterative and ensemble "
+    "attacks, and the worst case: the share of the n test images that every attack of the "
+    "run at that eps (all the cells of the tables below) left correctly classified; n is the "
+    "number of images all those attacks saw. For an input transformation (†) the attack "
+    "columns show the adaptive attacks ([bpda]: crafted through the transformation). Train s: "
+    "training time of the model; img/s: the iterative attack's incidental throughput.")
+
+
+def _headline_cells(row: HeadlineRow) -> list[str]:
+    worst = row.worst
+    return [row.dataset, row.model, row.defense + ("†" if row.adaptive else ""),
+            eps_text(row.eps), percent(row.clean_acc), *[percent(a) for a in row.attacks],
+            percent(worst.robust_acc) if worst else "", str(worst.n) if worst else "",
+            row.flags, _num(row.train_seconds, 1), _rate(row.images_per_s)]
+
+
+def summary_section(records: list[Result], flags: Mapping[str, str]) -> list[str]:
+    """The page's opening summary: :func:`harness.headline.headline_rows` as a table (no
+    section when no cell is at its dataset's eps)."""
+    rows = headline_rows(records, flags)
+    if not rows:
+        return []
+    counted = [r for r in records if r.ok and r.robust_acc is not None]
+    names = column_names(counted)
+    headers = ["dataset", "model", "defense", "eps", "clean", *names, "worst case", "n",
+               "flags", "train s", f"{names[1]} img/s"]
+    table = tabulate([_headline_cells(r) for r in rows], headers=headers, tablefmt="github",
+                     disable_numparse=True)
+    return ["## Summary", "", SUMMARY_NOTE, "", table, ""]
 
 
 def dataset_table(records: list[Result], flags: Mapping[str, str]) -> str:
@@ -177,6 +216,12 @@ def not_applicable_table(records: list[Result], all_records: list[Result]) -> st
 TRANSFORMATION_NOTE = ("† input transformation: evaluated against non-adaptive attacks, "
                        "crafted on the undefended model, then classified through the "
                        "transformation.")
+ADAPTIVE_NOTE = ("† input transformation: each attack runs twice, crafted on the undefended "
+                 "model and then classified through the transformation (non-adaptive, the "
+                 "plain attack name), and crafted on the whole pipeline (adaptive: [bpda], "
+                 "the backward pass through the transformation taken as the identity or its "
+                 "declared approximation; [bpda+eot], gradients of the logits averaged over "
+                 "random draws of a randomized transformation).")
 
 
 def dataset_section(records: list[Result], flags: Mapping[str, str],
@@ -201,7 +246,8 @@ def dataset_section(records: list[Result], flags: Mapping[str, str],
             for figure in figures:
                 parts += markdown(figure)
             if any(STAGES[r.defense_stage].marker for r in rows if r.defense_stage in STAGES):
-                parts += [TRANSFORMATION_NOTE, ""]
+                adaptive = any(r.adaptive for r in rows)
+                parts += [ADAPTIVE_NOTE if adaptive else TRANSFORMATION_NOTE, ""]
         else:
             parts += [category.note, "", category_table(rows, name, metrics), ""]
     if skipped:
@@ -268,7 +314,10 @@ INTRO = ("Accuracies are on the test images (n test); robust acc is the accuracy
          "adversarial examples, attack success the share of correctly classified images the "
          "attack turns wrong. eps is in pixel units of [0, 1]. Throughput: training images "
          "(each original image once per epoch) and attacked test images per second, on the "
-         "hardware below.")
+         "hardware below; these are incidental timings of a single run, taken while other "
+         "work shared the machine, not comparable between cells: the throughput measured "
+         "side by side with ART and torchattacks is on the harness's page "
+         "leaderboards/throughput.md.")
 
 
 def render(results: ResultSet, *, flags: Mapping[str, str] | None = None,
@@ -293,7 +342,7 @@ def render(results: ResultSet, *, flags: Mapping[str, str] | None = None,
         parts += ["No results yet: run `harness bench`.", ""]
         return "\n".join(parts)
     figures = plan_figures(reports, results, figures_stem) if figures_stem else {}
-    parts += [INTRO, ""]
+    parts += [INTRO, "", *summary_section(records, flags)]
     for figure in figures.get(None, []):
         parts += markdown(figure)
     for dataset in sorted(by_dataset):

@@ -8,13 +8,13 @@ import subprocess
 import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 import harness
-from harness.devices import device_name
 from harness.registry import Registry
+
+if TYPE_CHECKING:
+    import torch
 
 LIBRARIES = ("torch", "torchvision", "timm", "adversarial-robustness-toolbox", "numpy",
              "scikit-learn", "pluggy")
@@ -49,9 +49,10 @@ def now() -> str:
     return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
 
 
-def run_metadata(registry: Registry, device: torch.device, config: dict[str, Any],
+def run_metadata(registry: Registry, device: torch.device | None, config: dict[str, Any],
                  argv: list[str] | None = None) -> dict[str, Any]:
-    """Everything needed to say what produced a run's results."""
+    """Everything needed to say what produced a run's results. ``device`` None: the run
+    computed nothing (every cell was stored), so no device was set up (nor torch imported)."""
     return {
         "harness": harness.__version__,
         "plugins": {name: f"{r.info.distribution} {r.info.version}"
@@ -59,12 +60,22 @@ def run_metadata(registry: Registry, device: torch.device, config: dict[str, Any
         "libraries": library_versions(),
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "device": str(device),
-        "device_name": device_name(device),
-        "cuda": torch.version.cuda if device.type == "cuda" else None,
+        **_device_fields(device),
         "seed": config.get("seed"),
         "git_commit": git_commit(),
         "config": config,
         "command": " ".join(["harness", *(argv if argv is not None else sys.argv[1:])]),
         "timestamp": now(),
     }
+
+
+def _device_fields(device: torch.device | None) -> dict[str, Any]:
+    """The run's device, its hardware name and CUDA version (None each without a device)."""
+    if device is None:
+        return {"device": None, "device_name": None, "cuda": None}
+    import torch
+
+    from harness.devices import device_name
+
+    return {"device": str(device), "device_name": device_name(device),
+            "cuda": torch.version.cuda if device.type == "cuda" else None}

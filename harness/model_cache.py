@@ -13,13 +13,13 @@ import hashlib
 import json
 import sys
 from pathlib import Path
-from typing import Any
-
-import torch
-from safetensors.torch import load_model, save_model
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import HarnessError
 from harness.files import atomic_write, set_aside
+
+if TYPE_CHECKING:   # torch and safetensors are imported when weights are read or written
+    import torch
 
 DAMAGED = "damaged"
 
@@ -100,6 +100,8 @@ class ModelCache:
             raise DamagedEntry(key, weights, "its SHA-256 does not match the one recorded at "
                                              "save")
         try:
+            from safetensors.torch import load_model
+
             load_model(model, weights, device=str(device))
         except Exception as exc:  # safetensors' own error, or a shape/key mismatch
             why = " ".join(str(exc).split())[:300]
@@ -126,6 +128,8 @@ class ModelCache:
         if not self.refuse_damaged or not path.exists():
             return
         try:
+            import torch
+
             states = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:
             why = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
@@ -141,6 +145,8 @@ class ModelCache:
         """Store ``model``'s weights and ``info`` (plus the weights' ``sha256``) atomically;
         drop the partial state."""
         with atomic_write(self.weights_path(key)) as tmp:
+            from safetensors.torch import save_model
+
             save_model(model, str(tmp))
             checksum = sha256_of(tmp)
         self._write_info(key, {**info, "sha256": checksum})

@@ -28,8 +28,8 @@ from harness.categories import (
 )
 from harness.errors import UsageError, quoted
 from harness.registry import Registry
+from harness.settings import TrainSettings
 from harness.specs import MODEL_FEATURES, AttackSpec, DatasetSpec, DefenseSpec, ModelSpec
-from harness.training import TrainSettings
 
 ALL = "all"
 # The largest --image-size: 4096 x 4096 x 3 float32 is 201 MB an image, already more than a
@@ -69,6 +69,10 @@ class BenchConfig:
     defense_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     no_cache: bool = False
     checks: bool = True
+    # GPU speed options; both change the numbers in their last digits, so both are part of
+    # the training and cell keys when set (and absent from them when not).
+    amp: str | None = None
+    cudnn_benchmark: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready configuration, stored with every result."""
@@ -96,6 +100,7 @@ class TrainingJob:
     key_fields: dict[str, Any]
     model_params: dict[str, Any] = field(default_factory=dict)
     defense_params: dict[str, Any] = field(default_factory=dict)
+    amp: str | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +124,7 @@ class Cell:
     attack_params: dict[str, Any] = field(default_factory=dict)
     defense_params: dict[str, Any] = field(default_factory=dict)
     check: bool = False
+    adaptive: str | None = None
 
 
 @dataclass(frozen=True)
@@ -251,10 +257,14 @@ def _training_job(config: BenchConfig, ds: DatasetSpec, model_name: str, model: 
         fields["model_config"] = model.key_config()
     if defense.key_config():
         fields["defense_config"] = defense.key_config()
+    if config.amp is not None:
+        fields["amp"] = config.amp
+    if config.cudnn_benchmark:
+        fields["cudnn_benchmark"] = True
     return TrainingJob(ds, model_name, model, variant, m_opts, defense, d_opts, settings,
                        config.n_train, digest(fields), fields,
                        model_params=model.resolve_options(m_opts),
-                       defense_params=defense.resolve_options(d_opts))
+                       defense_params=defense.resolve_options(d_opts), amp=config.amp)
 
 
 def _check_twice(flag: str, values: tuple[Any, ...], shown: Any) -> None:
@@ -264,6 +274,10 @@ def _check_twice(flag: str, values: tuple[Any, ...], shown: Any) -> None:
         if value in seen:
             raise UsageError(f"{flag} lists {shown(value)} twice")
         seen.add(value)
+
+
+# What ``--amp`` accepts: bfloat16 autocast needs no loss scaling, so every trainer takes it.
+AMP_DTYPES = ("bf16",)
 
 
 def check_config(config: BenchConfig) -> None:
@@ -287,6 +301,9 @@ def check_config(config: BenchConfig) -> None:
             raise UsageError(f"--eps {e} is out of range: eps is in pixel units of [0, 1], "
                              "so it must be in (0, 1] (e.g. 0.1 for MNIST, 0.03 for CIFAR-10)")
     _check_twice("--eps", tuple(config.eps or ()), lambda e: f"{e:g}")
+    if config.amp is not None and config.amp not in AMP_DTYPES:
+        raise UsageError(f"--amp {config.amp!r} is not offered: use {', '.join(AMP_DTYPES)} "
+                         "(fp16 would need a loss scaler inside every trainer, ART's too)")
     for kind in ("dataset", "model", "attack", "defense"):
         _check_twice(f"--{kind}", getattr(config, f"{kind}s"), quoted)
 
@@ -394,7 +411,17 @@ def _cells_of(config: BenchConfig, ds: DatasetSpec, job: TrainingJob, defense: D
         [float(e) for e in (config.eps if config.eps is not None else [default])]
         if per_eps else [None])
     n_test = config.n_test if config.n_test is not None else attack.budget_images
-    return [_cell(config, job, defense, d_opts, attack, a_opts, eps, n_test) for eps in budgets]
+    modes: list[str | None] = [None]
+    if per_eps and stage_of(defense).adaptive and not defense.baseline:
+        modes.append(adaptive_label(defense))
+    return [_cell(config, job, defense, d_opts, attack, a_opts, eps, n_test, adaptive=mode)
+            for eps in budgets for mode in modes]
+
+
+def adaptive_label(defense: DefenseSpec) -> str:
+    """How an attack is made adaptive to ``defense``: ``"bpda"``, or ``"bpda+eot"`` for a
+    randomized one."""
+    return "bpda+eot" if defense.randomized else "bpda"
 
 
 def check_attack(registry: Registry) -> AttackSpec | None:
@@ -426,7 +453,7 @@ def _add_check_cell(config: BenchConfig, registry: Registry, cells: list[Cell], 
 
 def _cell(config: BenchConfig, job: TrainingJob, defense: DefenseSpec, d_opts: dict[str, Any],
           attack: AttackSpec, a_opts: dict[str, Any], eps: float | None,
-          n_test: int | None, check: bool = False) -> Cell:
+          n_test: int | None, check: bool = False, adaptive: str | None = None) -> Cell:
     """A cell and its cache key: everything that shapes its numbers."""
     fields = {"job": job.key, "attack": attack.name, "attack_plugin": _plugin_version(attack),
               "attack_config": attack.key_config(), "attack_options": a_opts, "eps": eps,
@@ -434,6 +461,10 @@ def _cell(config: BenchConfig, job: TrainingJob, defense: DefenseSpec, d_opts: d
     if defense.name != job.defense.name:
         fields.update(defense=defense.name, defense_plugin=_plugin_version(defense),
                       defense_config=defense.key_config(), defense_options=d_opts)
+    if adaptive is not None:
+        fields["adaptive"] = adaptive
+        if defense.randomized:
+            fields["eot_samples"] = defense.eot_samples
     return Cell(job, defense, d_opts, attack, a_opts, eps, n_test, digest(fields),
                 attack_params=attack.resolve_options(a_opts),
-                defense_params=defense.resolve_options(d_opts), check=check)
+                defense_params=defense.resolve_options(d_opts), check=check, adaptive=adaptive)

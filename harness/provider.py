@@ -17,6 +17,7 @@ import torch
 
 from harness.context import AttackContext
 from harness.data import ImageData, ModelInput
+from harness.devices import autocast_forward
 from harness.files import exclusive
 from harness.metadata import now
 from harness.model_cache import DamagedEntry
@@ -88,7 +89,8 @@ class ModelProvider:
         """An untrained model of ``job``'s architecture on the device (seed None: the job's)."""
         torch.manual_seed(job.settings.seed if seed is None else seed)
         model = job.model.build(self.model_input(job, data), job.variant, job.model_params)
-        return model.to(self.device)
+        model = model.to(self.device)
+        return autocast_forward(model, job.amp, self.device) if job.amp else model
 
     def trained(self, job: TrainingJob, data: ImageData) -> TrainedModel:
         """``job``'s model: from the cache, else trained now and cached.

@@ -25,8 +25,12 @@ class Result:
 
     ``status`` is "ok", "failed" (``error`` says why) or "n/a" (a pairing the plan left out;
     ``error`` holds the reason). ``metrics`` holds the category's and the plugin's other
-    numbers by declared name; ``examples`` a few 8-bit images for the pictures; ``config``
-    everything that shaped the numbers (the cache key's fields).
+    numbers by declared name; ``examples`` a few 8-bit images for the pictures; ``outcomes``
+    which test images the cell saw and which it left correctly classified (see
+    :mod:`harness.outcomes`), for the per-image worst case over attacks; ``adaptive`` how an
+    attack on an input transformation was made adaptive (``"bpda"``, ``"bpda+eot"``; None:
+    crafted on the undefended model, or no transformation); ``config`` everything that shaped
+    the numbers (the cache key's fields).
     """
 
     cell_key: str
@@ -45,6 +49,7 @@ class Result:
     norm: str | None = None
     attack_roles: tuple[str, ...] = ()
     defense_roles: tuple[str, ...] = ()
+    adaptive: str | None = None
     clean_acc: float | None = None
     robust_acc: float | None = None
     attack_success_rate: float | None = None
@@ -61,6 +66,7 @@ class Result:
     attack_images_per_s: float | None = None
     metrics: Mapping[str, float] = field(default_factory=dict)
     examples: Mapping[str, Any] | None = None
+    outcomes: Mapping[str, Any] | None = None
     created_at: str = ""
     config: Mapping[str, Any] = field(default_factory=dict)
 
@@ -151,10 +157,17 @@ class ResultSet:
         return ResultSet(kept, {k: v for k, v in self.runs.items() if k in ids})
 
     def to_json(self) -> str:
-        """The results file: ``{"format", "runs", "records"}``, sorted keys, NaN as null."""
+        """The results file: ``{"format", "runs", "records", "worst_case"}``, sorted keys, NaN
+        as null. ``worst_case`` (derived from the records' per-image outcomes, see
+        :mod:`harness.outcomes`; ignored when read back) lists, per dataset, model, defense
+        and eps, the share of images no attack broke, over the n images every attack saw."""
+        from harness.outcomes import worst_cases
+
         data = {"format": RESULTS_FORMAT,
                 "runs": {k: _jsonable(dict(v)) for k, v in sorted(self.runs.items())},
-                "records": [r.as_dict() for r in self.records]}
+                "records": [r.as_dict() for r in self.records],
+                "worst_case": [_jsonable(dataclasses.asdict(w))
+                               for w in worst_cases(self.records)]}
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
     @classmethod

@@ -168,7 +168,7 @@ def _model_problems(spec: ModelSpec) -> Iterator[str | None]:
     elif spec.train_defaults:
         from dataclasses import fields
 
-        from harness.training import TrainSettings
+        from harness.settings import TrainSettings
 
         known = [f.name for f in fields(TrainSettings)]
         for key in spec.train_defaults:
@@ -200,6 +200,10 @@ def _defense_problems(spec: DefenseSpec) -> Iterator[str | None]:
     yield _subset("needs", spec.needs, MODEL_FEATURES, "a model feature", "gradients")
     yield _subset("roles", spec.roles, DEFENSE_ROLES, "a defense role", "baseline")
     yield _flag("baseline", spec.baseline)
+    yield _flag("randomized", spec.randomized)
+    samples = spec.eot_samples
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        yield f"eot_samples must be a positive integer; got {samples!r}"
 
 
 def _report_problems(spec: ReportSpec) -> Iterator[str | None]:

@@ -14,17 +14,19 @@ import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.executors.base import Executor, Progress
 from harness.executors.serial import SerialExecutor
 from harness.metadata import now, run_metadata
-from harness.model_cache import ModelCache
 from harness.plan import BenchConfig, Cell, Plan, Skipped, make_plan
 from harness.records import NOT_APPLICABLE, Result, ResultSet
 from harness.registry import Registry
+from harness.setup import WorkSetup
 from harness.store import ResultStore, StoreError
-from harness.work import Worker, WorkSetup
+
+if TYPE_CHECKING:
+    from harness.model_cache import ModelCache
 
 STORE_ATTEMPTS = 5      # tries of one cell's write before the run stops
 STORE_RETRY_S = 0.5     # first wait between tries; doubled after each
@@ -112,19 +114,27 @@ class Runner:
         return left
 
     def run(self) -> BenchOutcome:
-        """Run every cell of the plan; return all their records."""
-        worker = Worker(self.setup, self.registry, self.plan)
-        metadata = run_metadata(self.registry, worker.device, self.config.as_dict(), self.argv)
-        metadata["executor"] = self.executor.info()
-        outcome = BenchOutcome("", metadata)
+        """Run every cell of the plan; return all their records. When every cell is stored,
+        nothing is set up: no worker, no device, no data, no model (nor torch imported)."""
+        outcome = BenchOutcome("", {})
         pending = self.pending(outcome)
+        worker = None
+        if pending:
+            from harness.work import Worker
+
+            worker = Worker(self.setup, self.registry, self.plan)
+        metadata = run_metadata(self.registry, worker.device if worker else None,
+                                self.config.as_dict(), self.argv)
+        metadata["executor"] = self.executor.info()
+        outcome.metadata = metadata
         jobs = [j for j in self.plan.jobs if any(c.job.key == j.key for c in pending)]
         parallel = not isinstance(self.executor, SerialExecutor)
         if pending:     # nothing left to compute: no worker is started
             self.executor.prepare(self.setup)
         progress = None
         try:
-            worker.preflight(jobs, pending)
+            if worker is not None:
+                worker.preflight(jobs, pending)
             outcome.run_id = self._write(lambda: self.store.start_run(metadata),
                                          "nor is any of the rest")
             for item in self.plan.skipped:
@@ -133,7 +143,7 @@ class Runner:
             progress = Progress(len(jobs), len(pending),
                                 enabled=self.show_progress and parallel)
             for record in self.executor.execute(jobs, pending, worker, progress) \
-                    if pending else ():
+                    if worker is not None else ():
                 self._store(outcome, record.replace(run_id=outcome.run_id))
                 progress.cell_done(record)
         except BaseException:   # Ctrl-C or a failure of the driver: stop the workers now

@@ -2,14 +2,17 @@
 
 ``derive_seed(run_seed, "pgd", "random-start")`` is a stable 32-bit integer from
 ``numpy.random.SeedSequence``; two purposes never share a stream by accident, as integer
-offsets (``seed + 7``) could.
+offsets (``seed + 7``) could. NumPy (and torch) are imported only when a seed is derived, so
+plugins may import this module at registration.
 """
 
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def _words(text: str) -> list[int]:
@@ -19,18 +22,23 @@ def _words(text: str) -> list[int]:
 
 def derive_seed(run_seed: int, *names: str) -> int:
     """A 32-bit seed for ``names`` (e.g. spec name, purpose) under ``run_seed``."""
+    import numpy as np
+
     entropy = [int(run_seed) % 2**63, *(w for n in names for w in _words(n))]
     return int(np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint32)[0])
 
 
 def numpy_rng(run_seed: int, *names: str) -> np.random.Generator:
     """A NumPy generator seeded by :func:`derive_seed`."""
+    import numpy as np
+
     return np.random.default_rng(derive_seed(run_seed, *names))
 
 
 def seed_globals(run_seed: int, *names: str) -> int:
     """Seed torch's and NumPy's global generators (libraries such as ART draw from NumPy's)
     with :func:`derive_seed`; return the seed."""
+    import numpy as np
     import torch
 
     seed = derive_seed(run_seed, *names)

@@ -50,6 +50,11 @@ MODEL_FEATURES: dict[str, str] = {
 }
 TORCH_MODEL_OFFERS = frozenset({"gradients", "scores", "labels", "training-loop", "activations"})
 
+# Draws of a randomized input transformation that an adaptive attack averages over
+# (Expectation over Transformation, :class:`harness.adaptive.EoT`), unless its spec says
+# otherwise (``DefenseSpec.eot_samples``).
+EOT_SAMPLES = 10
+
 # The schema of a spec that declares no options: every option is passed to ``build``
 # unchecked, and the plugin checks them there (the style before options were declared).
 UNDECLARED = OptionSchema(passthrough=True)
@@ -195,7 +200,11 @@ class DefenseSpec(_Configurable):
 
     - "training": a :class:`TrainingDefense`; it trains the model (one training job each).
     - "input-transformation": an :class:`InputTransformation`, put in front of the
-      undefended model; attacks are crafted on the undefended model (non-adaptive).
+      undefended model. Attacks crafted on the undefended model measure transfer
+      (non-adaptive); adaptive ones are crafted on :func:`harness.adaptive.adaptive_model`:
+      BPDA (forward through the transformation, backward through the identity or the
+      transformation's ``approximate``), averaged over ``eot_samples`` draws (EoT) when
+      ``randomized``.
     - "poisoning-detection": a :class:`PoisonDetector`, run on the poisoned training set.
 
     ``baseline`` marks the undefended reference (``none``), which every run trains and shows
@@ -204,7 +213,9 @@ class DefenseSpec(_Configurable):
     features it uses; ``roles`` the :data:`harness.roles.DEFENSE_ROLES` it plays. ``options``
     declares its ``--defense-opt`` options; their defaults and ``config`` are part of the
     cache keys. ``metrics`` declares numbers it reports; ``smoke_options`` the small settings
-    of the contract tests.
+    of the contract tests. ``randomized`` (input transformations only) says the
+    transformation's output is random, so adaptive attacks average ``eot_samples`` draws
+    (default :data:`EOT_SAMPLES`); a deterministic one (the default) gets BPDA alone.
     """
 
     name: str
@@ -220,6 +231,8 @@ class DefenseSpec(_Configurable):
     smoke_options: Mapping[str, Any] = field(default_factory=dict)
     metrics: tuple[MetricSpec, ...] = ()
     config: Mapping[str, Any] = field(default_factory=dict)
+    randomized: bool = False
+    eot_samples: int = EOT_SAMPLES
     plugin: PluginInfo | None = None
     KIND = "defense"
 
@@ -302,7 +315,19 @@ class TrainingDefense(Protocol):
 
 
 class InputTransformation(Protocol):
-    """What an input-transformation defense spec's factory returns."""
+    """What an input-transformation defense spec's factory returns.
+
+    The defended model is ``model(transform(x))``. An adaptive attack is crafted through
+    BPDA (:class:`harness.adaptive.BPDA`; Athalye, Carlini & Wagner 2018): the forward pass
+    runs ``transform``, the backward pass differentiates an approximation of it, the identity
+    unless the object also has an optional method ``approximate(x) -> Tensor``: a
+    differentiable function of ``x`` (torch operations only) with the same shape as
+    ``transform(x)`` and close to it, whose vector-Jacobian product then stands for
+    ``transform``'s. A transformation whose output is random declares
+    ``DefenseSpec.randomized``; each ``transform`` call must then draw afresh (from torch's
+    global generator or its own), and the adaptive attack averages the logits of
+    ``DefenseSpec.eot_samples`` draws (EoT).
+    """
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` (N,C,H,W in [0, 1]) as the defended model sees it: same shape, in [0, 1]."""

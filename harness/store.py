@@ -17,7 +17,8 @@ from harness.files import folder_problem
 from harness.records import OK, Result, ResultSet
 
 # Result fields stored as JSON text.
-JSON_COLUMNS = frozenset({"attack_roles", "defense_roles", "metrics", "examples", "config"})
+JSON_COLUMNS = frozenset({"attack_roles", "defense_roles", "metrics", "examples", "outcomes",
+                          "config"})
 _SQL_TYPES = {"str": "TEXT", "float | None": "REAL", "int | None": "INTEGER",
               "str | None": "TEXT"}
 _REQUIRED = {"cell_key", "train_key", "run_id", "dataset", "model", "defense", "attack",

@@ -1,10 +1,11 @@
 """The compact terminal summary ``harness bench`` prints: a few narrow blocks, never wider
 than the terminal; the full table and the provenance stay in the markdown and JSON files.
 
-Blocks, in order: one row per evasion cell (accuracies, the change against the baseline
-defense, flags); the automatic check cells; the poisoning, inference and extraction cells
-with their main numbers; a line of n/a pairings and one of failures; a short footer
-(throughput, training time, device, version). Deterministic: the same records, flags and
+Blocks, in order: the pages' summary rows (one per model and defense at the dataset's eps,
+with the worst case over attacks); one row per evasion cell (accuracies, the change against
+the baseline defense, flags); the automatic check cells; the poisoning, inference and
+extraction cells with their main numbers; a line of n/a pairings and one of failures; a short
+footer (throughput, training time, device, version). Deterministic: the same records, flags and
 width give the same text.
 """
 
@@ -14,8 +15,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from harness.categories import CATEGORIES, reports_robust_accuracy
+from harness.headline import column_names, headline_rows
 from harness.leaderboard import distinct, eps_text, percent
 from harness.listing import clip, fit_table, one_line
+from harness.outcomes import attack_label
 from harness.records import FAILED, NOT_APPLICABLE, Result, ResultSet
 from harness.roles import BASELINE
 
@@ -44,7 +47,7 @@ def _is_baseline(record: Result) -> bool:
 
 def _order(record: Result) -> tuple:
     return (record.dataset, record.model, not _is_baseline(record), record.defense,
-            record.attack, record.eps is None, record.eps or 0.0)
+            record.attack, record.eps is None, record.eps or 0.0, record.adaptive or "")
 
 
 def _cell(record: Result) -> tuple:
@@ -69,12 +72,29 @@ def delta(record: Result, reference: Mapping[tuple, Result]) -> str:
 def evasion_block(records: list[Result], flags: Mapping[str, str], width: int) -> list[str]:
     """One row per evasion cell: names, eps, clean and robust accuracy, Δ, flags."""
     reference = baselines(records)
-    rows = [[r.dataset, r.model, r.defense, r.attack, eps_text(r.eps), percent(r.clean_acc),
-             percent(r.robust_acc), delta(r, reference), flags.get(r.cell_key, "")]
-            for r in records]
+    rows = [[r.dataset, r.model, r.defense, attack_label(r), eps_text(r.eps),
+             percent(r.clean_acc), percent(r.robust_acc), delta(r, reference),
+             flags.get(r.cell_key, "")] for r in records]
     headers = ["dataset", "model", "defense", "attack", "eps", "clean", "robust", "Δ base",
                "flags"]
     return fit_table(headers, rows, width, shrink=(*NAME_COLUMNS, 8), right=(4, 5, 6, 7))
+
+
+def headline_block(records: list[Result], flags: Mapping[str, str], width: int) -> list[str]:
+    """The pages' summary rows (:mod:`harness.headline`): per model and defense at the
+    dataset's eps, clean and reference-attack accuracies, worst case, n, flags."""
+    rows = headline_rows(records, flags)
+    if not rows:
+        return []
+    names = column_names(records)
+    table = [[h.dataset, h.model, h.defense + ("†" if h.adaptive else ""), eps_text(h.eps),
+              percent(h.clean_acc), *[percent(a) for a in h.attacks],
+              percent(h.worst.robust_acc) if h.worst else "",
+              str(h.worst.n) if h.worst else "", h.flags] for h in rows]
+    headers = ["dataset", "model", "defense", "eps", "clean", *names, "worst", "n", "flags"]
+    right = tuple(range(4, 10))
+    return [clip("Summary (at each dataset's eps; worst case over every attack):", width),
+            *fit_table(headers, table, width, shrink=(*NAME_COLUMNS, 10), right=right)]
 
 
 def check_block(records: list[Result], flags: Mapping[str, str], width: int) -> list[str]:
@@ -176,6 +196,9 @@ def summary(results: ResultSet, flags: Mapping[str, str], *, width: int = 100) -
     checks = [r for r in done if is_check(r)]
     others = [r for r in done if not reports_robust_accuracy(r.category) and not is_check(r)]
     blocks: list[list[str]] = []
+    headline = headline_block(evasion, flags, width)
+    if headline:
+        blocks.append(headline)
     if evasion:
         blocks.append(evasion_block(evasion, flags, width))
     if checks:

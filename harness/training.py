@@ -19,7 +19,7 @@ import math
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -31,50 +31,10 @@ from harness.errors import UsageError
 from harness.files import atomic_write, set_aside
 from harness.progress import progress_bar
 from harness.seeds import derive_seed, seed_globals
+from harness.settings import TrainSettings
 
 Augment = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 EpochFn = Callable[[int], float | None]
-
-EARLY_STOP_ON: tuple[str, ...] = ("clean", "objective")
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """Everything besides data, model and defense that shapes the trained weights.
-
-    ``early_stop_on`` picks the validation loss that early stopping, the best weights and the
-    learning-rate decay watch:
-
-    - ``"clean"`` (default): the clean softmax cross-entropy on the validation split, for
-      every defense. Under FGSM training the adversarial validation loss keeps falling while
-      the model masks its gradients (catastrophic overfitting), so stopping on it selects
-      masked models; the clean loss is neutral, and the same rule for every defense, so
-      defenses compared side by side are trained alike.
-    - ``"objective"``: the defense's own training objective on validation batches (its
-      ``augment`` applied, as ``advtrain`` used to). Only defenses trained by the harness's own
-      epoch (:func:`train_supervised`) have it; the ART defenses refuse it.
-
-    ``lr_decay`` applies to every defense.
-    """
-
-    epochs: int = 30
-    batch_size: int = 128
-    lr: float = 1e-3
-    patience: int = 3
-    lr_decay: float = 0.5
-    val_fraction: float = 0.1
-    seed: int = 0
-    early_stop_on: str = "clean"
-
-    def __post_init__(self) -> None:
-        if self.early_stop_on not in EARLY_STOP_ON:
-            raise ValueError(f"early_stop_on must be one of {', '.join(EARLY_STOP_ON)}; got "
-                             f"{self.early_stop_on!r}")
-
-    def as_dict(self) -> dict:
-        """Plain dict, for cache keys and stored configuration."""
-        return asdict(self)
-
 
 @dataclass(frozen=True)
 class TrainData:

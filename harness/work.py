@@ -24,36 +24,18 @@ import torch
 from harness.adversarial import AdversarialStore
 from harness.categories import category_of, load_evaluator
 from harness.data import DataOptions, ImageData
-from harness.devices import resolve_device
-from harness.errors import quoted
+from harness.devices import resolve_device, use_cudnn_benchmark
+from harness.errors import PASS_THROUGH, quoted
 from harness.evaluators.base import EvalEnv, Evaluator, failed_result
 from harness.model_cache import ModelCache
-from harness.plan import BenchConfig, Cell, Plan, TrainingJob, digest, make_plan
+from harness.plan import Cell, Plan, TrainingJob, digest, make_plan
 from harness.provider import ModelProvider, TrainedModel
 from harness.seeds import seed_globals
+from harness.setup import WorkSetup
 
 if TYPE_CHECKING:
     from harness.records import Result
     from harness.registry import Registry
-
-
-@dataclass(frozen=True)
-class WorkSetup:
-    """Everything a worker process needs besides a key: plain data, picklable.
-
-    ``plugin_modules`` are importable modules registered as plugins besides the entry points
-    (the in-process plugins of the driver, e.g. a test's); ``threads`` the torch threads a
-    worker process uses (None: torch's default); ``refuse_damaged`` makes a damaged cached
-    model an error instead of a retraining.
-    """
-
-    config: BenchConfig
-    home: Path
-    disabled_plugins: tuple[str, ...] = ()
-    show_progress: bool = False
-    plugin_modules: tuple[str, ...] = ()
-    threads: int | None = None
-    refuse_damaged: bool = False
 
 
 def worker_id() -> str:
@@ -70,10 +52,6 @@ def _registry_for(setup: WorkSetup) -> Registry:
     extra = [(PluginInfo(name=m, distribution="<in-process>", version="0"),
               importlib.import_module(m)) for m in setup.plugin_modules]
     return load_registry(strict=True, disabled=setup.disabled_plugins, extra_plugins=extra)
-
-
-# What a plugin's failure never swallows: Ctrl-C, and a generator being closed.
-PASS_THROUGH = (KeyboardInterrupt, GeneratorExit)
 
 
 def error_text(exc: BaseException) -> str:
@@ -95,6 +73,7 @@ class Worker:
         self.registry = registry if registry is not None else _registry_for(setup)
         self.plan = plan if plan is not None else make_plan(config, self.registry)
         self.device = resolve_device(config.device)
+        use_cudnn_benchmark(self.device, config.cudnn_benchmark)
         cache = ModelCache(setup.home / "models", refuse_damaged=setup.refuse_damaged)
         self.provider = ModelProvider(cache, self.device,
                                       show_progress=setup.show_progress,

@@ -14,9 +14,13 @@ validation batches, so they refuse ``early_stop_on="objective"``.
 
 Input-transformation stage: ``feature-squeezing``, ``spatial-smoothing`` and ``jpeg``, ART's
 preprocessors declared once each (:class:`ArtPreprocessor`). The runner puts them in front of
-the undefended model and crafts the attacks on the undefended model: a non-adaptive evaluation.
+the undefended model and runs every attack twice: crafted on the undefended model (a
+non-adaptive evaluation) and on the whole pipeline (adaptive). All three are deterministic and
+declare no differentiable approximation, so an adaptive attack on them
+(:mod:`harness.adaptive`) is BPDA with the identity in the backward pass.
 
-ART is imported only when a defense is built or run.
+torch, NumPy, ART and the harness modules that import them are imported only when a defense
+is built or run, so registering the plugin stays cheap.
 """
 
 from __future__ import annotations
@@ -28,25 +32,22 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
-from torch import nn
-
-from harness.art_bridge import art_classifier, one_hot, to_numpy
 from harness.errors import HarnessError
 from harness.hookspecs import hookimpl
 from harness.options import Option, OptionSchema, options
 from harness.specs import DefenseSpec
-from harness.training import (
-    EpochFn,
-    TrainContext,
-    TrainData,
-    TrainReport,
-    fit_epochs,
-    require_clean_early_stop,
-)
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+    from torch import nn
+
+    from harness.training import EpochFn, TrainContext, TrainData, TrainReport
+
+    EpochMaker = Callable[[Any, np.ndarray, np.ndarray, TrainContext, Mapping[str, Any]],
+                          EpochFn]
 
 # ---------------------------------------------------------------------------------------------
 # Options: each option name is declared once, with its bounds, and shared by the declarations.
@@ -83,22 +84,19 @@ def declared(defaults: Mapping[str, Any]) -> OptionSchema:
 # ART's objects around the harness model.
 
 
-class _SoftCrossEntropy(nn.Module):
-    """Cross-entropy of predicted probabilities against soft (or one-hot) target labels."""
-
-    def forward(self, probabilities: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Mean over the batch of ``-sum(target * log(probabilities))``."""
-        return -(target * probabilities.clamp_min(1e-12).log()).sum(1).mean()
-
-
 def _wrap(model: nn.Module, data: TrainData, ctx: TrainContext, **kwargs: Any):
-    """:func:`art_classifier` on ``model`` for ``data``'s images on the run's device."""
+    """:func:`~harness.art_bridge.art_classifier` on ``model`` for ``data``'s images on the
+    run's device."""
+    from harness.art_bridge import art_classifier
+
     return art_classifier(model, tuple(data.x.shape[1:]), data.num_classes, ctx.device,
                           **kwargs)
 
 
 def _arrays(data: TrainData) -> tuple[np.ndarray, np.ndarray]:
     """The training part as ART takes it: float32 images and one-hot labels, on the host."""
+    from harness.art_bridge import one_hot, to_numpy
+
     return to_numpy(data.x), one_hot(data.y, data.num_classes)
 
 
@@ -139,9 +137,6 @@ def _eps_step(options: Mapping[str, Any], eps: float) -> float:
     return float(options["eps_step"]) if options["eps_step"] is not None else eps / 4
 
 
-EpochMaker = Callable[[Any, np.ndarray, np.ndarray, TrainContext, Mapping[str, Any]], EpochFn]
-
-
 def single_phase(make_epoch: EpochMaker
                  ) -> Callable[[nn.Module, TrainData, TrainContext, dict[str, Any]], TrainReport]:
     """A defense's ``run`` from ``make_epoch(classifier, x, y, ctx, options)``, which builds
@@ -150,6 +145,10 @@ def single_phase(make_epoch: EpochMaker
 
     def run(model: nn.Module, data: TrainData, ctx: TrainContext,
             options: dict[str, Any]) -> TrainReport:
+        import torch
+
+        from harness.training import fit_epochs
+
         optimizer = torch.optim.Adam(model.parameters(), lr=ctx.settings.lr)
         classifier = _wrap(model, data, ctx, optimizer=optimizer)
         run_epoch = make_epoch(classifier, *_arrays(data), ctx, options)
@@ -170,6 +169,7 @@ def _fit_epoch(trainer: Any, x: np.ndarray, y: np.ndarray, ctx: TrainContext) ->
 def _adversarial_trainer(classifier: Any, x: np.ndarray, y: np.ndarray, ctx: TrainContext,
                          options: Mapping[str, Any]) -> EpochFn:
     """ART's AdversarialTrainer: a ``ratio`` of each minibatch replaced by FGSM examples."""
+    import numpy as np
     from art.attacks.evasion import FastGradientMethod
     from art.defences.trainer import AdversarialTrainer
 
@@ -196,6 +196,7 @@ def _trades(classifier: Any, x: np.ndarray, y: np.ndarray, ctx: TrainContext,
             options: Mapping[str, Any]) -> EpochFn:
     """ART's AdversarialTrainerTRADESPyTorch: clean loss + beta * KL(clean || PGD), with ART's
     Linf PGD (random start, ``max_iter`` steps of ``eps_step``) on the cross-entropy."""
+    import numpy as np
     from art.attacks.evasion import ProjectedGradientDescent
     from art.defences.trainer import AdversarialTrainerTRADESPyTorch
 
@@ -218,6 +219,7 @@ def _fbf(classifier: Any, x: np.ndarray, y: np.ndarray, ctx: TrainContext,
     learning rate holds the peak, ``lr_max`` at first: the loop's ``lr_decay`` lowers it, and
     with it the rest of the cycle. The epoch reports ART's mean training loss.
     """
+    import numpy as np
     from art.defences.trainer import AdversarialTrainerFBFPyTorch
 
     trainer = AdversarialTrainerFBFPyTorch(classifier, eps=_eps(options, ctx))
@@ -263,7 +265,11 @@ def _distillation(model: nn.Module, data: TrainData, ctx: TrainContext,
     instead of 97%). The report counts the student's epochs; its time and images include the
     teacher's.
     """
+    import torch
     from art.defences.transformer.evasion import DefensiveDistillation
+
+    from harness.art_bridge import SoftCrossEntropy
+    from harness.training import TrainReport, fit_epochs
 
     t, bs = options["temperature"], ctx.settings.batch_size
     lr = ctx.settings.lr * options["lr_factor"]
@@ -280,7 +286,7 @@ def _distillation(model: nn.Module, data: TrainData, ctx: TrainContext,
     soft_teacher = _wrap(teacher, data, ctx, temperature=t, probabilities=True)
     student_optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     student_classifier = _wrap(model, data, ctx, temperature=t, probabilities=True,
-                               optimizer=student_optimizer, loss=_SoftCrossEntropy())
+                               optimizer=student_optimizer, loss=SoftCrossEntropy())
     distill = DefensiveDistillation(soft_teacher, batch_size=bs, nb_epochs=1)
 
     def student_epoch(_epoch: int) -> None:
@@ -330,6 +336,10 @@ class ArtTrainingDefense:
 
     def train(self, model: nn.Module, data: TrainData, ctx: TrainContext) -> TrainReport:
         """Train ``model`` in place with the ART defense; it ends with its best weights."""
+        import torch
+
+        from harness.training import require_clean_early_stop
+
         require_clean_early_stop(ctx.settings, f"defense {self.declaration.name}")
         # ART puts its classifier on the *current* CUDA device: make that the run's device.
         on_device = torch.cuda.device(ctx.device) if ctx.device.type == "cuda" else nullcontext()
@@ -386,6 +396,15 @@ class ArtPreprocessor:
     ``defaults`` are the options users may change (declared with :func:`declared`); ``fixed``
     the constructor arguments the harness's image format dictates (clip values (0, 1),
     channels first).
+
+    For adaptive attacks (BPDA, Athalye, Carlini & Wagner 2018; :mod:`harness.adaptive`) the
+    declared preprocessors are deterministic (``DefenseSpec.randomized`` stays False: no EoT)
+    and :class:`ArtTransformation` offers no ``approximate``, so the backward pass is the
+    identity: the standard BPDA for each of them, since bit-depth reduction, a median filter
+    and JPEG compression all return an image close to their input (Athalye et al. use
+    ``g(x) = x`` for bit-depth reduction and JPEG). A smooth staircase or a differentiable
+    JPEG would follow the transformation more closely; the identity keeps the adaptive
+    numbers comparable with the literature's.
     """
 
     name: str
@@ -415,6 +434,9 @@ class ArtTransformation:
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` (N,C,H,W in [0, 1]) after the preprocessor; same shape, dtype and device."""
+        import numpy as np
+        import torch
+
         x_np = x.detach().cpu().numpy().astype(np.float32)  # a copy: ``x`` stays as it was
         out, _ = self.preprocessor(x_np)
         return torch.from_numpy(np.clip(out, 0.0, 1.0).astype(np.float32)).to(
@@ -436,20 +458,20 @@ _CHANNELS_FIRST = {"channels_first": True}
 TRANSFORMATIONS: tuple[ArtPreprocessor, ...] = (
     ArtPreprocessor(
         name="feature-squeezing", art_name="FeatureSqueezing",
-        description="Feature squeezing (Xu et al., ART): pixels reduced to 2 bits; evaluated "
-                    "against non-adaptive attacks",
+        description="Feature squeezing (Xu et al., ART): pixels reduced to 2 bits; attacked "
+                    "non-adaptively and through BPDA",
         defaults={"bit_depth": 2}, fixed=_IMAGES,
     ),
     ArtPreprocessor(
         name="spatial-smoothing", art_name="SpatialSmoothing",
-        description="Spatial smoothing (Xu et al., ART): 3x3 median filter; evaluated against "
-                    "non-adaptive attacks",
+        description="Spatial smoothing (Xu et al., ART): 3x3 median filter; attacked "
+                    "non-adaptively and through BPDA",
         defaults={"window_size": 3}, fixed=_IMAGES | _CHANNELS_FIRST,
     ),
     ArtPreprocessor(
         name="jpeg", art_name="JpegCompression",
-        description="JPEG compression (ART) at quality 50; evaluated against non-adaptive "
-                    "attacks",
+        description="JPEG compression (ART) at quality 50; attacked non-adaptively and "
+                    "through BPDA",
         defaults={"quality": 50}, fixed=_IMAGES | _CHANNELS_FIRST,
     ),
 )

@@ -1,13 +1,13 @@
 """Plugin ``art-evasion``: the survey's evasion attacks (Tables 1 and 2) that ART ships.
 
-Each entry is a declaration on top of :mod:`harness.art_bridge`: name, ART class, threat
-model, what it needs of the model, its declared options (the ART constructor arguments the
-harness sets, with a default budget of iterations and queries small enough that ``--attack
-all`` on digits runs on a 2-core CPU), the number of test images, its tiny smoke budget and
-its roles. ``--attack-opt NAME.ARG=VALUE`` also passes any other ART constructor argument;
-``--n-test`` overrides the image budget. Bounded attacks take eps (pixel units) as their
-budget in their norm; the others look for a minimal perturbation, and their median
-perturbation size is the result.
+Each entry is a declaration (:class:`harness.art_declarations.ArtEvasion`, run by
+:mod:`harness.art_bridge`): name, ART class, threat model, what it needs of the model, its
+declared options (the ART constructor arguments the harness sets, with a default budget of
+iterations and queries small enough that ``--attack all`` on digits runs on a 2-core CPU), the
+number of test images, its tiny smoke budget and its roles. ``--attack-opt NAME.ARG=VALUE``
+also passes any other ART constructor argument; ``--n-test`` overrides the image budget.
+Bounded attacks take eps (pixel units) as their budget in their norm; the others look for a
+minimal perturbation, and their median perturbation size is the result.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from harness.art_bridge import ArtEvasion
+from harness.art_declarations import ArtEvasion
 from harness.errors import UsageError
 from harness.hookspecs import hookimpl
 from harness.options import Option
@@ -50,16 +50,17 @@ def iterations(default: int, help: str = "iterations") -> Option:
 
 
 def autoattack_ensemble(classifier, eps: float | None, own: Mapping[str, Any]) -> dict:
-    """The standard AutoAttack ensemble as ART builds it: APGD-CE, APGD-DLR, Square.
+    """ART's AutoAttack ensemble: APGD-CE, APGD-DLR, Square (``art-autoattack``).
 
     ``apgd_iter`` APGD iterations each (100) and ``square_iter`` Square queries per image
-    (1,000; the reference uses 5,000: raise it with --attack-opt if the budget allows). FAB
-    is not in ART.
+    (1,000). Not the standard AutoAttack (APGD-CE, APGD-T, FAB-T, Square with 5,000 queries),
+    which the ``autoattack`` plugin runs with the reference code: ART has no FAB and no
+    targeted APGD in its list.
     """
     from art.attacks.evasion import AutoProjectedGradientDescent, SquareAttack
 
     if eps is None:
-        raise UsageError("autoattack needs an eps")
+        raise UsageError("art-autoattack needs an eps")
     common = {"norm": "inf", "eps": eps, "eps_step": 2 * eps / 10, "batch_size": 128,
               "verbose": False}
     return {"attacks": [
@@ -260,7 +261,7 @@ DECLARATIONS: tuple[ArtEvasion, ...] = (
                  Option(name="max_rotation", type="float", default=30.0, min=0, max=180,
                         help="largest rotation, in degrees"),
                  count("num_rotations", 5, "rotations tried")),
-        budget_images=200,
+        budget_images=200, keeps_state=True,
     ),
     ArtEvasion(
         name="simba", art_name="SimBA", survey_table="Table 2",
@@ -293,8 +294,9 @@ DECLARATIONS: tuple[ArtEvasion, ...] = (
         smoke_options={"max_iter": 20}, roles=frozenset({BLACK_BOX}), budget_images=100,
     ),
     ArtEvasion(
-        name="autoattack", art_name="AutoAttack", survey_table="beside Tables 1-2",
-        description="AutoAttack ensemble (APGD-CE, APGD-DLR, Square) through ART, Linf",
+        name="art-autoattack", art_name="AutoAttack", survey_table="beside Tables 1-2",
+        description="ART's 3-attack AutoAttack variant (APGD-CE, APGD-DLR, Square with 1,000 "
+                    "queries), Linf; not the standard one (autoattack)",
         threat_model="white-box", norm="inf", needs=GRADIENTS, bounded=True,
         eps_args=lambda eps: {"eps": eps, "eps_step": eps / 4},
         estimator_args=autoattack_ensemble, options=(batch(128),),

@@ -65,10 +65,7 @@ import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import HarnessError, UsageError
 from harness.hookspecs import hookimpl
@@ -76,6 +73,10 @@ from harness.metrics import MetricSpec
 from harness.options import Option, OptionSchema, options
 from harness.seeds import derive_seed
 from harness.specs import AttackSpec
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
 
 SURVEY_TABLE = "Table 5"
 
@@ -158,6 +159,8 @@ def split_test_set(ctx, pool_fraction: float) -> ExtractionSplit:
     (at most ``ctx.n_test`` images) the evaluation set. The shuffle is the same for every
     extraction attack of a run, so they are judged on the same images. ``y_pool`` is for the
     attacker's own use only (KnockoffNets' adaptive strategy); no attack trains on it."""
+    import torch
+
     check_pool_fraction("the extraction split", pool_fraction)
     x, y = ctx.data.x_test, ctx.data.y_test
     n_pool = int(round(len(x) * pool_fraction))
@@ -206,6 +209,8 @@ class ThiefTrainingAttack:
     def run(self, victim: torch.nn.Module, ctx) -> dict[str, float]:
         """Steal ``victim`` with ART and measure the thief on the held-out test images."""
         import art.attacks.extraction as extraction
+        import numpy as np
+        import torch
 
         from harness.art_bridge import art_classifier, seeded, to_numpy
         from harness.evaluation import QueryCounter, predict
@@ -283,6 +288,7 @@ def hidden_width(model: torch.nn.Module) -> int:
 @functools.cache
 def _fee_class() -> type:
     """ART's FunctionallyEquivalentExtraction with the fixes the module docstring lists."""
+    import numpy as np
     from art.attacks.extraction import FunctionallyEquivalentExtraction
 
     class FixedFunctionallyEquivalentExtraction(FunctionallyEquivalentExtraction):
@@ -382,6 +388,7 @@ def _fee_class() -> type:
 @functools.cache
 def _oracle_class() -> type:
     """ART's black-box neural-network estimator, answering in float64 (ART's rounds)."""
+    import numpy as np
     from art.estimators.classification import BlackBoxClassifierNeuralNetwork
 
     class Float64Oracle(BlackBoxClassifierNeuralNetwork):
@@ -403,6 +410,9 @@ class FunctionallyEquivalentAttack:
 
     def run(self, victim: torch.nn.Module, ctx) -> dict[str, float]:
         """Extract the victim, then compare the extracted network with it on held-out images."""
+        import numpy as np
+        import torch
+
         from harness.art_bridge import seeded
         from harness.evaluation import QueryCounter
 

@@ -40,9 +40,7 @@ Each attack runs once against the trained victim and returns its metrics (no eps
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import UsageError
 from harness.hookspecs import hookimpl
@@ -50,6 +48,9 @@ from harness.metrics import MetricSpec
 from harness.options import Option, options
 from harness.seeds import derive_seed
 from harness.specs import AttackSpec
+
+if TYPE_CHECKING:
+    import torch
 
 MI_OPTIONS = options(
     Option(name="attack_model_type", type="str", default="nn",
@@ -120,6 +121,8 @@ RECONSTRUCTION_METRICS = (
 
 def _generator(ctx, *names: str) -> torch.Generator:
     """A CPU generator seeded from the run's seed and ``names``."""
+    import torch
+
     return torch.Generator().manual_seed(derive_seed(ctx.seed, *names))
 
 
@@ -132,6 +135,7 @@ class MembershipInference:
     def run(self, model: torch.nn.Module, ctx) -> dict[str, float]:
         """Train the attack model on half of the members and non-members, score the rest."""
         import numpy as np
+        import torch
         from art.attacks.inference.membership_inference import MembershipInferenceBlackBox
         from sklearn.metrics import roc_auc_score
 
@@ -183,6 +187,7 @@ class ModelInversion:
     def run(self, model: torch.nn.Module, ctx) -> dict[str, float]:
         """Invert every class; compare the reconstructions with the class mean images."""
         import numpy as np
+        import torch
         from art.attacks.inference.model_inversion import MIFace
 
         from harness.art_bridge import art_classifier, to_tensor
@@ -221,6 +226,8 @@ class ModelInversion:
 def pooled_rows(x: torch.Tensor, max_features: int) -> torch.Tensor:
     """Images ``x`` (N,C,H,W) average-pooled to the largest square side s with
     C*s*s <= ``max_features`` (and s <= the image side), flattened to (N, C*s*s)."""
+    import torch
+
     c, h, w = x.shape[1:]
     side = min(h, w)
     while side > 1 and c * side * side > max_features:
@@ -240,6 +247,8 @@ class DatabaseReconstruction:
     def _rows(self, ctx, trial: int):
         """``n_rows`` (at most the training set) seeded training rows, two or more of every
         class, the missing one first."""
+        import torch
+
         data = ctx.data
         y_all = data.y_train.cpu()
         k, n = data.num_classes, min(self.options["n_rows"], len(y_all))

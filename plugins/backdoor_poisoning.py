@@ -9,7 +9,8 @@ images not of the target class, with the trigger).
 - ``clean-label-backdoor`` (Turner et al. 2019, ART ``PoisoningAttackCleanLabelBackdoor``):
   target-class images get a PGD perturbation on the clean model, then the trigger; labels stay.
 
-Not provided: see :data:`NOT_PROVIDED`. ART is imported only when an attack runs.
+Not provided: see :data:`NOT_PROVIDED`. torch, NumPy and ART are imported only when an attack
+runs, so registering the plugin stays cheap.
 """
 
 from __future__ import annotations
@@ -17,18 +18,19 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
-
-from harness.art_bridge import feature_classifier, numpy_seed, one_hot, to_numpy, to_tensor
-from harness.context import AttackContext, PoisonedSet
 from harness.errors import HarnessError, UsageError
 from harness.hookspecs import hookimpl
 from harness.options import Option, options
 from harness.seeds import derive_seed
 from harness.specs import AttackSpec
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+    from harness.context import AttackContext, PoisonedSet
 
 NOT_PROVIDED: dict[str, str] = {
     "adversarial-embedding":
@@ -54,6 +56,7 @@ class Trigger:
 
     def mask(self, height: int, width: int) -> np.ndarray:
         """Boolean H x W mask of the trigger's pixels."""
+        import numpy as np
         from art.attacks.poisoning.perturbations import add_pattern_bd
 
         s = self.scale or trigger_scale(height, width)
@@ -63,6 +66,8 @@ class Trigger:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """A copy of the batch ``x`` (N,C,H,W) with the trigger."""
+        import numpy as np
+
         out = np.array(x, dtype=np.float32, copy=True)
         out[:, :, self.mask(*out.shape[2:])] = 1.0
         return out
@@ -86,6 +91,10 @@ def _target_class(value: int, owner: str, nb_classes: int) -> int:
 def triggered_test_set(ctx: AttackContext, target: int, trigger: Trigger
                        ) -> tuple[torch.Tensor, torch.Tensor]:
     """The cell's test images not of class ``target``, with the trigger, and ``target``."""
+    import torch
+
+    from harness.art_bridge import to_numpy, to_tensor
+
     x, y = ctx.test_subset()
     x = x[y != target]
     x_eval = to_tensor(trigger(to_numpy(x)), x)
@@ -144,6 +153,11 @@ class Backdoor:
 
     def poison(self, ctx: AttackContext) -> PoisonedSet:
         """The training set with the triggered, relabelled share; the triggered test set."""
+        import torch
+
+        from harness.art_bridge import one_hot, to_numpy, to_tensor
+        from harness.context import PoisonedSet
+
         data = ctx.data
         target = _target_class(self.target, "backdoor", data.num_classes)
         x, y = data.x_train, data.y_train
@@ -192,7 +206,12 @@ class CleanLabelBackdoor:
 
     def poison(self, ctx: AttackContext) -> PoisonedSet:
         """The training set with perturbed, triggered target-class images; triggered tests."""
+        import numpy as np
+        import torch
         from art.attacks.poisoning import PoisoningAttackCleanLabelBackdoor
+
+        from harness.art_bridge import feature_classifier, numpy_seed, one_hot, to_numpy, to_tensor
+        from harness.context import PoisonedSet
 
         data = ctx.data
         k = data.num_classes

@@ -12,34 +12,30 @@ it classifies the target as the base class.
 - ``feature-collision`` (Shafahi et al. 2018, "poison frogs", ART ``FeatureCollisionAttack``):
   each base pulled to the target's features on its own.
 
-ART is imported only when an attack runs.
+torch, NumPy and ART are imported only when an attack runs, so registering the plugin stays
+cheap.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
-
-from harness.art_bridge import (
-    FEATURE_LAYER,
-    FeatureTap,
-    feature_classifier,
-    frozen,
-    penultimate_features,
-    predicted_labels,
-    to_numpy,
-    to_tensor,
-)
-from harness.context import AttackContext, PoisonedSet
 from harness.errors import HarnessError, UsageError
 from harness.hookspecs import hookimpl
 from harness.options import Option, options
 from harness.seeds import derive_seed
 from harness.specs import AttackSpec
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+    from harness.art_bridge import (
+        FeatureTap,
+    )
+    from harness.context import AttackContext, PoisonedSet
 
 # The seed stream of the target choice: one name for both attacks, so that under one run seed
 # they aim at the same target with the same bases (the same experiment, two attacks).
@@ -65,6 +61,8 @@ def _class_index(value: int, name: str, nb_classes: int) -> int:
 
 def _generator(ctx: AttackContext, purpose: str) -> torch.Generator:
     """A CPU generator for ``purpose`` of the target choice, seeded from the run's seed."""
+    import torch
+
     return torch.Generator().manual_seed(derive_seed(ctx.seed, TARGET_SEED_NAME, purpose))
 
 
@@ -77,6 +75,10 @@ def choose_target(ctx: AttackContext, options: Mapping[str, Any], owner: str) ->
     nearest to the target in the clean model's penultimate features, which makes the
     collision reachable within a small budget.
     """
+    import torch
+
+    from harness.art_bridge import penultimate_features, predicted_labels
+
     data = ctx.data
     k = data.num_classes
     clean = ctx.clean_model()
@@ -109,6 +111,10 @@ def _targeted_set(ctx: AttackContext, choice: TargetChoice, poisons: torch.Tenso
                   details: dict[str, float]) -> PoisonedSet:
     """The training set with the bases replaced by ``poisons``; the target, labelled with the
     base class (what the attacker wants the victim to say)."""
+    import torch
+
+    from harness.context import PoisonedSet
+
     data = ctx.data
     x = data.x_train.clone()
     index = choice.base_index.to(x.device)
@@ -128,6 +134,8 @@ def _targeted_set(ctx: AttackContext, choice: TargetChoice, poisons: torch.Tenso
 def _relative_gap(tap: FeatureTap, poisons: torch.Tensor, target: torch.Tensor,
                   centre: bool) -> float:
     """||mean f(p) - f(t)|| / ||f(t)|| (centre) or the mean of ||f(p_i) - f(t)|| / ||f(t)||."""
+    import torch
+
     with torch.no_grad():
         feats, t = tap.embed(poisons), tap.embed(target)[0]
         gaps = (feats.mean(0, keepdim=True) if centre else feats) - t
@@ -194,6 +202,8 @@ def bullseye_polytope(tap: FeatureTap, target: torch.Tensor, bases: torch.Tensor
     ``BullseyePolytopeAttackPyTorch`` (same parameters) sets out to do, with the target's
     features as the centre (ART 1.20.1 uses the bases' own).
     """
+    import torch
+
     with torch.no_grad():
         centre = tap.embed(target)[0]
     poison = bases.clone().requires_grad_(True)
@@ -229,6 +239,8 @@ class BullseyePolytope:
 
     def poison(self, ctx: AttackContext) -> PoisonedSet:
         """The training set with the perturbed bases; the target and the base class."""
+        from harness.art_bridge import FeatureTap, frozen
+
         o = self.o
         choice = choose_target(ctx, o, "bullseye-polytope")
         eps = _eps(ctx, o)
@@ -253,7 +265,10 @@ def _bounded_feature_collision(classifier, target: np.ndarray, eps: float, **kwa
     Linf ball of radius ``eps`` around the base: for this per-pixel separable problem,
     clipping the proximal point of ``beta ||p - b||^2`` is the proximal point of that term
     plus the ball, so the forward-backward splitting stays exact and the poisons bounded."""
+    import numpy as np
     from art.attacks.poisoning import FeatureCollisionAttack
+
+    from harness.art_bridge import FEATURE_LAYER
 
     class BoundedFeatureCollision(FeatureCollisionAttack):
         """FeatureCollisionAttack with an Linf budget around each base."""
@@ -284,6 +299,10 @@ class FeatureCollision:
 
     def poison(self, ctx: AttackContext) -> PoisonedSet:
         """The training set with the perturbed bases; the target and the base class."""
+        import numpy as np
+
+        from harness.art_bridge import FeatureTap, feature_classifier, to_numpy, to_tensor
+
         o = self.o
         choice = choose_target(ctx, o, "feature-collision")
         eps = _eps(ctx, o)

@@ -17,7 +17,8 @@ the runner scores the flags against the truth, drops the flagged samples and ret
 
 The penultimate features come from :class:`harness.art_bridge.FeatureTap`: ART's two
 detectors read the classifier's last layer, which on our models would otherwise be the
-logits. ART and scikit-learn are imported only when a detector runs.
+logits. torch, ART and scikit-learn are imported only when a detector runs, so registering
+the plugin stays cheap.
 """
 
 from __future__ import annotations
@@ -25,31 +26,26 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-import torch.nn.functional as F
-from torch import nn
-
-from harness.art_bridge import (
-    feature_classifier,
-    frozen,
-    numpy_seed,
-    one_hot,
-    predicted_labels,
-    to_numpy,
-)
-from harness.context import AttackContext
 from harness.errors import UsageError
 from harness.hookspecs import hookimpl
 from harness.options import Option, options
 from harness.seeds import derive_seed
 from harness.specs import DefenseSpec
 
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from harness.context import AttackContext
+
 
 def _flags(is_clean: list[int], like: torch.Tensor) -> torch.Tensor:
     """ART's ``is_clean_lst`` (1 = clean) as a boolean mask (True = flagged) on ``like``'s
     device."""
+    import torch
+
     return (torch.as_tensor(is_clean, dtype=torch.int64) == 0).to(like.device)
 
 
@@ -64,6 +60,8 @@ def _clean_reference(ctx: AttackContext, n: int) -> torch.Tensor:
 
 def _generator(ctx: AttackContext, name: str, purpose: str) -> torch.Generator:
     """A CPU generator for ``purpose`` of the detector ``name``, seeded from the run's seed."""
+    import torch
+
     return torch.Generator().manual_seed(derive_seed(ctx.seed, name, purpose))
 
 
@@ -109,6 +107,8 @@ class SpectralSignature:
         """Flags of the samples with the largest spectral scores in their class."""
         from art.defences.detector.poison import SpectralSignatureDefense
 
+        from harness.art_bridge import feature_classifier, one_hot, to_numpy
+
         k = ctx.data.num_classes
         defence = SpectralSignatureDefense(
             feature_classifier(model, tuple(x.shape[1:]), k, ctx.device), to_numpy(x),
@@ -144,7 +144,10 @@ class ActivationClustering:
     def detect(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                ctx: AttackContext) -> torch.Tensor:
         """Flags of the samples in the clusters ART's analysis calls poisonous."""
+        import torch
         from art.defences.detector.poison import ActivationDefence
+
+        from harness.art_bridge import feature_classifier, numpy_seed, one_hot, to_numpy
 
         k = ctx.data.num_classes
         smallest = int(torch.bincount(y.cpu(), minlength=k).min())
@@ -196,20 +199,25 @@ class Strip:
         self.alpha = options["alpha"]
         self.batch_size = options["batch_size"]
 
-    @torch.no_grad()
     def entropies(self, model: nn.Module, x: torch.Tensor, clean: torch.Tensor,
                   generator: torch.Generator) -> torch.Tensor:
         """Mean entropy over ``num_samples`` superimpositions of each image of ``x``."""
+        import torch
+        import torch.nn.functional as F
+
         model.eval()
         out = []
         per_batch = max(1, self.batch_size // self.num_samples)
-        for i in range(0, len(x), per_batch):
-            xb = x[i:i + per_batch]
-            pick = torch.randint(len(clean), (len(xb), self.num_samples), generator=generator)
-            blended = self.alpha * xb[:, None] + (1 - self.alpha) * clean[pick.to(clean.device)]
-            logp = F.log_softmax(model(blended.flatten(0, 1)).float(), dim=1)
-            h = -(logp.exp() * logp).sum(1) / math.log(2)
-            out.append(h.view(len(xb), self.num_samples).mean(1))
+        with torch.no_grad():
+            for i in range(0, len(x), per_batch):
+                xb = x[i:i + per_batch]
+                pick = torch.randint(len(clean), (len(xb), self.num_samples),
+                                     generator=generator)
+                blended = (self.alpha * xb[:, None]
+                           + (1 - self.alpha) * clean[pick.to(clean.device)])
+                logp = F.log_softmax(model(blended.flatten(0, 1)).float(), dim=1)
+                h = -(logp.exp() * logp).sum(1) / math.log(2)
+                out.append(h.view(len(xb), self.num_samples).mean(1))
         return torch.cat(out)
 
     def detect(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
@@ -278,6 +286,9 @@ class NeuralCleanse:
                         generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """The smallest mask (1,1,H,W) and its pattern (1,C,H,W) found that flip ``clean``
         to ``target``."""
+        import torch
+        import torch.nn.functional as F
+
         _, c, h, w = clean.shape
         mask_param = torch.zeros(1, 1, h, w, device=clean.device, requires_grad=True)
         pattern_param = torch.zeros(1, c, h, w, device=clean.device, requires_grad=True)
@@ -318,6 +329,10 @@ class NeuralCleanse:
     def detect(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                ctx: AttackContext) -> torch.Tensor:
         """Flags of the infected classes' samples whose label goes once the trigger is gone."""
+        import torch
+
+        from harness.art_bridge import frozen, predicted_labels
+
         model.eval()
         clean = _clean_reference(ctx, self.n_clean).to(x.device)
         g = _generator(ctx, "neural-cleanse", "clean minibatches")

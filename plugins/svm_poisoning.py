@@ -2,26 +2,25 @@
 
 ``svm-poisoning`` (ART ``PoisoningAttackSVM``) is an availability attack: label-flipped
 points are moved by gradient ascent on a linear SVM's validation hinge loss and appended to
-the training set; it needs the ``svm`` victim. ART and scikit-learn are imported only when
-the attack runs.
+the training set; it needs the ``svm`` victim. torch, NumPy, ART and scikit-learn are
+imported only when the attack runs, so registering the plugin stays cheap.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
-
-from harness.art_bridge import numpy_seed, one_hot, to_numpy, to_tensor
-from harness.context import AttackContext, PoisonedSet
 from harness.errors import UsageError
 from harness.hookspecs import hookimpl
 from harness.options import Option, options
 from harness.seeds import derive_seed
 from harness.specs import AttackSpec
+
+if TYPE_CHECKING:
+
+    from harness.context import AttackContext, PoisonedSet
 
 SVM_OPTIONS = options(
     Option(name="classes", type="int-list", default=[0, 1], min=0,
@@ -53,6 +52,7 @@ def _art_linear_svc(c: float):
     per-call input validation, which ART's element-by-element Q matrices call thousands of
     times per step (5 ms each).
     """
+    import numpy as np
     from art.estimators.classification.scikitlearn import ScikitlearnSVC
     from sklearn.svm import SVC
 
@@ -98,7 +98,12 @@ class SvmPoisoning:
 
     def poison(self, ctx: AttackContext) -> PoisonedSet:
         """The full training set plus the poison points; the two classes' test images."""
+        import numpy as np
+        import torch
         from art.attacks.poisoning import PoisoningAttackSVM
+
+        from harness.art_bridge import numpy_seed, one_hot, to_numpy, to_tensor
+        from harness.context import PoisonedSet
 
         data = ctx.data
         a, b = self.o["classes"]

@@ -1,5 +1,5 @@
 """The layout rules the core keeps: small functions, docstrings, roles instead of names, and
-plugins that never import each other."""
+plugins that never import each other (only a plugin's own private ``_NAME_impl`` module)."""
 
 from __future__ import annotations
 
@@ -40,13 +40,33 @@ def test_every_module_has_a_docstring(path: Path):
     assert ast.get_docstring(ast.parse(path.read_text())), f"{path} has no module docstring"
 
 
+def _own_implementation(path: Path) -> str | None:
+    """The one module of ``harness_plugins`` that ``plugins/NAME.py`` may import: its private
+    implementation ``plugins/_NAME_impl.py`` (torch-side code it imports lazily, so that
+    registering the plugin stays cheap), when that file exists. Nothing else may import it."""
+    impl = path.with_name(f"_{path.stem}_impl.py")
+    return f"harness_plugins.{impl.stem}" if impl.exists() else None
+
+
 @pytest.mark.parametrize("path", PLUGINS, ids=lambda p: p.name)
 def test_no_plugin_imports_another_plugin(path: Path):
+    allowed = _own_implementation(path)
     for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module:
-            assert not node.module.startswith("harness_plugins"), (path.name, node.module)
+        if isinstance(node, ast.ImportFrom):
+            # a relative import (``from ._x_impl import y``) is one of harness_plugins too
+            module = f"harness_plugins.{node.module or ''}" if node.level else node.module or ""
+            assert not module.startswith("harness_plugins") or module == allowed, \
+                (path.name, module)
         if isinstance(node, ast.Import):
             assert not any(a.name.startswith("harness_plugins") for a in node.names)
+
+
+def test_a_private_implementation_module_belongs_to_one_plugin():
+    for path in PLUGINS:
+        if path.name.startswith("_") and path.name != "__init__.py":
+            assert path.stem.endswith("_impl"), f"{path.name}: private modules are _NAME_impl"
+            owner = path.with_name(f"{path.stem[1:].removesuffix('_impl')}.py")
+            assert owner.exists(), f"{path.name} has no plugin {owner.name} to belong to"
 
 
 def _string_constants(path: Path) -> set[str]:

@@ -1,5 +1,6 @@
 """The ART bridge: art-fgsm equals the native fgsm, declarations, options, roles, budgets,
-the classifier builder, metrics, store."""
+the classifier builder, one classifier per cell with frozen weights (the same examples as a
+fresh classifier per batch), metrics, store."""
 
 from __future__ import annotations
 
@@ -8,15 +9,17 @@ import sqlite3
 import pytest
 import torch
 
-from harness.art_bridge import FEATURE_LAYER, art_classifier, feature_classifier
+from harness.art_bridge import FEATURE_LAYER, art_classifier, feature_classifier, one_hot
+from harness.art_declarations import ArtEvasion
 from harness.data import ModelInput
 from harness.errors import UsageError
-from harness.evaluation import evaluate_attack
+from harness.evaluation import QueryCounter, evaluate_attack
 from harness.leaderboard import render
 from harness.plan import BenchConfig, make_plan
 from harness.plugins import load_registry
 from harness.records import Result, ResultSet
 from harness.roles import BLACK_BOX, ENSEMBLE, ITERATIVE, REFERENCE, SINGLE_STEP
+from harness.seeds import seed_globals
 from harness.store import ResultStore
 from harness.testing import tiny_image_data, trained_tiny_classifier
 from harness_plugins import paper_cnn
@@ -25,10 +28,10 @@ from harness_plugins.fgsm import fgsm
 
 REGISTRY = load_registry()
 
-SURVEY_ATTACKS = {  # issue: every evasion attack of the survey that ART ships, plus AutoAttack
+SURVEY_ATTACKS = {  # issue: every evasion attack of the survey that ART ships, plus its AutoAttack
     "cw-l2", "cw-linf", "deepfool", "ifgsm", "universal", "targeted-universal", "jsma",
     "newtonfool", "ead", "brendel-bethge", "wasserstein", "shadow", "boundary", "pixel",
-    "threshold", "zoo", "spatial", "simba", "hopskipjump", "square", "autoattack", "art-fgsm",
+    "threshold", "zoo", "spatial", "simba", "hopskipjump", "square", "art-autoattack", "art-fgsm",
 }
 
 
@@ -54,9 +57,9 @@ def built(name: str, **options):
 
 def test_roles():
     roles = {name: REGISTRY.attack(name).roles for name in ("fgsm", "pgd", "ifgsm",
-                                                             "autoattack", "square", "cw-l2")}
+                                                             "art-autoattack", "square", "cw-l2")}
     assert roles == {"fgsm": {SINGLE_STEP, REFERENCE}, "pgd": {ITERATIVE, REFERENCE},
-                     "ifgsm": {ITERATIVE}, "autoattack": {ITERATIVE, ENSEMBLE},
+                     "ifgsm": {ITERATIVE}, "art-autoattack": {ITERATIVE, ENSEMBLE},
                      "square": {BLACK_BOX}, "cw-l2": set()}
 
 
@@ -70,6 +73,61 @@ def test_art_fgsm_gives_the_same_examples_as_the_native_fgsm():
     theirs = attack.perturb(model, x, y, 0.1)
     assert float((ours - x).abs().max()) == pytest.approx(0.1, abs=1e-6)
     assert torch.equal(ours, theirs)
+
+
+# ART's PGD with a random start, declared here: the random draws must stay where they were.
+RANDOM_PGD = ArtEvasion(
+    name="random-start-pgd", art_name="ProjectedGradientDescent", survey_table="-",
+    description="ART's Linf PGD from a random start", threat_model="white-box", norm="inf",
+    needs=frozenset({"gradients"}), bounded=True,
+    eps_args=lambda eps: {"eps": eps, "eps_step": eps / 4})
+
+
+def per_batch_reference(attack, model, x, y, eps, batch):
+    """The examples the bridge gave before it kept ART's objects for a cell: a new classifier
+    and ART attack for every batch, on the model with trainable weights."""
+    d, out = attack.declaration, []
+    for i in range(0, len(x), batch):
+        xb, yb = x[i:i + batch], y[i:i + batch]
+        classifier = art_classifier(model, tuple(x.shape[1:]), 3, x.device,
+                                    probabilities=d.probabilities)
+        kwargs = {**d.eps_args(eps), **attack.kwargs} if d.bounded else dict(attack.kwargs)
+        if d.estimator_args is not None:
+            kwargs = {**d.estimator_args(classifier, eps, attack.own), **kwargs}
+        labels = (yb + 1) % 3 if d.targeted else yb
+        adv = attack.cls(classifier, **kwargs).generate(xb.numpy(), y=one_hot(labels, 3))
+        out.append(torch.from_numpy(adv).clamp(0, 1))
+    return torch.cat(out)
+
+
+@pytest.mark.parametrize("name, options", [
+    ("art-fgsm", {}), ("random-start-pgd", {"max_iter": 3, "num_random_init": 1}),
+    ("square", {"max_iter": 20}), ("spatial", {}),
+    ("art-autoattack", {"apgd_iter": 2, "square_iter": 5}),
+])
+def test_one_classifier_per_cell_gives_the_examples_of_one_per_batch(name, options):
+    model = trained_tiny_classifier()
+    model.zero_grad(set_to_none=True)
+    data = tiny_image_data()
+    x, y, eps, batch = data.x_test[:12], data.y_test[:12], 0.1, 4
+    spec = RANDOM_PGD.spec() if name == RANDOM_PGD.name else REGISTRY.attack(name)
+    seed_globals(0, "reference")
+    expected = per_batch_reference(spec.build(spec.resolve_options(options)), model, x, y,
+                                   eps if spec.bounded else None, batch)
+    model.zero_grad(set_to_none=True)
+    list(model.parameters())[-1].requires_grad_(False)
+    flags = [p.requires_grad for p in model.parameters()]
+    attack = spec.build(spec.resolve_options(options))
+    counter = QueryCounter(model).eval()
+    seed_globals(0, "reference")
+    ours = torch.cat([attack.perturb(counter, x[i:i + batch], y[i:i + batch],
+                                     eps if spec.bounded else None)
+                      for i in range(0, len(x), batch)])
+    assert torch.equal(ours, expected)
+    assert [p.requires_grad for p in model.parameters()] == flags
+    assert all(p.grad is None for p in model.parameters())  # no weight gradients computed
+    if name == "art-fgsm":  # one image (the number of classes) for the cell, then ART's own
+        assert counter.images == len(x) + 1
 
 
 def test_art_options_are_declared_and_others_pass_through_to_art():
@@ -89,13 +147,13 @@ def test_art_options_are_declared_and_others_pass_through_to_art():
         spec.resolve_options({"max_iter": 0})
 
 
-def test_autoattack_budget_options_are_the_harness_own():
-    attack = built("autoattack", apgd_iter=7)
+def test_art_autoattack_budget_options_are_the_harness_own():
+    attack = built("art-autoattack", apgd_iter=7)
     assert attack.own == {"apgd_iter": 7, "square_iter": 1000}
     assert "apgd_iter" not in attack.kwargs and attack.kwargs["batch_size"] == 128
     model = trained_tiny_classifier()
     x, y = tiny_image_data().x_test[:4], tiny_image_data().y_test[:4]
-    x_adv = built("autoattack", apgd_iter=2, square_iter=2).perturb(model, x, y, 0.1)
+    x_adv = built("art-autoattack", apgd_iter=2, square_iter=2).perturb(model, x, y, 0.1)
     assert float((x_adv - x).abs().max()) <= 0.1 + 1e-6
 
 

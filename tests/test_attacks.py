@@ -92,10 +92,11 @@ def test_pgd_options_are_declared_with_bounds_and_fgsm_has_none():
     registry = load_registry()
     pgd, fgsm_spec = registry.attack("pgd"), registry.attack("fgsm")
     assert pgd.resolve_options({"steps": 3}) == {"steps": 3, "step_size": None,
-                                                 "random_start": True, "seed": 0}
+                                                 "random_start": True, "seed": 0,
+                                                 "restarts": 1}
     assert pgd.resolve_options({"step_size": 1})["step_size"] == 1.0
     for bad in ({"steps": 0}, {"steps": 2.5}, {"step_size": 0}, {"random_start": "yes"},
-                {"seed": -1}):
+                {"seed": -1}, {"restarts": 0}):
         with pytest.raises(UsageError, match="attack pgd: option"):
             pgd.resolve_options(bad)
     assert fgsm_spec.resolve_options({}) == {}
@@ -103,3 +104,21 @@ def test_pgd_options_are_declared_with_bounds_and_fgsm_has_none():
         fgsm_spec.resolve_options({"steps": 3})
     attack = pgd.build(pgd.resolve_options({"steps": 4, "seed": 3}))
     assert (attack.steps, attack.seed, attack.random_start) == (4, 3, True)
+
+
+def test_pgd_restarts_only_rerun_the_images_still_correct_and_never_do_worse():
+    from harness.testing import tiny_image_data, trained_tiny_classifier
+    from harness_plugins.pgd import PGD
+
+    data = tiny_image_data(n_test=64)
+    model = trained_tiny_classifier()
+    one = PGD(steps=2, step_size=None, random_start=True, seed=0).perturb(
+        model, data.x_test, data.y_test, 0.2)
+    many = PGD(steps=2, step_size=None, random_start=True, seed=0, restarts=5).perturb(
+        model, data.x_test, data.y_test, 0.2)
+    fooled_one = model(one).argmax(1) != data.y_test
+    fooled_many = model(many).argmax(1) != data.y_test
+    assert (fooled_many | ~fooled_one).all()              # what one run broke stays broken
+    assert torch.equal(many[fooled_one], one[fooled_one])  # ... with the same example
+    assert fooled_many.sum() > fooled_one.sum()
+    assert float((many - data.x_test).abs().max()) <= 0.2 + 1e-6

@@ -19,8 +19,8 @@ from harness.store import ResultStore
 
 #: The attack roles the built-ins declare.
 ROLES = {"fgsm": ("reference", "single-step"), "pgd": ("iterative", "reference"),
-         "square": ("black-box",), "autoattack": ("ensemble", "iterative"),
-         "ifgsm": ("iterative",)}
+         "square": ("black-box",), "autoattack": ("ensemble", "iterative", "reference"),
+         "art-autoattack": ("ensemble", "iterative"), "ifgsm": ("iterative",)}
 
 
 def cell(attack, eps, robust, defense="none", clean=0.95, n=1000, **metrics) -> Result:
@@ -72,7 +72,8 @@ def test_checks_ask_for_roles_not_names():
                                     "none/many-steps/0.5": "CS"}
     assert flags_by_cell(r.replace(attack_roles=()) for r in records) == {"none/pgd/0.5": "S"}
     # an ensemble is iterative for C and B, but not the single-step attack's counterpart
-    ensemble = [cell("fgsm", 0.1, 0.50), cell("autoattack", 0.1, 0.60)]
+    ensemble = [cell("fgsm", 0.1, 0.50), cell("autoattack", 0.1, 0.60),
+                cell("art-autoattack", 0.1, 0.65)]
     assert flags_by_cell(ensemble) == {}
 
 

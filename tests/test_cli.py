@@ -72,7 +72,12 @@ def invoke(argv: list[str]) -> tuple[int, str, str]:
 
 
 def table_rows(markdown: str) -> list[dict[str, str]]:
-    """The rows of the (single) results table in leaderboard markdown, by column name."""
+    """The rows of the per-cell results table in leaderboard markdown (the first table after
+    the summary), by column name."""
+    if "### Evasion" in markdown:
+        markdown = markdown[markdown.index("### Evasion"):]
+    table = markdown.split("\n\n|", 1)
+    markdown = "|" + table[1].split("\n\n")[0] if len(table) == 2 else markdown
     lines = [line for line in markdown.splitlines()
              if line.startswith("|") and not line.startswith("|--")]
     assert lines, f"no table in:\n{markdown}"
@@ -163,7 +168,7 @@ def test_bench_prints_the_leaderboard(bench: BenchRuns):
 
 
 def test_bench_json_records(bench: BenchRuns):
-    assert set(bench.first_file) == {"format", "runs", "records"}
+    assert set(bench.first_file) == {"format", "runs", "records", "worst_case"}
     assert bench.first_file["format"] == RESULTS_FORMAT
     records = bench.first_records
     assert len(records) == 6  # 2 defenses x 3 attacks
@@ -238,8 +243,11 @@ def test_bench_format_summary_markdown_and_json(bench: BenchRuns, capsys, monkey
     assert code == 0
     lines = summary.splitlines()
     assert max(len(line) for line in lines) <= 100
-    assert lines[0].split()[:4] == ["dataset", "model", "defense", "attack"]
-    rows = [line.split() for line in summary.split("\n\n")[0].splitlines()[2:]]
+    assert lines[0].startswith("Summary (at each dataset's eps")     # the pages' first rows
+    assert lines[1].split()[:5] == ["dataset", "model", "defense", "eps", "clean"]
+    cells = summary.split("\n\n")[1].splitlines()      # then one row per cell
+    assert cells[0].split()[:4] == ["dataset", "model", "defense", "attack"]
+    rows = [line.split() for line in cells[2:]]
     assert {(r[2], r[3]) for r in rows} == CELLS and "| rank" not in summary
     code, markdown, _ = run(capsys, *BENCH, "--format", "markdown")
     assert code == 0 and markdown == bench.first[1]  # the page the first run printed
@@ -259,7 +267,8 @@ def test_leaderboard_is_deterministic(bench: BenchRuns, capsys, monkeypatch, tmp
     monkeypatch.setenv("HARNESS_HOME", str(bench.home))
     code, first, _ = run(capsys, "leaderboard")
     assert code == 0
-    assert first.count("## digits") == 1 and first.count("\n## ") == 2  # digits + Provenance
+    # Summary, digits, Provenance
+    assert first.count("## digits") == 1 and first.count("\n## ") == 3
     assert {(r["defense"], r["attack"]) for r in table_rows(first)} == CELLS
     code, again, _ = run(capsys, "leaderboard")
     assert code == 0 and again == first
@@ -463,7 +472,7 @@ def test_disable_plugin_option_and_environment(capsys, monkeypatch):
     assert "fgsm" not in names and "digits" not in names and "pgd" in names
     monkeypatch.setenv(DISABLE_ENV,
                        "random-noise,art-evasion,backdoor-poisoning,feature-space-poisoning,"
-                       "svm-poisoning,art-inference,art-extraction")
+                       "svm-poisoning,art-inference,art-extraction,autoattack")
     code, out, _ = run(capsys, "list", "attacks", "--json")
     assert code == 0
     assert [row["name"] for row in json.loads(out)] == ["fgsm", "pgd"]

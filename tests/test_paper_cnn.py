@@ -72,3 +72,24 @@ def test_learns_real_mnist(shared_data, isolated_home):
     assert record.ok and record.n_test == 2000
     assert record.clean_acc > 0.94
     assert record.robust_acc < record.clean_acc
+
+
+def test_pooling_before_relu_is_the_papers_function_with_the_same_parameter_names():
+    torch.manual_seed(0)
+    model = _cnn(ModelInput(1, 28, 28, 10)).eval()
+    assert list(model.state_dict()) == ["0.weight", "0.bias", "3.weight", "3.bias",
+                                        "7.weight", "7.bias", "9.weight", "9.bias"]
+    assert model[0].weight.is_contiguous(memory_format=torch.channels_last)
+    paper_order = [nn.ReLU() if isinstance(m, nn.MaxPool2d) else
+                   nn.MaxPool2d(2) if isinstance(m, nn.ReLU) and i < 6 else m
+                   for i, m in enumerate(model)]
+    reference = nn.Sequential(*paper_order).eval()     # conv, ReLU, pool: Algorithm 1's order
+    assert [type(m).__name__ for m in reference][:3] == ["Conv2d", "ReLU", "MaxPool2d"]
+    x = torch.rand(16, 1, 28, 28)
+    grads = []
+    for net in (model, reference):
+        xx = x.clone().requires_grad_(True)
+        out = net(xx)
+        nn.functional.cross_entropy(out, torch.arange(16) % 10).backward()
+        grads.append((out.detach(), xx.grad))
+    assert torch.equal(grads[0][0], grads[1][0]) and torch.equal(grads[0][1], grads[1][1])

@@ -208,8 +208,9 @@ def test_every_builtin_entry_point_is_loaded(registry: Registry):
 
 
 def test_every_builtin_module_is_an_entry_point_and_back():
-    """A module in plugins/ is a built-in only when pyproject declares it (and vice versa)."""
-    modules = {p.stem for p in PLUGINS_DIR.glob("*.py") if p.name != "__init__.py"}
+    """A module in plugins/ is a built-in only when pyproject declares it (and vice versa);
+    a private module (``_NAME_impl.py``, the lazily imported code of plugin NAME) is none."""
+    modules = {p.stem for p in PLUGINS_DIR.glob("*.py") if not p.name.startswith("_")}
     declared: dict[str, list[str]] = {}
     for name, value in builtin_entry_points().items():
         module, _, attribute = value.partition(":")
@@ -432,6 +433,8 @@ INVALID_FIELDS: list[tuple[str, dict, str]] = [
      "smoke_options: defense x has no option 'step'. Did you mean: steps?"),
     ("defense", {"metrics": [None]}, "metrics must be a tuple of harness.metrics.MetricSpec"),
     ("defense", {"baseline": 1}, "baseline must be True or False"),
+    ("defense", {"randomized": "yes"}, "randomized must be True or False"),
+    ("defense", {"eot_samples": 0}, "eot_samples must be a positive integer; got 0"),
     ("model", {"offers": frozenset({"gradient", "scores"})},
      "offers has 'gradient', which is not a model feature. Did you mean: gradients?"),
     ("model", {"train_defaults": {"epoch": 3}},

@@ -8,19 +8,21 @@ a plugin needs.
 It shows the parts of a spec a plugin declares: its options (typed, with bounds and help:
 the harness checks ``--attack-opt random-noise.seed=...`` against them before any work, puts
 their defaults in the cache key, and hands ``build`` every option resolved), and no roles (it
-is not the reference of anything the harness's checks ask for).
+is not the reference of anything the harness's checks ask for). It imports torch only when
+the attack runs, so registering it (``harness list``, ``harness plugins``) stays cheap.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from harness.hookspecs import hookimpl
 from harness.options import Option, options
 from harness.specs import AttackSpec
+
+if TYPE_CHECKING:
+    import torch
 
 OPTIONS = options(
     Option(name="seed", type="int", default=0, min=0, help="seed of the random signs"),
@@ -36,6 +38,8 @@ class RandomSignNoise:
 
     def perturb(self, model, x, y, eps):
         """Noisy copies of ``x`` (``model`` and ``y`` are not used)."""
+        import torch
+
         if self._generator is None or self._generator.device != x.device:
             self._generator = torch.Generator(device=x.device).manual_seed(self.seed)
         signs = torch.randint(0, 2, x.shape, generator=self._generator, device=x.device)

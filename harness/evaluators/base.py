@@ -52,7 +52,8 @@ def _base(cell: Cell, status: str, seed: int, attack_batch_size: int) -> dict[st
         model=job.model_name, defense=cell.defense.name, attack=cell.attack.name,
         eps=cell.eps, status=status, category=cell.attack.category,
         defense_stage=cell.defense.stage, threat_model=cell.attack.threat_model,
-        norm=cell.attack.norm, attack_roles=tuple(sorted(cell.attack.roles)),
+        norm=cell.attack.norm, adaptive=cell.adaptive,
+        attack_roles=tuple(sorted(cell.attack.roles)),
         defense_roles=tuple(sorted(cell.defense.roles)), created_at=now(), config=config)
 
 

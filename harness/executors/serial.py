@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from harness.work import PASS_THROUGH
+from harness.errors import PASS_THROUGH
 
 if TYPE_CHECKING:
     from harness.executors.base import Progress

@@ -1,0 +1,223 @@
+"""Claims in RobustBench's model_info shape: measured from the results, human fields kept,
+checked against the reported number, and the committed claims what the committed results
+give."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from harness import roles
+from harness.checks import LEGEND, flags_by_cell
+from harness.claims import (
+    HUMAN_FIELDS,
+    MARGIN_POINTS,
+    MASKING_CODES,
+    claim_path,
+    claims,
+    write_claims,
+)
+from harness.cli import main
+from harness.errors import UsageError
+from harness.outcomes import encode
+from harness.records import Result, ResultSet
+
+LEADERBOARDS = Path(__file__).resolve().parents[1] / "leaderboards"
+CLAIMS = LEADERBOARDS / "claims"
+ROBUSTBENCH_FIELDS = {"link", "name", "authors", "additional_data", "number_forward_passes",
+                      "dataset", "venue", "architecture", "eps", "clean_acc", "reported",
+                      "autoattack_acc", "external", "unreliable", "footnote"}
+KEY = ("d", "m", "none")
+
+
+def cell(attack: str, correct: list[int], *, roles_=(), eps: float = 0.1, model: str = "m",
+         outcomes: bool = True, **extra) -> Result:
+    """An ok evasion cell of model ``model`` at the dataset's eps 0.1: ``correct[i]`` whether
+    test image i stayed correctly classified."""
+    return Result(cell_key=f"{model}-{attack}-{eps}", train_key=f"t-{model}", run_id="r",
+                  dataset="d", model=model, defense="none", attack=attack, eps=eps,
+                  status="ok", clean_acc=1.0, robust_acc=sum(correct) / len(correct),
+                  n_test=len(correct), norm="inf", attack_roles=tuple(roles_),
+                  outcomes=encode(range(len(correct)), map(bool, correct)) if outcomes else None,
+                  train_seconds=12.34, attack_images_per_s=100.0,
+                  config={"seed": 0, "training": {"dataset_eps": 0.1}}, **extra)
+
+
+FGSM = (roles.SINGLE_STEP, roles.REFERENCE)
+PGD = (roles.ITERATIVE, roles.REFERENCE)
+STANDARD = (roles.ITERATIVE, roles.ENSEMBLE, roles.REFERENCE)
+OTHER_ENSEMBLE = (roles.ITERATIVE, roles.ENSEMBLE)
+
+
+def results(*records: Result) -> ResultSet:
+    meta = {"harness": "0.1.0", "seed": 0, "plugins": {"pgd": "robustness-harness 0.1.0"}}
+    return ResultSet(list(records), {"r": meta})
+
+
+def the_claim(rs: ResultSet, reported: str | None = None) -> dict:
+    human = {KEY: {"reported": reported}} if reported is not None else {}
+    return claims(rs, flags_by_cell(rs.records), human)[KEY]
+
+
+# 10 images; FGSM leaves 9, PGD 8, the standard AutoAttack 7; together they leave 6
+TEN = results(cell("fgsm", [1] * 9 + [0], roles_=FGSM),
+              cell("pgd", [1] * 8 + [0, 0], roles_=PGD),
+              cell("aa", [0, 0, 0] + [1] * 7, roles_=STANDARD))
+
+
+def test_a_claim_has_every_robustbench_field_and_the_measured_ones():
+    c = the_claim(TEN)
+    assert ROBUSTBENCH_FIELDS <= set(c)
+    assert c["dataset"] == "d" and c["architecture"] == "m" and c["defense"] == "none"
+    assert (c["eps"], c["threat_model"], c["number_forward_passes"]) == ("0.1", "Linf", 1)
+    assert c["clean_acc"] == "100.00"
+    assert c["autoattack_acc"] == "70.00" and c["autoattack_footnote"] is None
+    assert c["attacks"] == {"aa": "70.00", "fgsm": "90.00", "pgd": "80.00"}
+    assert (c["worst_case_acc"], c["n"]) == ("50.00", 10)   # images 0-2, 8, 9 broken
+    assert c["cell_keys"] == ["m-aa-0.1", "m-fgsm-0.1", "m-pgd-0.1"]
+    assert (c["train_key"], c["harness_version"], c["seed"]) == ("t-m", "0.1.0", 0)
+    assert c["plugins"] == {"pgd": "robustness-harness 0.1.0"}
+    assert (c["images_per_s"], c["train_seconds"]) == (100.0, 12.3)
+    assert c["flags"] == {"codes": "", "legend": {}}
+    # a claim nobody wrote has the human defaults and is measured, not checked
+    assert {k: c[k] for k in HUMAN_FIELDS} == HUMAN_FIELDS
+    assert (c["unreliable"], c["unreliable_reason"]) == (False, None)
+
+
+def test_autoattack_acc_is_only_the_standard_autoattack():
+    rs = results(cell("fgsm", [1] * 10, roles_=FGSM), cell("pgd", [1] * 9 + [0], roles_=PGD),
+                 cell("ens", [1] * 5 + [0] * 5, roles_=OTHER_ENSEMBLE))
+    c = the_claim(rs)
+    assert c["autoattack_acc"] is None
+    assert "ens" in c["autoattack_footnote"] and "50.00%" in c["autoattack_footnote"]
+    assert c["attacks"]["ens"] == "50.00"
+    none = the_claim(results(cell("pgd", [1] * 10, roles_=PGD)))
+    assert none["autoattack_acc"] is None and "no ensemble" in none["autoattack_footnote"]
+
+
+def test_reported_far_above_the_worst_case_is_unreliable_with_the_reason():
+    c = the_claim(TEN, reported="80.00")    # worst case 50%, the standard AutoAttack 70%
+    assert c["unreliable"] is True
+    worst, standard = c["unreliable_reason"]
+    assert "worst case over 10 images is 50.00%, 30.00 points below the reported 80.00%" in worst
+    assert "standard AutoAttack (aa, 10 images) is 70.00%" in standard
+
+
+def test_reported_within_the_margin_is_not_unreliable():
+    assert MARGIN_POINTS == 5.0
+    c = the_claim(TEN, reported="55.00")
+    assert (c["unreliable"], c["unreliable_reason"]) == (False, None)
+    # just over the margin: unreliable
+    assert the_claim(TEN, reported="55.01")["unreliable"] is True
+
+
+def test_without_worst_case_or_standard_autoattack_the_lowest_attack_decides():
+    rs = results(cell("fgsm", [1] * 9 + [0], roles_=FGSM, outcomes=False),
+                 cell("pgd", [1] * 8 + [0] * 2, roles_=PGD, outcomes=False),
+                 cell("ens", [1] * 3 + [0] * 7, roles_=OTHER_ENSEMBLE, outcomes=False))
+    c = the_claim(rs, reported="60.00")
+    assert c["worst_case_acc"] is None and c["n"] is None
+    (reason,) = c["unreliable_reason"]
+    assert "lowest robust accuracy among the attacks, ens (10 images), is 30.00%" in reason
+    assert the_claim(rs, reported="34.00")["unreliable"] is False
+
+
+@pytest.mark.parametrize("code", MASKING_CODES)
+def test_the_masking_codes_are_the_checks_masking_flags(code):
+    assert "mask" in LEGEND[code] or "leaking" in LEGEND[code]
+
+
+def test_masking_flags_make_a_claim_unreliable_even_within_the_margin():
+    # FGSM 95% vs PGD 70% at another eps: the checks raise M on FGSM there
+    rs = results(*TEN.records, cell("fgsm", [1] * 19 + [0], roles_=FGSM, eps=0.2),
+                 cell("pgd", [1] * 14 + [0] * 6, roles_=PGD, eps=0.2))
+    c = the_claim(rs, reported="50.00")
+    assert c["flags"]["codes"] == "M" and "M" in c["flags"]["legend"]
+    (reason,) = c["unreliable_reason"]
+    assert reason.startswith("flag M on fgsm at eps 0.2: FGSM leaves at least 20 points")
+    # the same flags on a claim nobody reported a number for: measured, not checked
+    assert the_claim(rs)["unreliable"] is False
+
+
+def test_a_bad_reported_number_is_a_usage_error():
+    with pytest.raises(UsageError, match="percent string"):
+        the_claim(TEN, reported="high")
+    with pytest.raises(UsageError, match="percent string"):
+        the_claim(TEN, reported="180")
+
+
+def test_human_fields_survive_regeneration_and_measured_ones_are_recomputed(tmp_path):
+    rs = results(*TEN.records, *(r.replace(model="timm:x", cell_key="x" + r.cell_key)
+                                 for r in TEN.records))
+    done = write_claims(rs, flags_by_cell(rs.records), tmp_path)
+    path = claim_path(tmp_path, "d", "timm:x", "none")
+    assert path == tmp_path / "d" / "timm_x--none.json" and sorted(done.written) == sorted(
+        [path, tmp_path / "d" / "m--none.json"])
+    data = json.loads(path.read_text())
+    assert data["architecture"] == "timm:x"
+    human = {"link": "https://example.org/paper", "name": "A paper", "authors": "A. Author",
+             "venue": "arXiv, 2025", "reported": "90.00", "footnote": "FGSM, Table 3",
+             "additional_data": True, "external": "42.00"}
+    data.update(human, clean_acc="1.00", unreliable=False)
+    path.write_text(json.dumps(data))
+    write_claims(rs, flags_by_cell(rs.records), tmp_path)
+    again = json.loads(path.read_text())
+    assert {k: again[k] for k in human} == human
+    assert again["clean_acc"] == "100.00" and again["unreliable"] is True
+
+
+def test_regeneration_is_byte_identical_and_leaves_other_claims_alone(tmp_path):
+    flags = flags_by_cell(TEN.records)
+    other = tmp_path / "cifar10" / "paper-cnn--advtrain.json"
+    other.parent.mkdir()
+    other.write_text('{"reported": "71.17"}\n')
+    first = write_claims(TEN, flags, tmp_path)
+    text = (tmp_path / "d" / "m--none.json").read_bytes()
+    assert text.endswith(b"}\n") and first.untouched == [other]
+    second = write_claims(TEN, flags, tmp_path)
+    assert second.written == [] and second.unchanged == first.written
+    assert (tmp_path / "d" / "m--none.json").read_bytes() == text
+    assert other.read_text() == '{"reported": "71.17"}\n'
+
+
+def test_a_file_that_holds_another_claim_is_refused(tmp_path):
+    path = claim_path(tmp_path, *KEY)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"dataset": "d", "architecture": "m:", "defense": "none"}))
+    with pytest.raises(UsageError, match="is the claim of d/m:/none"):
+        write_claims(TEN, {}, tmp_path)
+
+
+CLAIM_DIRS = sorted(p for p in CLAIMS.iterdir() if p.is_dir()) if CLAIMS.is_dir() else []
+
+
+def test_the_paper_claims_are_shipped_and_unreliable():
+    from harness_plugins.paper_report import PAPER
+
+    assert {p.name for p in CLAIM_DIRS} >= {"mnist", "fashion-mnist"}
+    for dataset in ("mnist", "fashion-mnist"):
+        eps, _, fgsm, adv = PAPER[dataset]
+        for defense, reported in (("advtrain", adv), ("none", fgsm)):
+            c = json.loads((CLAIMS / dataset / f"paper-cnn--{defense}.json").read_text())
+            assert c["reported"] == f"{reported:.2f}" and c["eps"] == f"{eps:g}"
+            assert c["name"].startswith("Adversarial Machine Learning")
+            assert c["unreliable"] is True and c["unreliable_reason"]
+
+
+@pytest.mark.parametrize("folder", CLAIM_DIRS, ids=[p.name for p in CLAIM_DIRS])
+def test_committed_claims_are_what_the_committed_results_give(folder, tmp_path, capsys):
+    """leaderboards/claims/<dataset>/ is regenerated from leaderboards/<dataset>.json."""
+    copy = tmp_path / "claims"
+    shutil.copytree(folder, copy / folder.name)
+    page = LEADERBOARDS / f"{folder.name}.json"
+    assert main(["leaderboard", "--results", str(page), "--claims", str(copy)]) == 0
+    out = capsys.readouterr()
+    assert out.out == ""                     # --claims without --out prints no page
+    assert " 0 written" in out.err
+    assert sorted(p.name for p in (copy / folder.name).iterdir()) == \
+        sorted(p.name for p in folder.iterdir())
+    for path in folder.iterdir():
+        assert (copy / folder.name / path.name).read_bytes() == path.read_bytes(), path.name
