@@ -19,7 +19,7 @@ from tabulate import tabulate
 from harness.categories import CATEGORIES, STAGES
 from harness.checks import LEGEND, flags_by_cell
 from harness.figures import Figure, markdown, plan_figures
-from harness.headline import HeadlineRow, column_names, headline_rows
+from harness.headline import HeadlineRow, column_names, defense_label, headline_rows
 from harness.metrics import CORE_METRICS, TRAILING_METRICS, MetricSpec, metric_table
 from harness.outcomes import attack_label
 from harness.records import Result, ResultSet
@@ -48,7 +48,7 @@ def eps_text(value: float | None) -> str:
 
 def _defense(record: Result) -> str:
     stage = STAGES.get(record.defense_stage)
-    return record.defense + (stage.marker if stage is not None else "")
+    return defense_label(record) + (stage.marker if stage is not None else "")
 
 
 def _status(record: Result) -> str:

@@ -281,10 +281,13 @@ class ResultStore:
         return StoredRecord(found.records[0], dict(found.runs[found.records[0].run_id]))
 
     def latest_records(self) -> ResultSet:
-        """The newest record per (dataset, model, defense, attack, eps), with run metadata."""
+        """The newest record per distinct cell shown on a page, with run metadata: per
+        (dataset, model, defense, attack, eps, trained model, attack options given, adaptive
+        or not); a re-run with another seed or subset replaces the older record."""
         rows = self.conn.execute(
             "SELECT * FROM results WHERE id IN (SELECT MAX(id) FROM results "
-            "GROUP BY dataset, model, defense, attack, eps) ORDER BY id").fetchall()
+            "GROUP BY dataset, model, defense, attack, eps, train_key, adaptive, "
+            "json_extract(config, '$.attack_options')) ORDER BY id").fetchall()
         return self._results(rows)
 
     def _results(self, rows: Iterable[sqlite3.Row]) -> ResultSet:

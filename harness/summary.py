@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from harness.categories import CATEGORIES, reports_robust_accuracy
-from harness.headline import column_names, headline_rows
+from harness.headline import column_names, defense_label, headline_rows
 from harness.leaderboard import distinct, eps_text, percent
 from harness.listing import clip, fit_table, one_line
 from harness.outcomes import attack_label
@@ -72,7 +72,7 @@ def delta(record: Result, reference: Mapping[tuple, Result]) -> str:
 def evasion_block(records: list[Result], flags: Mapping[str, str], width: int) -> list[str]:
     """One row per evasion cell: names, eps, clean and robust accuracy, Δ, flags."""
     reference = baselines(records)
-    rows = [[r.dataset, r.model, r.defense, attack_label(r), eps_text(r.eps),
+    rows = [[r.dataset, r.model, defense_label(r), attack_label(r), eps_text(r.eps),
              percent(r.clean_acc), percent(r.robust_acc), delta(r, reference),
              flags.get(r.cell_key, "")] for r in records]
     headers = ["dataset", "model", "defense", "attack", "eps", "clean", "robust", "Δ base",

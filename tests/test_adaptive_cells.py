@@ -34,10 +34,17 @@ def test_the_plan_adds_an_adaptive_cell_per_transformation_cell_with_its_own_key
     assert len(plan.jobs) == 1      # both run on the undefended model
 
 
+def by_key(outcome) -> dict:
+    return {r.cell_key: r for r in outcome.records}
+
+
 def test_adaptive_cells_are_crafted_on_the_pipeline_and_shown_apart(isolated_home):
-    outcome = Runner(CONFIG, load_registry(), ResultStore(isolated_home / "r.sqlite"),
-                     ModelCache(isolated_home / "models"), show_progress=False).run()
+    store = ResultStore(isolated_home / "r.sqlite")
+    outcome = Runner(CONFIG, load_registry(), store, ModelCache(isolated_home / "models"),
+                     show_progress=False).run()
     by = {(r.defense, r.attack, r.eps, r.adaptive): r for r in outcome.records}
+    # `harness leaderboard --db` shows both kinds of cell
+    assert {r.cell_key for r in store.latest_records().records} == set(by_key(outcome))
     assert all(r.ok for r in outcome.records)
     plain = by[("spatial-smoothing", "pgd", 0.1, None)]
     adaptive = by[("spatial-smoothing", "pgd", 0.1, "bpda")]
