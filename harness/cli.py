@@ -90,6 +90,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--image-size", type=int, default=None,
                        help="resize images to this side (default: native; ImageNet 224)")
     bench.add_argument("--attack-batch-size", type=int, default=256)
+    bench.add_argument("--early-stop-on", choices=("clean", "robust", "objective"),
+                       default=None,
+                       help="the validation loss early stopping and the kept weights follow: "
+                            "clean (default), robust (PGD-10 examples at --early-stop-eps, "
+                            "against catastrophic and robust overfitting) or the defense's "
+                            "objective (native defenses only)")
+    bench.add_argument("--early-stop-eps", type=float, default=None,
+                       help="eps of --early-stop-on robust (default: the dataset's eps)")
     bench.add_argument("--amp", choices=("bf16",), default=None,
                        help="mixed precision: bfloat16 autocast for training, attacks and "
                             "predictions (off by default; part of the cache keys)")
@@ -206,7 +214,8 @@ def _bench_config(args: argparse.Namespace, registry: Any) -> Any:
         attack_options=parse_assignments(args.attack_opt, "--attack-opt"),
         defense_options=parse_assignments(args.defense_opt, "--defense-opt"),
         no_cache=args.no_cache, checks=not args.no_checks, amp=args.amp,
-        cudnn_benchmark=args.cudnn_benchmark,
+        cudnn_benchmark=args.cudnn_benchmark, early_stop_on=args.early_stop_on,
+        early_stop_eps=args.early_stop_eps,
     )
     check_config(config)
     return config

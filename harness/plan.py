@@ -28,7 +28,7 @@ from harness.categories import (
 )
 from harness.errors import UsageError, quoted
 from harness.registry import Registry
-from harness.settings import TrainSettings
+from harness.settings import EARLY_STOP_ON, TrainSettings
 from harness.specs import MODEL_FEATURES, AttackSpec, DatasetSpec, DefenseSpec, ModelSpec
 
 ALL = "all"
@@ -73,6 +73,9 @@ class BenchConfig:
     # the training and cell keys when set (and absent from them when not).
     amp: str | None = None
     cudnn_benchmark: bool = False
+    # Early stopping: None keeps the models' and the harness's defaults (see TrainSettings).
+    early_stop_on: str | None = None
+    early_stop_eps: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready configuration, stored with every result."""
@@ -233,7 +236,7 @@ def _check_option_owners(given: dict[str, dict], known: list[str], flag: str) ->
 def settings_for(config: BenchConfig, model: ModelSpec) -> TrainSettings:
     """Training settings: the command line over the model's defaults over the harness's."""
     values = {**TrainSettings().as_dict(), **dict(model.train_defaults)}
-    for name in ("epochs", "batch_size", "lr", "patience"):
+    for name in ("epochs", "batch_size", "lr", "patience", "early_stop_on", "early_stop_eps"):
         if getattr(config, name) is not None:
             values[name] = getattr(config, name)
     values["seed"] = config.seed
@@ -301,6 +304,12 @@ def check_config(config: BenchConfig) -> None:
             raise UsageError(f"--eps {e} is out of range: eps is in pixel units of [0, 1], "
                              "so it must be in (0, 1] (e.g. 0.1 for MNIST, 0.03 for CIFAR-10)")
     _check_twice("--eps", tuple(config.eps or ()), lambda e: f"{e:g}")
+    if config.early_stop_on is not None and config.early_stop_on not in EARLY_STOP_ON:
+        raise UsageError(f"--early-stop-on {config.early_stop_on!r}: use one of "
+                         f"{', '.join(EARLY_STOP_ON)}")
+    if config.early_stop_eps is not None and not 0 < config.early_stop_eps <= 1:
+        raise UsageError(f"--early-stop-eps {config.early_stop_eps:g} is out of range: eps is "
+                         "in pixel units of [0, 1], so it must be in (0, 1]")
     if config.amp is not None and config.amp not in AMP_DTYPES:
         raise UsageError(f"--amp {config.amp!r} is not offered: use {', '.join(AMP_DTYPES)} "
                          "(fp16 would need a loss scaler inside every trainer, ART's too)")

@@ -93,14 +93,30 @@ class TrainReport:
         return self.images / self.seconds if self.seconds > 0 else float("nan")
 
 
-def require_clean_early_stop(settings: TrainSettings, owner: str) -> None:
-    """Raise :class:`UsageError` unless ``settings`` stop early on the clean loss: for
-    defenses (``owner``) whose training objective cannot be measured on validation batches."""
-    if settings.early_stop_on != "clean":
+def refuse_objective_early_stop(settings: TrainSettings, owner: str) -> None:
+    """Raise :class:`UsageError` when ``settings`` stop early on the defense's objective: for
+    defenses (``owner``) whose training objective cannot be measured on validation batches
+    (the clean and the robust loss need nothing of the defense)."""
+    if settings.early_stop_on == "objective":
         raise UsageError(
             f"{owner}: early_stop_on={settings.early_stop_on!r} needs the defense's training "
             "objective on validation batches, which only the harness's own epoch (defenses "
-            "none and advtrain) provides; use early_stop_on='clean'")
+            "none and advtrain) provides; use early_stop_on='clean' or 'robust'")
+
+
+def robust_objective(eps: float, seed: int, device: torch.device) -> Augment:
+    """The validation batches of ``early_stop_on="robust"``: each batch's PGD-10 examples at
+    ``eps`` (random starts from a generator seeded with ``seed``, so every epoch is measured
+    from the same starts when a fresh objective is made per epoch)."""
+    from harness.gradients import pgd_examples
+
+    generator = torch.Generator(device=device).manual_seed(seed)
+
+    def objective(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+        return pgd_examples(model, x, y, eps, generator=generator), y
+
+    return objective
 
 
 def _validation_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
@@ -156,6 +172,20 @@ def _copy(state: dict) -> dict:
     return {k: v.detach().clone() for k, v in state.items()}
 
 
+def _validation_objective(ctx: TrainContext, phase: str, validation_batch: Augment | None
+                          ) -> Augment | None:
+    """What each validation batch goes through before its loss, by ``early_stop_on``: nothing
+    (clean), the defense's objective, or PGD at ``early_stop_eps`` (else the dataset's eps)."""
+    s = ctx.settings
+    if s.early_stop_on == "objective":
+        return validation_batch
+    if s.early_stop_on == "robust":
+        eps = s.early_stop_eps if s.early_stop_eps is not None else ctx.dataset_eps
+        return robust_objective(eps, derive_seed(s.seed, phase, "robust-validation"),
+                                ctx.device)
+    return None
+
+
 def fit_epochs(model: torch.nn.Module, data: TrainData, ctx: TrainContext, run_epoch: EpochFn,
                *, optimizer: torch.optim.Optimizer, phase: str = "train",
                validation_batch: Augment | None = None, temperature: float = 1.0
@@ -170,7 +200,8 @@ def fit_epochs(model: torch.nn.Module, data: TrainData, ctx: TrainContext, run_e
     cross-entropy of ``model``'s logits divided by ``temperature`` (a model trained at a
     temperature is validated at it), on each batch passed through ``validation_batch`` first
     when ``settings.early_stop_on`` is ``"objective"`` (``validation_batch`` is the defense's
-    training objective; None: the clean loss is its objective). The best weights are kept,
+    training objective; None: the clean loss is its objective), or through PGD when it is
+    ``"robust"``. The best weights are kept,
     training stops after ``settings.patience`` epochs without improvement, and each such epoch
     multiplies the learning rate by ``settings.lr_decay``.
 
@@ -179,7 +210,6 @@ def fit_epochs(model: torch.nn.Module, data: TrainData, ctx: TrainContext, run_e
     resumed from there. ``model`` ends with the best weights, in eval mode.
     """
     s = ctx.settings
-    objective = validation_batch if s.early_stop_on == "objective" else None
     x_val, y_val = (data.x_val, data.y_val) if len(data.x_val) else (data.x, data.y)
     states = _load_states(ctx.resume_path, ctx.device)
     state = _LoopState.resume(states.get(phase), model, optimizer)
@@ -193,8 +223,9 @@ def fit_epochs(model: torch.nn.Module, data: TrainData, ctx: TrainContext, run_e
             seed_globals(s.seed, phase, f"epoch-{state.epoch}")
             lr = float(optimizer.param_groups[0]["lr"])
             train_loss = run_epoch(state.epoch)
-            val = _validation_loss(model, x_val, y_val, objective, 2 * s.batch_size,
-                                   temperature)
+            val = _validation_loss(model, x_val, y_val,
+                                   _validation_objective(ctx, phase, validation_batch),
+                                   2 * s.batch_size, temperature)
             synchronize(ctx.device)
             state.end_epoch(model, optimizer, val, lr, train_loss, phase,
                             time.perf_counter() - t0, s.lr_decay)

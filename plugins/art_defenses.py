@@ -338,9 +338,9 @@ class ArtTrainingDefense:
         """Train ``model`` in place with the ART defense; it ends with its best weights."""
         import torch
 
-        from harness.training import require_clean_early_stop
+        from harness.training import refuse_objective_early_stop
 
-        require_clean_early_stop(ctx.settings, f"defense {self.declaration.name}")
+        refuse_objective_early_stop(ctx.settings, f"defense {self.declaration.name}")
         # ART puts its classifier on the *current* CUDA device: make that the run's device.
         on_device = torch.cuda.device(ctx.device) if ctx.device.type == "cuda" else nullcontext()
         with on_device, _quiet_art():

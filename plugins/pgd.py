@@ -68,20 +68,11 @@ class PGD:
     def _run(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
              eps: float) -> torch.Tensor:
         """One PGD run from a random start (or from ``x``)."""
-        import torch
+        from harness.gradients import pgd_examples
 
-        from harness.gradients import input_gradient
-
-        alpha = self.step_size if self.step_size is not None else 2.5 * eps / self.steps
-        x_adv = x.clone()
-        if self.random_start:
-            noise = torch.rand(x.shape, generator=self._generator(x.device), device=x.device,
-                               dtype=x.dtype)
-            x_adv = (x + (2 * noise - 1) * eps).clamp_(0.0, 1.0)
-        for _ in range(self.steps):
-            x_adv = x_adv + alpha * input_gradient(model, x_adv, y).sign()
-            x_adv = torch.minimum(torch.maximum(x_adv, x - eps), x + eps).clamp_(0.0, 1.0)
-        return x_adv
+        return pgd_examples(model, x, y, eps, steps=self.steps, step_size=self.step_size,
+                            generator=self._generator(x.device),
+                            random_start=self.random_start)
 
 
 def build(resolved: Mapping[str, Any]) -> PGD:

@@ -251,6 +251,16 @@ def test_art_defenses_refuse_early_stopping_on_their_objective():
                                   _ctx(early_stop_on="objective"))
 
 
+def test_art_defenses_stop_early_on_the_robust_loss():
+    data = TrainData.split(tiny_image_data(), 0.1, 0)
+    clean = _build("fbf").train(tiny_classifier(num_classes=data.num_classes), data,
+                                _ctx(epochs=1, early_stop_on="clean"))
+    robust = _build("fbf").train(tiny_classifier(num_classes=data.num_classes), data,
+                                 _ctx(epochs=1, early_stop_on="robust"))
+    # the same epoch (same seeds), validated on PGD examples: a larger loss
+    assert robust.history[0]["val_loss"] > clean.history[0]["val_loss"] + 1e-3
+
+
 def test_interrupted_art_training_resumes_to_the_same_weights(tmp_path, monkeypatch):
     data = TrainData.split(tiny_image_data(), 0.1, 0)
     defense = _build("art-advtrain")

@@ -1,6 +1,6 @@
 """The speed options a GPU user expects, exercised on the CPU: ``--amp bf16`` (autocast by
-forward hooks, part of the cache keys), ``--cudnn-benchmark`` (part of the keys), and their
-bad values refused before any work."""
+forward hooks, part of the cache keys), ``--cudnn-benchmark`` (part of the keys); these and the
+early-stopping options refused before any work when their values are bad."""
 
 from __future__ import annotations
 
@@ -66,4 +66,14 @@ def test_an_unknown_amp_precision_is_refused_before_any_work(isolated_home, caps
         main(["bench", "--amp", "fp8", "--quiet"])
     assert stop.value.code == 2
     assert "--amp" in capsys.readouterr().err
+    assert not (isolated_home / "results.sqlite").exists()
+
+
+def test_early_stopping_options_are_checked_before_any_work(isolated_home, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["bench", "--early-stop-on", "adversarial", "--quiet"])
+    assert stop.value.code == 2
+    assert main(["bench", "--early-stop-on", "robust", "--early-stop-eps", "3",
+                 "--quiet"]) == 2
+    assert "--early-stop-eps 3 is out of range" in capsys.readouterr().err
     assert not (isolated_home / "results.sqlite").exists()

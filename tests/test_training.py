@@ -174,11 +174,27 @@ def test_advtrain_objective_watches_the_fgsm_augmented_loss():
 
 
 def test_early_stop_on_is_checked_and_part_of_the_cache_key():
-    with pytest.raises(ValueError, match="clean, objective"):
+    with pytest.raises(ValueError, match="clean, robust, objective"):
         TrainSettings(early_stop_on="adversarial")
     clean, objective = TrainSettings(), TrainSettings(early_stop_on="objective")
     assert clean.as_dict()["early_stop_on"] == "clean"
     assert digest({"settings": clean.as_dict()}) != digest({"settings": objective.as_dict()})
+
+
+def test_robust_early_stopping_watches_the_pgd_loss_at_its_eps():
+    model, data, recorded = _advtrain_history("robust")
+    generator = torch.Generator().manual_seed(
+        training.derive_seed(0, "train", "robust-validation"))
+    x_adv = gradients.pgd_examples(model, data.x_val, data.y_val, 0.1, generator=generator)
+    robust = F.cross_entropy(model(x_adv), data.y_val).item()
+    clean = F.cross_entropy(model(data.x_val), data.y_val).item()
+    assert recorded == pytest.approx(robust, rel=1e-5)      # dataset eps 0.1 by default
+    assert recorded > clean + 1e-3
+    # the eps is part of the key only when set; "robust" is a key of its own
+    plain, robust_default = TrainSettings(), TrainSettings(early_stop_on="robust")
+    at = TrainSettings(early_stop_on="robust", early_stop_eps=0.3)
+    assert "early_stop_eps" not in plain.as_dict() and at.as_dict()["early_stop_eps"] == 0.3
+    assert len({digest({"s": s.as_dict()}) for s in (plain, robust_default, at)}) == 3
 
 
 def test_learning_rate_is_decayed_after_an_epoch_without_improvement():
