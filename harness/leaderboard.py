@@ -119,7 +119,8 @@ def summary_section(records: list[Result], flags: Mapping[str, str]) -> list[str
     rows = headline_rows(records, flags)
     if not rows:
         return []
-    counted = [r for r in records if r.ok and r.robust_acc is not None]
+    counted = [r for r in records if r.ok and r.robust_acc is not None
+               and not r.config.get("check")]
     names = column_names(counted)
     headers = ["dataset", "model", "defense", "eps", "clean", *names, "worst case", "n",
                "flags", "train s", f"{names[1]} img/s"]

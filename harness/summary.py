@@ -86,7 +86,7 @@ def headline_block(records: list[Result], flags: Mapping[str, str], width: int) 
     rows = headline_rows(records, flags)
     if not rows:
         return []
-    names = column_names(records)
+    names = column_names([r for r in records if not r.config.get("check")])
     table = [[h.dataset, h.model, h.defense + ("†" if h.adaptive else ""), eps_text(h.eps),
               percent(h.clean_acc), *[percent(a) for a in h.attacks],
               percent(h.worst.robust_acc) if h.worst else "",
