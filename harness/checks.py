@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from harness import roles
 from harness.categories import reports_robust_accuracy
+from harness.outcomes import attack_label
 from harness.records import Result
 
 # Code -> what a flag means (the legend under every table that has flags).
@@ -71,8 +72,12 @@ def _acc(r: Result) -> float:
     return r.robust_acc if r.robust_acc is not None else math.nan
 
 
-def _groups(records: Iterable[Result]) -> dict[tuple[str, str, str], list[Result]]:
-    out: dict[tuple[str, str, str], list[Result]] = {}
+def _groups(records: Iterable[Result]) -> dict[tuple[str, str, str, str], list[Result]]:
+    """The cells compared with each other: one trained model under one defense (adaptive
+    cells apart), keyed by dataset, model, defense label and training key."""
+    from harness.headline import defense_label
+
+    out: dict[tuple[str, str, str, str], list[Result]] = {}
     for r in records:
         if r.status != "ok" or not reports_robust_accuracy(r.category):
             continue
@@ -80,8 +85,8 @@ def _groups(records: Iterable[Result]) -> dict[tuple[str, str, str], list[Result
             continue
         # adaptive cells (an input transformation attacked through BPDA/EoT) are compared
         # with each other, not with the attacks crafted on the undefended model
-        defense = f"{r.defense} [{r.adaptive}]" if r.adaptive else r.defense
-        out.setdefault((r.dataset, r.model, defense), []).append(r)
+        defense = defense_label(r) + (f" [{r.adaptive}]" if r.adaptive else "")
+        out.setdefault((r.dataset, r.model, defense, r.train_key), []).append(r)
     return out
 
 
@@ -140,7 +145,7 @@ def _eps_flags(where: str, rows: list[Result]) -> list[Flag]:
     flags = []
     per_attack: dict[str, list[Result]] = {}
     for r in rows:
-        per_attack.setdefault(r.attack, []).append(r)
+        per_attack.setdefault(attack_label(r), []).append(r)
     for attack, series in sorted(per_attack.items()):
         series.sort(key=lambda r: r.eps or 0.0)
         for lo, hi in zip(series, series[1:], strict=False):
@@ -171,9 +176,9 @@ def run_checks(records: Iterable[Result]) -> list[Flag]:
     """Every flag raised by the checks over ``records`` (ok evasion cells only)."""
     records = list(records)
     flags: list[Flag] = _chance_flags(records)
-    for (dataset, model, defense), rows in sorted(_groups(records).items()):
+    for (dataset, model, defense, _), rows in sorted(_groups(records).items()):
         where = f"{dataset}/{model}/{defense}"
-        by = {(r.attack, r.eps): r for r in rows}
+        by = {(attack_label(r), r.eps): r for r in rows}
         for (_, eps), r in sorted(by.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0.0)):
             same_eps = [o for (_, e), o in sorted(by.items(), key=lambda kv: kv[0][0])
                         if e == eps and o is not r]

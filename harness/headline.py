@@ -74,10 +74,16 @@ def trained_eps(record: Result) -> float | None:
 
 
 def defense_label(record: Result) -> str:
-    """The defense's name, with the eps it was trained at when the run set one
-    (``fbf (trained at eps 0.3)``)."""
+    """The defense's name, with the eps it was trained at when the run set one and the
+    validation loss early stopping followed when not the clean one
+    (``fbf (trained at eps 0.3, stopped on robust loss)``)."""
     eps = trained_eps(record)
-    return record.defense if eps is None else f"{record.defense} (trained at eps {eps:g})"
+    training = record.config.get("training")
+    settings = training.get("settings") if isinstance(training, Mapping) else None
+    stop = settings.get("early_stop_on") if isinstance(settings, Mapping) else None
+    notes = ([f"trained at eps {eps:g}"] if eps is not None else []) + \
+        ([f"stopped on {stop} loss"] if stop not in (None, "clean") else [])
+    return f"{record.defense} ({', '.join(notes)})" if notes else record.defense
 
 
 def headline_eps(record: Result) -> set[float]:

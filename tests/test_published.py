@@ -74,6 +74,23 @@ def test_issue_bars_on_real_data():
     assert cell[("mnist", "paper-cnn", "advtrain", "fgsm", 0.1)].robust_acc >= 0.95
     assert cell[("fashion-mnist", "paper-cnn", "none", "fgsm", 0.1)].clean_acc >= 0.91
     assert cell[("fashion-mnist", "paper-cnn", "advtrain", "fgsm", 0.1)].robust_acc > 0.8182
-    for ds in ("mnist", "fashion-mnist"):
-        for attack in ("pgd", "art-autoattack"):
+    for ds, ensemble in (("mnist", "autoattack"), ("fashion-mnist", "art-autoattack")):
+        for attack in ("pgd", ensemble):
             assert (ds, "paper-cnn", "advtrain", attack, 0.1) in cell
+
+
+def test_mnist_page_has_the_standard_autoattack_the_worst_case_and_adaptive_rows():
+    from harness.outcomes import worst_cases
+
+    results = _results("mnist")
+    ok = [r for r in results.records if r.ok and r.model == "paper-cnn"]
+    standard = {r.defense: r for r in ok if r.attack == "autoattack" and r.eps == 0.1}
+    art = {r.defense: r for r in ok if r.attack == "art-autoattack" and r.eps == 0.1}
+    assert {"none", "advtrain", "fbf"} <= set(standard)
+    assert all(r.n_test >= 1000 for r in standard.values())
+    for defense in set(standard) & set(art):       # the same images: never weaker than ART's
+        assert standard[defense].robust_acc <= art[defense].robust_acc + 0.005
+    worst = {(w.defense, w.eps): w for w in worst_cases(ok)}
+    assert worst[("fbf", 0.1)].robust_acc <= standard["fbf"].robust_acc
+    assert {r.defense for r in ok if r.adaptive == "bpda"} == {
+        "feature-squeezing", "spatial-smoothing", "jpeg"}
