@@ -16,8 +16,8 @@ from harness.registry import Registry
 if TYPE_CHECKING:
     import torch
 
-LIBRARIES = ("torch", "torchvision", "timm", "adversarial-robustness-toolbox", "numpy",
-             "scikit-learn", "pluggy")
+LIBRARIES = ("torch", "torchvision", "timm", "adversarial-robustness-toolbox", "pyautoattack",
+             "numpy", "scikit-learn", "pluggy")
 
 
 def library_versions() -> dict[str, str]:
