@@ -94,3 +94,11 @@ def test_mnist_page_has_the_standard_autoattack_the_worst_case_and_adaptive_rows
     assert worst[("fbf", 0.1)].robust_acc <= standard["fbf"].robust_acc
     assert {r.defense for r in ok if r.adaptive == "bpda"} == {
         "feature-squeezing", "spatial-smoothing", "jpeg"}
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[p.stem for p in PAGES])
+def test_published_commands_name_no_absolute_path_of_the_machine_that_ran_them(page):
+    results = ResultSet.from_json(page.with_suffix(".json").read_text())
+    for meta in results.runs.values():
+        absolute = [t for t in str(meta.get("command", "")).split() if t.startswith("/")]
+        assert not absolute, f"{page.name}: {absolute} (use ../shared/data, relative paths)"
