@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from harness.plan import adaptive_label  # the label of the cells these models attack
 from harness.specs import EOT_SAMPLES
 
 if TYPE_CHECKING:
@@ -139,8 +140,3 @@ def adaptive_model_of(spec: DefenseSpec, transformation: Any, model: nn.Module) 
     return adaptive_model(transformation, model, randomized=spec.randomized,
                           samples=spec.eot_samples)
 
-
-def adaptive_label(spec: DefenseSpec) -> str:
-    """How an attack on ``spec``'s transformation is made adaptive: ``"bpda"`` or
-    ``"bpda+eot"`` (the values of :attr:`harness.records.Result.adaptive`)."""
-    return "bpda+eot" if spec.randomized else "bpda"

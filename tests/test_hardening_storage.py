@@ -254,16 +254,21 @@ def test_a_database_failing_the_integrity_check_is_refused(isolated_home, tmp_pa
     assert main(["leaderboard", "--db", str(db)]) == 2
 
 
+def _older_schema(conn: sqlite3.Connection, *, config_required: bool) -> None:
+    """The runs and results tables of an older harness (fewer result columns)."""
+    conn.execute("CREATE TABLE runs (run_id TEXT PRIMARY KEY, started_at TEXT NOT NULL, "
+                 "finished_at TEXT, metadata TEXT NOT NULL)")
+    conn.execute("CREATE TABLE results (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+                 "cell_key TEXT NOT NULL, train_key TEXT NOT NULL, run_id TEXT NOT NULL, "
+                 "dataset TEXT NOT NULL, model TEXT NOT NULL, defense TEXT NOT NULL, "
+                 "attack TEXT NOT NULL, eps REAL NOT NULL, status TEXT NOT NULL, "
+                 f"created_at TEXT NOT NULL, config TEXT{' NOT NULL' * config_required})")
+
+
 def test_an_older_harness_schema_is_ours_and_migrated(tmp_path):
     db = tmp_path / "old.sqlite"
     with sqlite3.connect(db) as conn:
-        conn.execute("CREATE TABLE runs (run_id TEXT PRIMARY KEY, started_at TEXT NOT NULL, "
-                     "finished_at TEXT, metadata TEXT NOT NULL)")
-        conn.execute("CREATE TABLE results (id INTEGER PRIMARY KEY AUTOINCREMENT, "
-                     "cell_key TEXT NOT NULL, train_key TEXT NOT NULL, run_id TEXT NOT NULL, "
-                     "dataset TEXT NOT NULL, model TEXT NOT NULL, defense TEXT NOT NULL, "
-                     "attack TEXT NOT NULL, eps REAL NOT NULL, status TEXT NOT NULL, "
-                     "created_at TEXT NOT NULL, config TEXT NOT NULL)")
+        _older_schema(conn, config_required=True)
     ResultStore(db).check()
     store = ResultStore(db)
     columns = {row[1] for row in store.conn.execute("PRAGMA table_info(results)")}
@@ -273,13 +278,7 @@ def test_an_older_harness_schema_is_ours_and_migrated(tmp_path):
 def test_a_failed_migration_changes_nothing(tmp_path):
     db = tmp_path / "old.sqlite"
     with sqlite3.connect(db) as conn:     # an older schema whose row breaks a NOT NULL now
-        conn.execute("CREATE TABLE runs (run_id TEXT PRIMARY KEY, started_at TEXT NOT NULL, "
-                     "finished_at TEXT, metadata TEXT NOT NULL)")
-        conn.execute("CREATE TABLE results (id INTEGER PRIMARY KEY AUTOINCREMENT, "
-                     "cell_key TEXT NOT NULL, train_key TEXT NOT NULL, run_id TEXT NOT NULL, "
-                     "dataset TEXT NOT NULL, model TEXT NOT NULL, defense TEXT NOT NULL, "
-                     "attack TEXT NOT NULL, eps REAL NOT NULL, status TEXT NOT NULL, "
-                     "created_at TEXT NOT NULL, config TEXT)")
+        _older_schema(conn, config_required=False)
         conn.execute("INSERT INTO results(cell_key, train_key, run_id, dataset, model, "
                      "defense, attack, eps, status, created_at) "
                      "VALUES ('c', 't', 'r', 'd', 'm', 'n', 'a', 0.1, 'ok', 't')")

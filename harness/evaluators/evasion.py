@@ -40,16 +40,6 @@ class Transformed(torch.nn.Module):
         return self.model(x)
 
 
-def adaptive_target(cell: Cell, transformation: Any, model: torch.nn.Module) -> torch.nn.Module:
-    """What an adaptive attack on an input transformation is crafted on: the whole pipeline,
-    with BPDA's backward pass through the transformation, averaged over EoT draws when the
-    defense is randomized (its forward pass is the defended classifier's)."""
-    from harness.adaptive import adaptive_model
-
-    return adaptive_model(transformation, model, randomized=cell.defense.randomized,
-                          samples=cell.defense.eot_samples)
-
-
 class EvasionEvaluator:
     """Scores evasion cells (one per attack and eps)."""
 
@@ -83,8 +73,10 @@ class EvasionEvaluator:
         if stage_of(cell.defense).on_baseline and not cell.defense.baseline:
             transformation = cell.defense.build(cell.defense_params)
             defended = Transformed(transformation, model)
-            if cell.adaptive:
-                target = adaptive_target(cell, transformation, model)
+            if cell.adaptive:   # crafted on the whole pipeline: BPDA (+ EoT if randomized)
+                from harness.adaptive import adaptive_model_of
+
+                target = adaptive_model_of(cell.defense, transformation, model)
         attack = cell.attack.build(cell.attack_params)
         # An input transformation may be random: its clean predictions stay the cell's own.
         clean = (self.clean_predictions(model, data.x_test, cell.n_test) if defended is None
