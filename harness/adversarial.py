@@ -10,6 +10,7 @@ handful of examples per cell (8-bit, for display only) travel with the record, s
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,15 +52,20 @@ def _encode(x: torch.Tensor) -> str:
 
 
 def examples(x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor, pred: torch.Tensor,
-             pred_adv: torch.Tensor, n: int = N_EXAMPLES) -> dict[str, Any]:
-    """The first ``n`` images before and after the attack, with labels and predictions.
+             pred_adv: torch.Tensor, n: int = N_EXAMPLES,
+             class_names: Sequence[str] = ()) -> dict[str, Any]:
+    """The first ``n`` images before and after the attack, with labels and predictions (and
+    the dataset's ``class_names``, when it has them, for the figures' titles).
 
     Images are stored as 8-bit pixels (base64) for display; predictions are those of the
     float examples the cell measured.
     """
     n = min(n, len(x))
-    return {"shape": list(x[:n].shape), "x": _encode(x[:n]), "x_adv": _encode(x_adv[:n]),
-            "y": y[:n].tolist(), "pred": pred[:n].tolist(), "pred_adv": pred_adv[:n].tolist()}
+    out = {"shape": list(x[:n].shape), "x": _encode(x[:n]), "x_adv": _encode(x_adv[:n]),
+           "y": y[:n].tolist(), "pred": pred[:n].tolist(), "pred_adv": pred_adv[:n].tolist()}
+    if class_names:
+        out["class_names"] = list(class_names)
+    return out
 
 
 def decode(examples_record: dict[str, Any], which: str) -> np.ndarray:

@@ -13,6 +13,7 @@ from typing import Any
 
 from harness.errors import HarnessError, UsageError
 from harness.options import parse_assignments
+from harness.settings import AUGMENTATIONS
 
 KIND_PLURALS = {"datasets": "dataset", "models": "model", "attacks": "attack",
                 "defenses": "defense"}
@@ -34,9 +35,14 @@ def _eps_list(text: str) -> tuple[float, ...]:
     values = []
     for item in _names(text):
         try:
-            value = float(item)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"'{item}' is not a number") from None
+            if "/" in item:     # a fraction of the pixel range, as papers write it: 8/255
+                numerator, denominator = item.split("/")
+                value = float(numerator) / float(denominator)
+            else:
+                value = float(item)
+        except (ValueError, ZeroDivisionError):
+            raise argparse.ArgumentTypeError(f"'{item}' is not a number (nor a fraction such "
+                                             "as 8/255)") from None
         if not math.isfinite(value):
             raise argparse.ArgumentTypeError(f"'{item}' is not a finite number")
         values.append(value)
@@ -70,8 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"comma-separated defense names or 'all' {defaults}; the "
                             "undefended baseline is always added")
     bench.add_argument("--eps", type=_eps_list, default=None,
-                       help="comma-separated eps in pixel units, e.g. 0.05,0.1,0.2 "
-                            "(default: each dataset's: 0.1 digits/MNIST, 0.03 CIFAR-10)")
+                       help="comma-separated eps in pixel units, e.g. 0.05,0.1,0.2 or 4/255 "
+                            "(default: each dataset's: 0.1 digits/MNIST, 0.03 CIFAR-10 and "
+                            "ImageNet)")
     bench.add_argument("--no-baseline", action="store_true",
                        help="do not add the undefended baseline (reference) row")
     bench.add_argument("--n-train", type=int, default=None, help="seeded subset of training images")
@@ -88,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--download", action="store_true",
                        help="download missing datasets (needs the network)")
     bench.add_argument("--image-size", type=int, default=None,
-                       help="resize images to this side (default: native; ImageNet 224)")
+                       help="resize images to this side (default: native; ImageNet 224, "
+                            "Imagenette 64)")
     bench.add_argument("--attack-batch-size", type=int, default=256)
     bench.add_argument("--early-stop-on", choices=("clean", "robust", "objective"),
                        default=None,
@@ -98,6 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "objective (native defenses only)")
     bench.add_argument("--early-stop-eps", type=float, default=None,
                        help="eps of --early-stop-on robust (default: the dataset's eps)")
+    bench.add_argument("--augment", choices=AUGMENTATIONS, default=None,
+                       help="augment each training minibatch: flip-crop (random left-right "
+                            "flip and shift by up to 1/8 of the side, reflect padding), for "
+                            "natural images; part of the training cache key")
     bench.add_argument("--amp", choices=("bf16",), default=None,
                        help="mixed precision: bfloat16 autocast for training, attacks and "
                             "predictions (off by default; part of the cache keys)")
@@ -215,7 +227,7 @@ def _bench_config(args: argparse.Namespace, registry: Any) -> Any:
         defense_options=parse_assignments(args.defense_opt, "--defense-opt"),
         no_cache=args.no_cache, checks=not args.no_checks, amp=args.amp,
         cudnn_benchmark=args.cudnn_benchmark, early_stop_on=args.early_stop_on,
-        early_stop_eps=args.early_stop_eps,
+        early_stop_eps=args.early_stop_eps, augment=args.augment,
     )
     check_config(config)
     return config

@@ -300,9 +300,22 @@ def footer(results: ResultSet) -> str:
         f"- seed: {distinct(m.get('seed') for m in metas)}; runs from "
         f"{min(stamps, default='?')} to {max(stamps, default='?')} (UTC)",
         f"- wall time: {_wall_time(results.records)}",
+        *_peak_memory(results.records),
         f"- commands: {distinct(m.get('command') for m in metas)}",
     ]
     return "\n".join(lines)
+
+
+def _peak_memory(records: Iterable[Result]) -> list[str]:
+    """The footer line of the largest peak memory a cell's process recorded (none: [])."""
+    peaks = [r.config["peak_memory_mib"] for r in records if r.config.get("peak_memory_mib")]
+    host = [p["host"] for p in peaks if p.get("host") is not None]
+    gpu = [p["gpu"] for p in peaks if p.get("gpu") is not None]
+    if not host and not gpu:
+        return []
+    parts = [f"host {max(host) / 1024:.1f} GiB (largest resident set)"] if host else []
+    parts += [f"GPU {max(gpu) / 1024:.1f} GiB (tensors)"] if gpu else []
+    return [f"- peak memory of the largest process: {', '.join(parts)}"]
 
 
 def page_metrics(declared: Iterable[MetricSpec] = ()) -> dict[str, MetricSpec]:

@@ -69,6 +69,27 @@ def run_metadata(registry: Registry, device: torch.device | None, config: dict[s
     }
 
 
+def peak_memory() -> dict[str, Any]:
+    """This process's peak memory so far, in MiB: ``host`` (the largest resident set of this
+    process and of the processes it waited for; None where the platform cannot say) and
+    ``gpu`` (the most tensor memory torch held on any CUDA device; only when CUDA was
+    used)."""
+    out: dict[str, Any] = {"host": None}
+    try:
+        import resource
+    except ImportError:     # not POSIX
+        return out
+    kib = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+              resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    scale = 1024 if sys.platform == "darwin" else 1   # bytes on macOS, KiB on Linux
+    out["host"] = round(kib / 1024 / scale, 1)
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        out["gpu"] = round(max(torch.cuda.max_memory_allocated(i)
+                               for i in range(torch.cuda.device_count())) / 2 ** 20, 1)
+    return out
+
+
 def _device_fields(device: torch.device | None) -> dict[str, Any]:
     """The run's device, its hardware name and CUDA version (None each without a device)."""
     if device is None:

@@ -76,6 +76,7 @@ class BenchConfig:
     # Early stopping: None keeps the models' and the harness's defaults (see TrainSettings).
     early_stop_on: str | None = None
     early_stop_eps: float | None = None
+    augment: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready configuration, stored with every result."""
@@ -236,7 +237,8 @@ def _check_option_owners(given: dict[str, dict], known: list[str], flag: str) ->
 def settings_for(config: BenchConfig, model: ModelSpec) -> TrainSettings:
     """Training settings: the command line over the model's defaults over the harness's."""
     values = {**TrainSettings().as_dict(), **dict(model.train_defaults)}
-    for name in ("epochs", "batch_size", "lr", "patience", "early_stop_on", "early_stop_eps"):
+    for name in ("epochs", "batch_size", "lr", "patience", "early_stop_on", "early_stop_eps",
+                 "augment"):
         if getattr(config, name) is not None:
             values[name] = getattr(config, name)
     values["seed"] = config.seed

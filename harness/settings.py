@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 EARLY_STOP_ON: tuple[str, ...] = ("clean", "robust", "objective")
+AUGMENTATIONS: tuple[str, ...] = ("flip-crop",)  # harness.augment's (torch-free here)
 
 
 @dataclass(frozen=True)
@@ -29,8 +30,10 @@ class TrainSettings:
       ``augment`` applied, as ``advtrain`` used to). Only defenses trained by the harness's own
       epoch (:func:`train_supervised`) have it; the ART defenses refuse it.
 
-    ``lr_decay`` applies to every defense. ``early_stop_eps`` is part of the cache key only
-    when set.
+    ``augment`` names a minibatch augmentation of :mod:`harness.augment` (None: none).
+
+    ``lr_decay`` applies to every defense. ``early_stop_eps`` and ``augment`` are part of the
+    cache key only when set.
     """
 
     epochs: int = 30
@@ -42,16 +45,21 @@ class TrainSettings:
     seed: int = 0
     early_stop_on: str = "clean"
     early_stop_eps: float | None = None
+    augment: str | None = None
 
     def __post_init__(self) -> None:
         if self.early_stop_on not in EARLY_STOP_ON:
             raise ValueError(f"early_stop_on must be one of {', '.join(EARLY_STOP_ON)}; got "
                              f"{self.early_stop_on!r}")
+        if self.augment is not None and self.augment not in AUGMENTATIONS:
+            raise ValueError(f"augment must be one of {', '.join(AUGMENTATIONS)} or None; got "
+                             f"{self.augment!r}")
 
     def as_dict(self) -> dict:
         """Plain dict, for cache keys and stored configuration (``early_stop_eps`` only when
         set, so the keys of models trained before it existed stay the same)."""
         out = asdict(self)
-        if out["early_stop_eps"] is None:
-            del out["early_stop_eps"]
+        for optional in ("early_stop_eps", "augment"):
+            if out[optional] is None:
+                del out[optional]
         return out

@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from harness.augment import augment_batch
 from harness.data import ImageData, batches
 from harness.devices import synchronize
 from harness.errors import UsageError
@@ -299,18 +300,23 @@ def train_supervised(model: torch.nn.Module, data: TrainData, ctx: TrainContext,
     """Train ``model`` in place with the harness's own epoch, in :func:`fit_epochs`.
 
     Adam at ``settings.lr`` on softmax cross-entropy, the training part reshuffled every
-    epoch. ``augment(model, x, y)`` turns each minibatch into the one the update is computed
-    on (it is called with the model in eval mode and must return tensors on the same device);
-    it is also the defense's objective for ``early_stop_on="objective"``.
+    epoch, each minibatch augmented first by ``settings.augment`` when set (its own seeded
+    generator per epoch). ``augment(model, x, y)`` then turns each minibatch into the one the
+    update is computed on (it is called with the model in eval mode and must return tensors on
+    the same device); it is also the defense's objective for ``early_stop_on="objective"``.
     """
     s = ctx.settings
     optimizer = torch.optim.Adam(model.parameters(), lr=s.lr)
 
     def run_epoch(epoch: int) -> float:
         shuffle = torch.Generator().manual_seed(derive_seed(s.seed, "shuffle", f"epoch-{epoch}"))
+        augmenting = torch.Generator().manual_seed(
+            derive_seed(s.seed, "augment", f"epoch-{epoch}"))
         running, seen = torch.zeros((), device=data.x.device), 0
         for idx in batches(len(data.x), s.batch_size, generator=shuffle, device=data.x.device):
             xb, yb = data.x[idx], data.y[idx]
+            if s.augment is not None:
+                xb = augment_batch(xb, s.augment, augmenting)
             if augment is not None:
                 model.eval()
                 xb, yb = augment(model, xb, yb)

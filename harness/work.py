@@ -27,6 +27,8 @@ from harness.data import DataOptions, ImageData
 from harness.devices import resolve_device, use_cudnn_benchmark
 from harness.errors import PASS_THROUGH, quoted
 from harness.evaluators.base import EvalEnv, Evaluator, failed_result
+from harness.host_memory import keep_large_blocks
+from harness.metadata import peak_memory
 from harness.model_cache import ModelCache
 from harness.plan import Cell, Plan, TrainingJob, digest, make_plan
 from harness.provider import ModelProvider, TrainedModel
@@ -68,6 +70,7 @@ class Worker:
                  plan: Plan | None = None):
         config = setup.config
         self.setup = setup
+        keep_large_blocks()
         if setup.threads is not None:
             torch.set_num_threads(setup.threads)
         self.registry = registry if registry is not None else _registry_for(setup)
@@ -132,7 +135,10 @@ class Worker:
     def evaluate(self, cell: Cell, trained: TrainedModel) -> Result:
         """``cell``'s record; an exception in the attack or defense is a failed record, and so
         is any other ``BaseException`` a plugin raises (``sys.exit`` in an attack), except
-        ``KeyboardInterrupt`` (Ctrl-C stops the run) and ``GeneratorExit``. A CUDA
+        ``KeyboardInterrupt`` (Ctrl-C stops the run) and ``GeneratorExit``. The record's
+        ``config["image_shape"]`` is the images' (channels, height, width) as evaluated, and
+        ``config["peak_memory_mib"]`` this worker process's peak memory so far
+        (:func:`harness.metadata.peak_memory`). A CUDA
         out-of-memory error is retried once at half the attack batch, and the record says so
         (``config["oom_retry"]``)."""
         t0 = time.perf_counter()
@@ -151,7 +157,10 @@ class Worker:
                                    _cell_error(cell, exc),
                                    attack_seconds=time.perf_counter() - t0,
                                    **trained.train_values)
-        return result.replace(config={**result.config, "worker": worker_id()})
+        loaded = self._data.get(cell.job.dataset.name)
+        shape = {"image_shape": list(loaded.image_shape)} if loaded is not None else {}
+        return result.replace(config={**result.config, **shape, "worker": worker_id(),
+                                      "peak_memory_mib": peak_memory()})
 
     def _evaluate_at_half_batch(self, cell: Cell, trained: TrainedModel) -> Result:
         torch.cuda.empty_cache()

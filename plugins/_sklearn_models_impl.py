@@ -111,8 +111,10 @@ def fit(model: SklearnLinear, data, ctx):
     import numpy as np
     from sklearn.exceptions import ConvergenceWarning
 
+    from harness.augment import refuse_augment
     from harness.training import TrainReport
 
+    refuse_augment(ctx.settings.augment, f"model {model.kind} (scikit-learn)")
     x = data.x.detach().flatten(1).cpu().numpy()
     y = data.y.detach().cpu().numpy()
     if len(np.unique(y)) < 2:

@@ -217,7 +217,8 @@ def _fbf(classifier: Any, x: np.ndarray, y: np.ndarray, ctx: TrainContext,
     epochs of one call; here the cycle (0 -> peak at 2/5 of ``settings.epochs`` -> 0, per
     minibatch, as in Wong et al.) spans the whole training. Between epochs the optimizer's
     learning rate holds the peak, ``lr_max`` at first: the loop's ``lr_decay`` lowers it, and
-    with it the rest of the cycle. The epoch reports ART's mean training loss.
+    with it the rest of the cycle. The epoch reports ART's mean training loss. Each minibatch
+    is augmented by ``settings.augment`` when set, as the harness's own epoch does.
     """
     import numpy as np
     from art.defences.trainer import AdversarialTrainerFBFPyTorch
@@ -236,14 +237,25 @@ def _fbf(classifier: Any, x: np.ndarray, y: np.ndarray, ctx: TrainContext,
     n, nb = len(x), math.ceil(len(x) / bs)
 
     def run_epoch(epoch: int) -> float:
+        import torch
+
+        from harness.augment import augment_batch
+        from harness.seeds import derive_seed
+
         peak = optimizer.param_groups[0]["lr"]
         order = np.random.permutation(n)
+        augmenting = torch.Generator().manual_seed(
+            derive_seed(ctx.settings.seed, "augment", f"epoch-{epoch}"))
         total, seen = 0.0, 0
         for b in range(nb):
             idx = order[b * bs:(b + 1) * bs]
             share = float(np.interp(epoch + (b + 1) / nb, [0, epochs * 2 // 5, epochs],
                                     [0, 1, 0]))
-            loss, _, count = step(x[idx], y[idx], peak * share)
+            xb = x[idx]
+            if ctx.settings.augment is not None:
+                xb = augment_batch(torch.from_numpy(xb), ctx.settings.augment,
+                                   augmenting).numpy()
+            loss, _, count = step(xb, y[idx], peak * share)
             total, seen = total + loss, seen + count
         for group in optimizer.param_groups:
             group["lr"] = peak
@@ -313,6 +325,7 @@ class ArtTraining:
     run: Callable[[nn.Module, TrainData, TrainContext, dict[str, Any]], TrainReport]
     needs: frozenset[str] = frozenset({"gradients"})
     smoke_options: Mapping[str, Any] = field(default_factory=dict)
+    augments: bool = False  # whether ``run`` applies settings.augment to each minibatch
 
     def spec(self) -> DefenseSpec:
         """The :class:`DefenseSpec` the plugin registers."""
@@ -341,6 +354,11 @@ class ArtTrainingDefense:
         from harness.training import refuse_objective_early_stop
 
         refuse_objective_early_stop(ctx.settings, f"defense {self.declaration.name}")
+        if not self.declaration.augments:
+            from harness.augment import refuse_augment
+
+            refuse_augment(ctx.settings.augment, f"defense {self.declaration.name} (ART's "
+                           f"{self.declaration.art_name})")
         # ART puts its classifier on the *current* CUDA device: make that the run's device.
         on_device = torch.cuda.device(ctx.device) if ctx.device.type == "cuda" else nullcontext()
         with on_device, _quiet_art():
@@ -366,7 +384,7 @@ TRAINING: tuple[ArtTraining, ...] = (
         name="fbf", art_name="AdversarialTrainerFBFPyTorch", run=single_phase(_fbf),
         description="Fast is better than free (ART): FGSM from a random start, step 1.25*eps, "
                     "dataset eps, cyclic learning rate peaking at the training rate",
-        defaults={"eps": None, "lr_max": None},
+        defaults={"eps": None, "lr_max": None}, augments=True,
     ),
     ArtTraining(
         name="trades", art_name="AdversarialTrainerTRADESPyTorch", run=single_phase(_trades),

@@ -1,4 +1,17 @@
-"""Plugin ``imagenet``: ImageNet (or any image folder) in torchvision's ImageFolder layout.
+"""Plugin ``imagenet``: ImageNet (or any image folder) and Imagenette in ImageFolder layout.
+
+Two datasets share one loader:
+
+* ``imagenet``: ImageNet (ILSVRC2012), or any folder of class folders, 224 px by default;
+* ``imagenette``: Imagenette (fast.ai), the 10-class subset of ImageNet's photographs, read from
+  ``<root>/imagenette/{train,val}/<wnid>/`` (only there: it is never looked for elsewhere, so
+  no other folder is passed off as Imagenette), 64 px by default (small enough to train on a
+  CPU; ``--image-size 224`` on a GPU), with the class names (``tench``, ``church``, ...)
+  instead of the WordNet ids, Imagenette's own per-channel mean and std, and eps 0.03 like the
+  paper's ImageNet. Its pages call it "ImageNet (Imagenette: 10 classes, N px)", never
+  ImageNet.
+
+What follows describes ``imagenet``; ``imagenette`` reads its one folder the same way.
 
 Where the images are looked for, in this order:
 
@@ -36,9 +49,11 @@ one of them, or with a folder that holds class folders directly, the images are 
 a fixed seed (0), per class: 20% of each class's images (at least one where a class has two or
 more) go to test, the rest to train. The split is the same on every load.
 
-Each image is decoded with PIL, converted to RGB, resized so that its shorter side is
-``options.image_size`` (224 when unset; antialiased bilinear) and center-cropped to a square of
-that size, giving float ``N,3,H,W`` images in [0, 1]. Decoding runs in a thread pool.
+Each image is decoded with PIL (a JPEG at the smallest of 1/1, 1/2, 1/4, 1/8 scale that keeps
+both sides at least the target size: libjpeg's DCT scaling), converted to RGB, resized so that
+its shorter side is ``options.image_size`` (224 when unset; antialiased bilinear) and
+center-cropped to a square of that size, giving float ``N,3,H,W`` images in [0, 1]. Decoding
+runs in a thread pool.
 
 ImageNet cannot be downloaded automatically: get ILSVRC2012 from https://image-net.org and lay it
 out as above. A missing folder raises :class:`harness.errors.DatasetNotFoundError` saying where
@@ -74,6 +89,17 @@ IMAGE_EXTENSIONS = frozenset(
 )
 
 MAX_IMAGE_PIXELS = 64 * 1024 * 1024
+
+IMAGENETTE_IMAGE_SIZE = 64
+IMAGENETTE_CLASSES = {
+    "n01440764": "tench", "n02102040": "English springer", "n02979186": "cassette player",
+    "n03000684": "chain saw", "n03028079": "church", "n03394916": "French horn",
+    "n03417042": "garbage truck", "n03425413": "gas pump", "n03445777": "golf ball",
+    "n03888257": "parachute",
+}
+# Per-channel mean and std of the 9,469 Imagenette training images at 64 px, in [0, 1].
+IMAGENETTE_MEAN = (0.4625, 0.4579, 0.4300)
+IMAGENETTE_STD = (0.2682, 0.2650, 0.2886)
 DROP_EMPTY_ENV = "HARNESS_IMAGENET_DROP_EMPTY"
 
 Sample = tuple[Path, int]
@@ -81,19 +107,48 @@ Sample = tuple[Path, int]
 
 def load_imagenet(options: DataOptions) -> ImageData:
     """Load the ImageFolder-layout images found under the data root (see the module docstring)."""
+    base, looked = find_root(options)
+    if base is None:
+        raise _not_found(looked, options)
+    try:
+        classes, train, test = _samples(base)
+    except _Refused as exc:
+        raise DatasetNotFoundError(f"dataset 'imagenet': {exc}") from None
+    if not train and not test:
+        raise _not_found(looked, options)
+    return _decode_splits("imagenet", classes, train, test,
+                          options.image_size or DEFAULT_IMAGE_SIZE)
+
+
+def load_imagenette(options: DataOptions) -> ImageData:
+    """Load Imagenette from ``<root>/imagenette/{train,val}`` (see the module docstring)."""
+    base = options.resolved_root() / "imagenette"
+    if not all(d.is_dir() for d in (base / "train", base / "val")):
+        raise _imagenette_not_found(base)
+    try:
+        classes, train, test = _samples(base)
+    except _Refused as exc:
+        raise DatasetNotFoundError(f"dataset 'imagenette': {exc}") from None
+    if not train or not test:
+        raise _imagenette_not_found(base)
+    if set(classes) <= set(IMAGENETTE_CLASSES):
+        classes = [IMAGENETTE_CLASSES[wnid] for wnid in classes]
+    return _decode_splits("imagenette", classes, train, test,
+                          options.image_size or IMAGENETTE_IMAGE_SIZE)
+
+
+def _decode_splits(name: str, classes: Sequence[str], train: list[Sample], test: list[Sample],
+                   size: int) -> ImageData:
+    """Decode both splits at ``size`` x ``size`` into an :class:`ImageData`."""
     import torch
 
     from harness.data import ImageData, uint8_to_float
 
-    base, looked = find_root(options)
-    if base is None:
-        raise _not_found(looked)
-    classes, train, test = _samples(base)
-    if not train and not test:
-        raise _not_found(looked)
-    size = options.image_size or DEFAULT_IMAGE_SIZE
-    x_train = uint8_to_float(_decode_all([p for p, _ in train], size))
-    x_test = uint8_to_float(_decode_all([p for p, _ in test], size))
+    try:
+        x_train = uint8_to_float(_decode_all([p for p, _ in train], size))
+        x_test = uint8_to_float(_decode_all([p for p, _ in test], size))
+    except _Refused as exc:
+        raise DatasetNotFoundError(f"dataset '{name}': {exc}") from None
     y_train = torch.tensor([label for _, label in train], dtype=torch.int64)
     y_test = torch.tensor([label for _, label in test], dtype=torch.int64)
     return ImageData(x_train, y_train, x_test, y_test,
@@ -101,9 +156,13 @@ def load_imagenet(options: DataOptions) -> ImageData:
 
 
 def find_root(options: DataOptions) -> tuple[Path | None, list[Path]]:
-    """The folder to read (None when no candidate holds images) and every folder looked at."""
+    """The folder to read (None when no candidate holds images) and every folder looked at.
+
+    ``--data-root`` itself is a candidate only when it is not a dataset root holding an
+    ``imagenette/`` folder (whose class folders would otherwise pass for ImageNet's).
+    """
     candidates = [options.resolved_root() / "imagenet"]
-    if options.root is not None:
+    if options.root is not None and not (Path(options.root) / "imagenette").is_dir():
         candidates.append(Path(options.root))
     for candidate in candidates:
         if candidate.is_dir() and (_split_dirs(candidate) or _has_class_dirs(candidate)):
@@ -126,8 +185,12 @@ def _has_class_dirs(folder: Path) -> bool:
     return False
 
 
-def _refuse(what: str) -> DatasetNotFoundError:
-    return DatasetNotFoundError(f"dataset 'imagenet': {what}")
+class _Refused(Exception):
+    """A file or folder the loader refuses; :func:`_load_folder` names the dataset."""
+
+
+def _refuse(what: str) -> _Refused:
+    return _Refused(what)
 
 
 def _inside(path: Path, pool: Path) -> Path:
@@ -250,6 +313,10 @@ def _decode(path: Path, size: int) -> torch.Tensor:
             if pixels > MAX_IMAGE_PIXELS:
                 raise _refuse(f"image {path} is {img.width}x{img.height} ({pixels} pixels), over "
                               f"the limit of {MAX_IMAGE_PIXELS}; shrink or remove it")
+            if img.format == "JPEG":
+                # decode at the smallest of 1/1, 1/2, 1/4, 1/8 scale that keeps both sides at
+                # least ``size`` (libjpeg's DCT scaling): the same picture, decoded faster
+                img.draft("RGB", (size, size))
             rgb = img.convert("RGB")
     except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
         why = " ".join(str(exc).split()) or type(exc).__name__
@@ -259,10 +326,13 @@ def _decode(path: Path, size: int) -> torch.Tensor:
     return TF.pil_to_tensor(rgb)
 
 
-def _not_found(looked: list[Path]) -> DatasetNotFoundError:
+def _not_found(looked: list[Path], options: DataOptions) -> DatasetNotFoundError:
     where = " and ".join(str(p.absolute()) for p in looked)
+    nette = options.resolved_root() / "imagenette"
+    hint = (f" ({nette.absolute()} holds Imagenette, the 10-class subset: use --dataset "
+            "imagenette for it.)" if nette.is_dir() else "")
     return DatasetNotFoundError(
-        f"dataset 'imagenet': no images found; looked in {where}. ImageNet cannot be "
+        f"dataset 'imagenet': no images found; looked in {where}.{hint} ImageNet cannot be "
         "downloaded automatically (--download cannot fetch it): get ILSVRC2012 from "
         "https://image-net.org, sort the images into one folder per class (synset id, e.g. "
         "n01440764) and put them in <root>/imagenet/val/<class>/*.JPEG (and optionally "
@@ -272,9 +342,23 @@ def _not_found(looked: list[Path]) -> DatasetNotFoundError:
     )
 
 
+def _imagenette_not_found(base: Path) -> DatasetNotFoundError:
+    return DatasetNotFoundError(
+        f"dataset 'imagenette': Imagenette not found: {base.absolute()} must hold train/ and "
+        "val/ with one folder of images per class (<wnid>/*.JPEG). Imagenette is fast.ai's "
+        "10-class subset of ImageNet (tench, English springer, cassette player, chain saw, "
+        "church, French horn, garbage truck, gas pump, golf ball, parachute); get imagenette2 "
+        "(any size) from https://github.com/fastai/imagenette, extract it so that "
+        "<root>/imagenette/train and <root>/imagenette/val exist, and pass --data-root <root> "
+        "(or set HARNESS_DATA=<root>). In a checkout of this repository that has it, "
+        "../shared/data (relative to the repository root) holds a copy: --data-root "
+        "../shared/data."
+    )
+
+
 @hookimpl
 def harness_register_datasets(register: Callable[[DatasetSpec], None]) -> None:
-    """Register the ``imagenet`` dataset."""
+    """Register the ``imagenet`` and ``imagenette`` datasets."""
     register(DatasetSpec(
         name="imagenet",
         description="ImageNet (ILSVRC2012) from a local ImageFolder-layout folder, RGB 224x224",
@@ -287,4 +371,16 @@ def harness_register_datasets(register: Callable[[DatasetSpec], None]) -> None:
                 "folder of class folders"),
         mean=(0.485, 0.456, 0.406),
         std=(0.229, 0.224, 0.225),
+    ))
+    register(DatasetSpec(
+        name="imagenette",
+        description="Imagenette: 10 ImageNet classes, real photographs, RGB, 64x64 unless "
+                    "--image-size (224 on a GPU)",
+        load=load_imagenette,
+        default_eps=0.03,
+        source=("local: fast.ai's imagenette2 (https://github.com/fastai/imagenette) as "
+                "<data root>/imagenette/{train,val}/<wnid>/*.JPEG (9,469 train / 3,925 val "
+                "images); ../shared/data (relative to the repository root) holds a copy"),
+        mean=IMAGENETTE_MEAN,
+        std=IMAGENETTE_STD,
     ))

@@ -404,6 +404,8 @@ def test_usage_errors_leave_harness_home_untouched(case: str, capsys, tmp_path: 
 
 @pytest.mark.parametrize(("eps", "message"), [
     ("abc", "argument --eps: 'abc' is not a number"),
+    ("4/0", "argument --eps: '4/0' is not a number (nor a fraction such as 8/255)"),
+    ("1/2/3", "argument --eps: '1/2/3' is not a number"),
     ("nan", "argument --eps: 'nan' is not a finite number"),
     (",", "argument --eps: give at least one eps"),
 ])
@@ -415,6 +417,13 @@ def test_bench_eps_not_a_number_is_an_argparse_error(eps: str, message: str, cap
     out, err = capsys.readouterr()
     assert out == "" and message in err and err.startswith("usage: harness bench")
     assert not home.exists()
+
+
+def test_bench_eps_may_be_a_fraction_of_the_pixel_range():
+    from harness.cli import build_parser
+
+    args = build_parser().parse_args(["bench", "--eps", "4/255,0.03"])
+    assert args.eps == (4 / 255, 0.03)
 
 
 def test_unknown_command_and_kind(capsys):

@@ -53,6 +53,15 @@ def test_one_table_per_dataset_and_provenance_footer():
         assert fact in text
 
 
+def test_footer_states_the_largest_peak_memory_a_cell_recorded():
+    assert "peak memory" not in render(RESULTS)  # records from before it was recorded
+    records = [RECORDS[0].replace(config={"peak_memory_mib": {"host": 3072.0, "gpu": 512.0}}),
+               RECORDS[1].replace(config={"peak_memory_mib": {"host": 1024.0}}), RECORDS[2]]
+    text = render(ResultSet(records, {"run-1": META}))
+    assert "- peak memory of the largest process: host 3.0 GiB (largest resident set), GPU " \
+           "0.5 GiB (tensors)" in text
+
+
 def test_same_results_give_identical_bytes_in_any_order():
     shuffled = RECORDS[:]
     random.Random(3).shuffle(shuffled)

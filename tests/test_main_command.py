@@ -13,6 +13,9 @@ def test_advtrain_beats_the_undefended_model_against_fgsm_on_digits(tmp_path, ca
     results = ResultSet.from_json(out.read_text())
     cells = results.records
     assert len(results.runs) == 1 and all(r.ok for r in cells)
+    # each record says its process's peak memory: this process held torch and the data
+    assert all(r.config["peak_memory_mib"]["host"] > 50 for r in cells)
+    assert all(r.config["image_shape"] == [1, 8, 8] for r in cells)
     records = {r.defense: r for r in cells if r.attack == "fgsm"}
     assert set(records) == {"none", "advtrain"}
     # the automatic large-eps check: PGD at eps 0.5 takes both models to about chance
@@ -28,3 +31,4 @@ def test_advtrain_beats_the_undefended_model_against_fgsm_on_digits(tmp_path, ca
     assert table.startswith("# Adversarial robustness leaderboard\n")
     assert table.index("| advtrain") < table.index("| none")  # ranked first
     assert "| checks" not in table                               # no check failed
+    assert "- peak memory of the largest process: host " in table

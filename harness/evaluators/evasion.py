@@ -97,7 +97,8 @@ class EvasionEvaluator:
         env.adversarial.save(cell.key, x_adv, data.y_test)
         stored_acc = self._stored_accuracy(cell.key, judge, x_adv, data.y_test, robust_correct)
         shown = examples(data.x_test, x_adv, data.y_test,
-                         predict(judge, data.x_test[:4]), predict(judge, x_adv[:4]))
+                         predict(judge, data.x_test[:4]), predict(judge, x_adv[:4]),
+                         class_names=data.class_names)
         return ok_result(
             cell, env, trained,
             metrics={"num_classes": float(data.num_classes), "stored_robust_acc": stored_acc},
