@@ -169,14 +169,24 @@ def _examples(results: ResultSet, figure: Figure, path: Path) -> None:
     import numpy as np
 
     from harness.adversarial import decode
+    from harness.outcomes import attack_label
 
     rows = [r for r in _ok_evasion(results) if r.dataset == figure.dataset
             and r.model == figure.model and r.defense == BASELINE
             and r.eps == figure.eps and r.examples]
     order = {"fgsm": 0, "pgd": 1, "autoattack": 2, "art-autoattack": 2, "square": 3,
              "art-fgsm": 9}
-    rows = sorted(rows, key=lambda r: (order.get(r.attack, 2), r.attack))[:EXAMPLE_ATTACKS]
+    # one row per attack: its plain cell (no options given) on the most images
+    plain: dict[str, Result] = {}
+    for r in sorted(rows, key=lambda r: (bool(r.config.get("attack_options")), -(r.n_test or 0),
+                                         r.cell_key)):
+        plain.setdefault(r.attack, r)
+    rows = sorted(plain.values(), key=lambda r: (order.get(r.attack, 2), r.attack))
+    rows = rows[:EXAMPLE_ATTACKS]
     n = max(r.examples["shape"][0] for r in rows if r.examples)
+    # the dataset's class names, from any of its cells that recorded them
+    names = next((list(r.examples["class_names"]) for r in rows
+                  if r.examples and r.examples.get("class_names")), [])
     fig, axes = plt.subplots(3 * len(rows), n, figsize=(1.45 * n, 1.55 * 3 * len(rows)),
                              squeeze=False, layout="constrained")
     for a, r in enumerate(rows):
@@ -195,7 +205,6 @@ def _examples(results: ResultSet, figure: Figure, path: Path) -> None:
             _show(mid, adv[j])
             _show(low, 0.5 + 0.5 * delta[j] / scale)
             y, p, q = ex["y"][j], ex["pred"][j], ex["pred_adv"][j]
-            names = ex.get("class_names") or []
             size = 5.5 if names else 7
             top.set_title(f"true {_label(names, y)}\npred {_label(names, p)}" if names
                           else f"true {y}, pred {p}",
@@ -203,7 +212,7 @@ def _examples(results: ResultSet, figure: Figure, path: Path) -> None:
             mid.set_title(f"pred {_label(names, q)}", fontsize=size,
                           color="black" if q == y else "red")
             low.set_title(f"x{0.5 / scale:.0f}" if scale < 0.5 else "x1", fontsize=6)
-        axes[3 * a, 0].set_ylabel(r.attack, fontsize=8, rotation=0, ha="right", va="center")
+        axes[3 * a, 0].set_ylabel(attack_label(r), fontsize=8, rotation=0, ha="right", va="center")
     fig.suptitle(f"{figure.dataset}: {figure.model}, no defense, eps {figure.eps:g} "
                  "(red: misclassified)", fontsize=9)
     _save(fig, path)
