@@ -14,18 +14,26 @@ it (:func:`refuse_augment`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 
 from harness.errors import UsageError
-from harness.settings import AUGMENTATIONS
+from harness.seeds import derive_seed
+from harness.settings import TrainSettings
 
 
-def augment_batch(x: torch.Tensor, name: str, generator: torch.Generator) -> torch.Tensor:
-    """The minibatch ``x`` (N,C,H,W) augmented by ``name``, drawing from ``generator`` (CPU)."""
-    if name != "flip-crop":
-        raise UsageError(f"unknown augmentation {name!r}; known: {', '.join(AUGMENTATIONS)}")
-    return flip_crop(x, generator)
+def epoch_augmenter(settings: TrainSettings,
+                    epoch: int) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """The minibatch augmentation of ``settings.augment`` for epoch ``epoch`` (None: none),
+    drawing from its own generator seeded from ``(settings.seed, "augment", epoch)``."""
+    if settings.augment is None:
+        return None
+    augment = AUGMENTERS[settings.augment]
+    generator = torch.Generator().manual_seed(
+        derive_seed(settings.seed, "augment", f"epoch-{epoch}"))
+    return lambda x: augment(x, generator)
 
 
 def flip_crop(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -45,6 +53,12 @@ def flip_crop(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     batch = torch.arange(n, device=x.device)[:, None, None, None]
     channel = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
     return padded[batch, channel, rows[:, None, :, None], cols[:, None, None, :]]
+
+
+# Every name of harness.settings.AUGMENTATIONS, with its function (x, generator) -> x.
+AUGMENTERS: dict[str, Callable[[torch.Tensor, torch.Generator], torch.Tensor]] = {
+    "flip-crop": flip_crop,
+}
 
 
 def refuse_augment(augment: str | None, owner: str) -> None:

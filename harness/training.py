@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from harness.augment import augment_batch
+from harness.augment import epoch_augmenter
 from harness.data import ImageData, batches
 from harness.devices import synchronize
 from harness.errors import UsageError
@@ -310,13 +310,12 @@ def train_supervised(model: torch.nn.Module, data: TrainData, ctx: TrainContext,
 
     def run_epoch(epoch: int) -> float:
         shuffle = torch.Generator().manual_seed(derive_seed(s.seed, "shuffle", f"epoch-{epoch}"))
-        augmenting = torch.Generator().manual_seed(
-            derive_seed(s.seed, "augment", f"epoch-{epoch}"))
+        augmented = epoch_augmenter(s, epoch)
         running, seen = torch.zeros((), device=data.x.device), 0
         for idx in batches(len(data.x), s.batch_size, generator=shuffle, device=data.x.device):
             xb, yb = data.x[idx], data.y[idx]
-            if s.augment is not None:
-                xb = augment_batch(xb, s.augment, augmenting)
+            if augmented is not None:
+                xb = augmented(xb)
             if augment is not None:
                 model.eval()
                 xb, yb = augment(model, xb, yb)

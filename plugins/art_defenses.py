@@ -239,22 +239,19 @@ def _fbf(classifier: Any, x: np.ndarray, y: np.ndarray, ctx: TrainContext,
     def run_epoch(epoch: int) -> float:
         import torch
 
-        from harness.augment import augment_batch
-        from harness.seeds import derive_seed
+        from harness.augment import epoch_augmenter
 
         peak = optimizer.param_groups[0]["lr"]
         order = np.random.permutation(n)
-        augmenting = torch.Generator().manual_seed(
-            derive_seed(ctx.settings.seed, "augment", f"epoch-{epoch}"))
+        augmented = epoch_augmenter(ctx.settings, epoch)
         total, seen = 0.0, 0
         for b in range(nb):
             idx = order[b * bs:(b + 1) * bs]
             share = float(np.interp(epoch + (b + 1) / nb, [0, epochs * 2 // 5, epochs],
                                     [0, 1, 0]))
             xb = x[idx]
-            if ctx.settings.augment is not None:
-                xb = augment_batch(torch.from_numpy(xb), ctx.settings.augment,
-                                   augmenting).numpy()
+            if augmented is not None:
+                xb = augmented(torch.from_numpy(xb)).numpy()
             loss, _, count = step(xb, y[idx], peak * share)
             total, seen = total + loss, seen + count
         for group in optimizer.param_groups:

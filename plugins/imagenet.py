@@ -67,7 +67,7 @@ from __future__ import annotations
 import os
 import random
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -110,14 +110,8 @@ def load_imagenet(options: DataOptions) -> ImageData:
     base, looked = find_root(options)
     if base is None:
         raise _not_found(looked, options)
-    try:
-        classes, train, test = _samples(base)
-    except _Refused as exc:
-        raise DatasetNotFoundError(f"dataset 'imagenet': {exc}") from None
-    if not train and not test:
-        raise _not_found(looked, options)
-    return _decode_splits("imagenet", classes, train, test,
-                          options.image_size or DEFAULT_IMAGE_SIZE)
+    return _read("imagenet", base, options.image_size or DEFAULT_IMAGE_SIZE,
+                 lambda: _not_found(looked, options), both_splits=False)
 
 
 def load_imagenette(options: DataOptions) -> ImageData:
@@ -125,26 +119,27 @@ def load_imagenette(options: DataOptions) -> ImageData:
     base = options.resolved_root() / "imagenette"
     if not all(d.is_dir() for d in (base / "train", base / "val")):
         raise _imagenette_not_found(base)
-    try:
-        classes, train, test = _samples(base)
-    except _Refused as exc:
-        raise DatasetNotFoundError(f"dataset 'imagenette': {exc}") from None
-    if not train or not test:
-        raise _imagenette_not_found(base)
-    if set(classes) <= set(IMAGENETTE_CLASSES):
-        classes = [IMAGENETTE_CLASSES[wnid] for wnid in classes]
-    return _decode_splits("imagenette", classes, train, test,
-                          options.image_size or IMAGENETTE_IMAGE_SIZE)
+    return _read("imagenette", base, options.image_size or IMAGENETTE_IMAGE_SIZE,
+                 lambda: _imagenette_not_found(base), both_splits=True,
+                 names=IMAGENETTE_CLASSES)
 
 
-def _decode_splits(name: str, classes: Sequence[str], train: list[Sample], test: list[Sample],
-                   size: int) -> ImageData:
-    """Decode both splits at ``size`` x ``size`` into an :class:`ImageData`."""
+def _read(name: str, base: Path, size: int, not_found: Callable[[], DatasetNotFoundError], *,
+          both_splits: bool, names: Mapping[str, str] | None = None) -> ImageData:
+    """Dataset ``name`` from the folder ``base``, decoded at ``size`` x ``size``: a refused
+    file or folder is one :class:`DatasetNotFoundError` naming the dataset; no images (in
+    either split, with ``both_splits``) raises ``not_found()``. Class folder names are
+    replaced by ``names`` when every one of them has a name there."""
     import torch
 
     from harness.data import ImageData, uint8_to_float
 
     try:
+        classes, train, test = _samples(base)
+        if (not (train and test)) if both_splits else (not train and not test):
+            raise not_found()
+        if names is not None and set(classes) <= set(names):
+            classes = [names[folder] for folder in classes]
         x_train = uint8_to_float(_decode_all([p for p, _ in train], size))
         x_test = uint8_to_float(_decode_all([p for p, _ in test], size))
     except _Refused as exc:
@@ -186,7 +181,7 @@ def _has_class_dirs(folder: Path) -> bool:
 
 
 class _Refused(Exception):
-    """A file or folder the loader refuses; :func:`_load_folder` names the dataset."""
+    """A file or folder the loader refuses; :func:`_read` names the dataset."""
 
 
 def _refuse(what: str) -> _Refused:

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from harness.augment import augment_batch, flip_crop
+from harness.augment import AUGMENTERS, epoch_augmenter, flip_crop
 from harness.errors import UsageError
 from harness.plan import digest
 from harness.testing import tiny_classifier, tiny_image_data
@@ -46,10 +46,17 @@ def test_each_image_is_a_flip_and_shift_of_itself():
 
 def test_seeded_and_not_the_identity():
     x = torch.rand(32, 1, 8, 8, generator=torch.Generator().manual_seed(2))
-    a = augment_batch(x, "flip-crop", torch.Generator().manual_seed(5))
-    b = augment_batch(x, "flip-crop", torch.Generator().manual_seed(5))
-    c = augment_batch(x, "flip-crop", torch.Generator().manual_seed(6))
+    settings = TrainSettings(augment="flip-crop")
+    a, b = epoch_augmenter(settings, 0)(x), epoch_augmenter(settings, 0)(x)
+    c = epoch_augmenter(settings, 1)(x)
     assert torch.equal(a, b) and not torch.equal(a, c) and not torch.equal(a, x)
+    assert epoch_augmenter(TrainSettings(), 0) is None
+
+
+def test_every_declared_augmentation_has_its_function():
+    from harness.settings import AUGMENTATIONS
+
+    assert set(AUGMENTERS) == set(AUGMENTATIONS)
 
 
 def test_settings_check_it_and_key_it_only_when_set():
