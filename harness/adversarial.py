@@ -47,6 +47,8 @@ class AdversarialStore:
 
 
 def _encode(x: torch.Tensor) -> str:
+    if x.dtype == torch.uint8:      # stored as uint8 already (see harness.data.ImageData)
+        return base64.b64encode(x.cpu().contiguous().numpy().tobytes()).decode("ascii")
     pixels = (x.detach().cpu().clamp(0, 1) * 255).round().to(torch.uint8).numpy()
     return base64.b64encode(pixels.tobytes()).decode("ascii")
 

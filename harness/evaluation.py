@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from harness.data import batches
+from harness.data import batches, to_float
 from harness.devices import synchronize
 from harness.errors import InvalidAttackOutput, quoted
 from harness.progress import progress_bar
@@ -105,9 +105,10 @@ class AttackResult:
 
 @torch.no_grad()
 def predict(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-    """Predicted labels of ``model`` (in eval mode) for ``x``, batch by batch."""
+    """Predicted labels of ``model`` (in eval mode) for ``x`` (float, or uint8 converted per
+    batch), batch by batch."""
     model.eval()
-    return torch.cat([model(x[idx]).argmax(1) for idx in batches(len(x), batch_size,
+    return torch.cat([model(to_float(x[idx])).argmax(1) for idx in batches(len(x), batch_size,
                                                                    device=x.device)])
 
 
@@ -134,7 +135,8 @@ def evaluate_attack(model: torch.nn.Module, attack: Attack, x: torch.Tensor, y: 
     adversarial images instead of ``model``, while the attack is crafted on ``model``: the
     non-adaptive evaluation of an input-transformation defense. ``keep_adversarial`` returns
     the adversarial examples in the result. ``clean_predictions`` are the judge's labels for
-    ``x`` when the caller has them already (they are computed otherwise).
+    ``x`` when the caller has them already (they are computed otherwise). uint8 images are
+    converted batch by batch (:func:`harness.data.to_float`); the attack sees float ones.
     """
     model.eval()
     judge = defended.eval() if defended is not None else model
@@ -144,13 +146,14 @@ def evaluate_attack(model: torch.nn.Module, attack: Attack, x: torch.Tensor, y: 
     linf = torch.empty(len(x), device=x.device)
     l2 = torch.empty(len(x), device=x.device)
     l0 = torch.empty(len(x), device=x.device)
-    x_adv_all = torch.empty_like(x) if keep_adversarial else None
+    x_adv_all = (torch.empty(x.shape, dtype=to_float(x[:0]).dtype, device=x.device)
+                 if keep_adversarial else None)
     counter = QueryCounter(model).eval()
     seconds = 0.0
     bar = progress_bar(total=len(x), desc=label, unit="img", enabled=show_progress)
     try:
         for idx in batches(len(x), batch_size, device=x.device):
-            xb, yb = x[idx], y[idx]
+            xb, yb = to_float(x[idx]), y[idx]
             synchronize(x.device)
             t0 = time.perf_counter()
             x_adv = attack.perturb(counter, xb, yb, eps)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from tabulate import tabulate
@@ -263,7 +264,24 @@ def distinct(values: Iterable[Any]) -> str:
     return ", ".join(seen) if seen else "unknown"
 
 
-def _wall_time(records: list[Result]) -> str:
+def _wall_time(results: ResultSet) -> list[str]:
+    """The footer line of the runs' wall-clock time: each run from its start to its last
+    stored cell, summed over the runs (none when no record says when it was stored)."""
+    ends: dict[str, datetime] = {}
+    for r in results.records:
+        if r.created_at:
+            end = datetime.fromisoformat(r.created_at)
+            ends[r.run_id] = max(end, ends.get(r.run_id, end))
+    spans = [(end - datetime.fromisoformat(results.runs[run]["timestamp"])).total_seconds()
+             for run, end in ends.items() if results.runs.get(run, {}).get("timestamp")]
+    spans = [s for s in spans if s > 0]     # a run that only reused earlier cells took none
+    if not spans:
+        return []
+    return [f"- wall time: {sum(spans) / 60:.1f} min over {len(spans)} "
+            f"run{'s' if len(spans) > 1 else ''} (each from its start to its last stored cell)"]
+
+
+def _compute_time(records: list[Result]) -> str:
     """Training time of the distinct models plus the time of every cell, as measured."""
     trained: dict[str, float] = {}
     for r in records:
@@ -272,9 +290,9 @@ def _wall_time(records: list[Result]) -> str:
     cells = sum(r.attack_seconds for r in records
                 if r.attack_seconds is not None and not math.isnan(r.attack_seconds))
     train = sum(trained.values())
-    return (f"{(train + cells) / 60:.1f} min of measured compute: training {train / 60:.1f} "
-            f"min ({len(trained)} models), attacks and defenses {cells / 60:.1f} min "
-            f"({sum(1 for r in records if r.ok)} cells)")
+    return (f"{(train + cells) / 60:.1f} min: training {train / 60:.1f} min ({len(trained)} "
+            f"models), attacks and defenses {cells / 60:.1f} min "
+            f"({sum(1 for r in records if r.ok)} cells), summed over parallel workers")
 
 
 def footer(results: ResultSet) -> str:
@@ -299,7 +317,8 @@ def footer(results: ResultSet) -> str:
                                   for n, v in sorted(plugins.items())),
         f"- seed: {distinct(m.get('seed') for m in metas)}; runs from "
         f"{min(stamps, default='?')} to {max(stamps, default='?')} (UTC)",
-        f"- wall time: {_wall_time(results.records)}",
+        f"- measured compute: {_compute_time(results.records)}",
+        *_wall_time(results),
         *_peak_memory(results.records),
         f"- commands: {distinct(m.get('command') for m in metas)}",
     ]

@@ -136,13 +136,16 @@ class ModelProvider:
 
     def _train(self, job: TrainingJob, data: ImageData, model: torch.nn.Module) -> TrainReport:
         train_data = TrainData.split(data, job.settings.val_fraction, job.settings.seed)
+        fit = job.model.fit if job.defense.baseline else None   # the model's own, undefended
+        if fit is not None or not job.defense.reads_uint8:
+            train_data = train_data.floats()
         ctx = TrainContext(settings=job.settings, device=self.device,
                            dataset_eps=job.dataset.default_eps,
                            resume_path=self.cache.partial_path(job.key),
                            label=f"train {job.dataset.name}/{job.model_name}/{job.defense.name}",
                            show_progress=self.show_progress)
-        if job.defense.baseline and job.model.fit is not None:
-            report = job.model.fit(model, train_data, ctx)
+        if fit is not None:
+            report = fit(model, train_data, ctx)
         else:
             report = job.defense.build(job.defense_params).train(model, train_data, ctx)
         model.eval()
@@ -152,6 +155,7 @@ class ModelProvider:
         """The images and labels ``job``'s model was fitted on (its training split)."""
         if job.key not in self._members:
             fitted = TrainData.split(data, job.settings.val_fraction, job.settings.seed)
+            fitted = fitted.floats()
             self._members = {job.key: (fitted.x, fitted.y)}    # one job's at a time
         return self._members[job.key]
 
@@ -162,7 +166,7 @@ class ModelProvider:
         train = victim_trainer(job.settings, self.device, job.dataset.default_eps,
                                data.num_classes, job.model.fit, show_progress=self.show_progress,
                                label_suffix=f" {job.dataset.name}/{job.model_name}")
-        return AttackContext(data=data, device=self.device, seed=seed,
+        return AttackContext(data=data.floats(), device=self.device, seed=seed,
                              dataset_eps=job.dataset.default_eps,
                              new_model=lambda seed=None: self.build(job, data, seed),
                              train=train, clean_model=lambda: trained.model,

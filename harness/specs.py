@@ -101,7 +101,8 @@ class DatasetSpec:
     line names none of this kind (the main command's selection is declared by plugins, not
     wired into the core).
 
-    ``load(options)`` returns a :class:`harness.data.ImageData`; it raises
+    ``load(options)`` returns a :class:`harness.data.ImageData` (float images in [0, 1], or
+    uint8 ones for a large dataset: the harness converts them batch by batch); it raises
     :class:`harness.errors.DatasetNotFoundError` when the files are missing.
     ``mean``/``std`` are the per-channel statistics a model may standardize with (None: the
     paper's grayscale preprocessing, pixels divided by 255 and nothing more).
@@ -216,6 +217,9 @@ class DefenseSpec(_Configurable):
     of the contract tests. ``randomized`` (input transformations only) says the
     transformation's output is random, so adaptive attacks average ``eot_samples`` draws
     (default :data:`EOT_SAMPLES`); a deterministic one (the default) gets BPDA alone.
+    ``reads_uint8`` (training defenses) says its ``train`` accepts uint8 training images and
+    converts them batch by batch (:func:`harness.data.to_float`); any other defense is handed
+    float images (a dataset held as uint8 is converted whole for it).
     """
 
     name: str
@@ -233,6 +237,7 @@ class DefenseSpec(_Configurable):
     config: Mapping[str, Any] = field(default_factory=dict)
     randomized: bool = False
     eot_samples: int = EOT_SAMPLES
+    reads_uint8: bool = False
     plugin: PluginInfo | None = None
     KIND = "defense"
 

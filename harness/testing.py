@@ -199,9 +199,9 @@ def check_dataset_spec(spec: DatasetSpec, options: DataOptions | None = None) ->
     test** (``pytest.skip`` with the loader's message) when that raises
     :class:`~harness.errors.DatasetNotFoundError`: a dataset whose files are not on this
     machine. Pass ``options`` to load from a given root; a missing dataset then fails.
-    The data must be float32 images in [0, 1] of one shape, int64 labels in
-    ``range(num_classes)``, non-empty train and test sets, and ``mean``/``std`` (when
-    declared) must have one value per channel.
+    The data must be float32 images in [0, 1] (or uint8 ones: 255 times those) of one
+    shape, int64 labels in ``range(num_classes)``, non-empty train and test sets, and
+    ``mean``/``std`` (when declared) must have one value per channel.
     """
     _check_common(spec, DatasetSpec)
     if options is None:
@@ -219,8 +219,11 @@ def check_dataset_spec(spec: DatasetSpec, options: DataOptions | None = None) ->
         f"{spec.name}: class_names must name every class (or be empty)"
     assert len(data.x_train) > 0 and len(data.x_test) > 0, f"{spec.name}: an empty split"
     for x, y in ((data.x_train, data.y_train), (data.x_test, data.y_test)):
-        assert x.dtype == torch.float32, f"{spec.name}: images must be float32"
-        assert float(x.min()) >= 0 and float(x.max()) <= 1, f"{spec.name}: pixels not in [0, 1]"
+        assert x.dtype in (torch.float32, torch.uint8), \
+            f"{spec.name}: images must be float32 in [0, 1] or uint8"
+        if x.dtype == torch.float32:
+            assert float(x.min()) >= 0 and float(x.max()) <= 1, \
+                f"{spec.name}: pixels not in [0, 1]"
         assert y.dtype == torch.int64, f"{spec.name}: labels must be int64"
         assert int(y.min()) >= 0 and int(y.max()) < data.num_classes, \
             f"{spec.name}: a label outside range(num_classes)"

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from harness.augment import epoch_augmenter
-from harness.data import ImageData, batches
+from harness.data import ImageData, batches, to_float
 from harness.devices import synchronize
 from harness.errors import UsageError
 from harness.files import atomic_write, set_aside
@@ -39,7 +39,11 @@ EpochFn = Callable[[int], float | None]
 
 @dataclass(frozen=True)
 class TrainData:
-    """The training images split into a training part and a held-out validation part."""
+    """The training images split into a training part and a held-out validation part.
+
+    The images are float in [0, 1], or uint8 for a defense that declares ``reads_uint8``
+    (:class:`harness.specs.DefenseSpec`): it converts its batches with
+    :func:`harness.data.to_float`, as :func:`train_supervised` does."""
 
     x: torch.Tensor
     y: torch.Tensor
@@ -63,6 +67,13 @@ class TrainData:
         order = torch.randperm(n, generator=shuffle).to(x.device)
         val, train = order[:n_val], order[n_val:]
         return cls(x[train], y[train], x[val], y[val], num_classes)
+
+    def floats(self) -> TrainData:
+        """This split with float images (itself when they are float already)."""
+        if self.x.dtype != torch.uint8 and self.x_val.dtype != torch.uint8:
+            return self
+        return TrainData(to_float(self.x), self.y, to_float(self.x_val), self.y_val,
+                         self.num_classes)
 
 
 @dataclass
@@ -126,7 +137,7 @@ def _validation_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
     mode, each batch first passed through ``objective`` when given."""
     total, count = torch.zeros((), device=x.device), 0
     for idx in batches(len(x), batch_size, device=x.device):
-        xb, yb = x[idx], y[idx]
+        xb, yb = to_float(x[idx]), y[idx]
         model.eval()
         if objective is not None:
             xb, yb = objective(model, xb, yb)
@@ -300,10 +311,11 @@ def train_supervised(model: torch.nn.Module, data: TrainData, ctx: TrainContext,
     """Train ``model`` in place with the harness's own epoch, in :func:`fit_epochs`.
 
     Adam at ``settings.lr`` on softmax cross-entropy, the training part reshuffled every
-    epoch, each minibatch augmented first by ``settings.augment`` when set (its own seeded
-    generator per epoch). ``augment(model, x, y)`` then turns each minibatch into the one the
-    update is computed on (it is called with the model in eval mode and must return tensors on
-    the same device); it is also the defense's objective for ``early_stop_on="objective"``.
+    epoch (uint8 images converted batch by batch), each minibatch augmented first by
+    ``settings.augment`` when set (its own seeded generator per epoch). ``augment(model, x,
+    y)`` then turns each minibatch into the one the update is computed on (it is called with
+    the model in eval mode and must return tensors on the same device); it is also the
+    defense's objective for ``early_stop_on="objective"``.
     """
     s = ctx.settings
     optimizer = torch.optim.Adam(model.parameters(), lr=s.lr)
@@ -313,7 +325,7 @@ def train_supervised(model: torch.nn.Module, data: TrainData, ctx: TrainContext,
         augmented = epoch_augmenter(s, epoch)
         running, seen = torch.zeros((), device=data.x.device), 0
         for idx in batches(len(data.x), s.batch_size, generator=shuffle, device=data.x.device):
-            xb, yb = data.x[idx], data.y[idx]
+            xb, yb = to_float(data.x[idx]), data.y[idx]
             if augmented is not None:
                 xb = augmented(xb)
             if augment is not None:

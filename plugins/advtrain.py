@@ -60,4 +60,5 @@ def harness_register_defenses(register):
         stage="training",
         roles=frozenset({SINGLE_STEP_TRAINING}),
         options=OPTIONS,
+        reads_uint8=True,
     ))

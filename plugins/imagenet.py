@@ -52,8 +52,9 @@ more) go to test, the rest to train. The split is the same on every load.
 Each image is decoded with PIL (a JPEG at the smallest of 1/1, 1/2, 1/4, 1/8 scale that keeps
 both sides at least the target size: libjpeg's DCT scaling), converted to RGB, resized so that
 its shorter side is ``options.image_size`` (224 when unset; antialiased bilinear) and
-center-cropped to a square of that size, giving float ``N,3,H,W`` images in [0, 1]. Decoding
-runs in a thread pool.
+center-cropped to a square of that size, giving ``N,3,H,W`` uint8 images (kept uint8 in memory
+and converted to [0, 1] per batch: see :class:`harness.data.ImageData`). Decoding runs in a
+thread pool.
 
 ImageNet cannot be downloaded automatically: get ILSVRC2012 from https://image-net.org and lay it
 out as above. A missing folder raises :class:`harness.errors.DatasetNotFoundError` saying where
@@ -132,7 +133,7 @@ def _read(name: str, base: Path, size: int, not_found: Callable[[], DatasetNotFo
     replaced by ``names`` when every one of them has a name there."""
     import torch
 
-    from harness.data import ImageData, uint8_to_float
+    from harness.data import ImageData, uint8_to_nchw
 
     try:
         classes, train, test = _samples(base)
@@ -140,8 +141,8 @@ def _read(name: str, base: Path, size: int, not_found: Callable[[], DatasetNotFo
             raise not_found()
         if names is not None and set(classes) <= set(names):
             classes = [names[folder] for folder in classes]
-        x_train = uint8_to_float(_decode_all([p for p, _ in train], size))
-        x_test = uint8_to_float(_decode_all([p for p, _ in test], size))
+        x_train = uint8_to_nchw(_decode_all([p for p, _ in train], size))
+        x_test = uint8_to_nchw(_decode_all([p for p, _ in test], size))
     except _Refused as exc:
         raise DatasetNotFoundError(f"dataset '{name}': {exc}") from None
     y_train = torch.tensor([label for _, label in train], dtype=torch.int64)

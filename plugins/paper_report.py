@@ -49,13 +49,19 @@ def _main_model(rows: list[Result]) -> str | None:
 
 
 def _fgsm_eps(rows: list[Result], model: str | None) -> float | None:
-    """The eps at which FGSM was run on both the undefended and the advtrain model."""
+    """The eps at which FGSM was run on both the undefended and the advtrain model: the
+    dataset's own eps when it was (as its records' training configuration gives it), else
+    0.1, else the smallest."""
     found = {(r.defense, r.eps) for r in rows
              if r.model == model and r.attack == "fgsm" and r.eps is not None}
     both = sorted(e for d, e in found if d == BASELINE and (ADVTRAIN, e) in found)
     if not both:
         return None
-    return 0.1 if 0.1 in both else both[0]
+    own = {(r.config.get("training") or {}).get("dataset_eps") for r in rows} - {None}
+    for preferred in (*own, 0.1):
+        if preferred in both:
+            return float(preferred)
+    return both[0]
 
 
 def _find(rows: list[Result], **want: Any) -> Result | None:

@@ -43,4 +43,5 @@ def harness_register_defenses(register):
         baseline=True,
         roles=frozenset({BASELINE}),
         options=OPTIONS,
+        reads_uint8=True,
     ))

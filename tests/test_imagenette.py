@@ -37,7 +37,11 @@ def test_registered_as_its_own_dataset():
 
 def test_loads_rgb_at_64_px_with_class_names(tmp_path):
     _write_imagenette(tmp_path, gray=True)
-    data = load(imagenet, "imagenette", root=tmp_path)
+    stored = load(imagenet, "imagenette", root=tmp_path)
+    # held as uint8 (a quarter of float32's memory), converted exactly on demand
+    assert stored.x_train.dtype == stored.x_test.dtype == torch.uint8
+    data = stored.floats()
+    assert torch.equal(data.x_test, stored.x_test.float() / 255)
     assert data.class_names == ("tench", "church", "parachute")
     assert data.x_train.shape == (9, 3, 64, 64) and data.x_test.shape == (6, 3, 64, 64)
     assert data.y_train.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]

@@ -62,6 +62,21 @@ def test_footer_states_the_largest_peak_memory_a_cell_recorded():
            "0.5 GiB (tensors)" in text
 
 
+def test_footer_separates_summed_compute_from_the_runs_wall_time():
+    assert "- wall time" not in render(RESULTS)  # records that do not say when they were stored
+    timed = [r.replace(created_at=f"2026-11-21T10:{minute:02d}:00+00:00", train_seconds=600.0,
+                       attack_seconds=60.0)
+             for r, minute in zip(RECORDS[:3], (5, 20, 30), strict=True)]
+    second = timed[2].replace(run_id="run-2", created_at="2026-11-21T12:07:00+00:00")
+    text = render(ResultSet([*timed[:2], second], {"run-1": META, "run-2": {
+        **META, "timestamp": "2026-11-21T12:00:00+00:00"}}))
+    # two models of 10 min and three cells of 1 min, on workers that ran side by side
+    assert "- measured compute: 23.0 min: training 20.0 min (2 models), attacks and defenses " \
+           "3.0 min (3 cells), summed over parallel workers" in text
+    assert "- wall time: 27.0 min over 2 runs (each from its start to its last stored cell)" \
+        in text                                                  # 20 min + 7 min
+
+
 def test_same_results_give_identical_bytes_in_any_order():
     shuffled = RECORDS[:]
     random.Random(3).shuffle(shuffled)

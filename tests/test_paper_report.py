@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from harness.records import Result, ResultSet
 from harness_plugins.paper_report import IMAGENETTE_NOTE, comparison
 
@@ -34,3 +36,20 @@ def test_real_imagenet_keeps_its_row_and_no_caveat():
 def test_without_either_the_row_says_how_to_reproduce():
     text = comparison(ResultSet([]))
     assert "Imagenette" not in text and "- ImageNet: `harness bench --dataset imagenet" in text
+
+
+def test_the_figures_are_drawn_at_the_datasets_own_eps():
+    """Imagenette ran FGSM at 4/255 and at its own 0.03: the bars and the examples (the
+    paper's Fig. 1 and 3) show 0.03, the eps its records were trained and named for."""
+    from harness_plugins.paper_report import plan_figures
+
+    rows = []
+    for eps in (4 / 255, 0.03):
+        for defense in ("none", "advtrain"):
+            cell = _cell("imagenette", defense, "fgsm", 0.2)
+            rows.append(replace(cell, eps=eps, cell_key=f"{defense}{eps}",
+                                examples={"shape": [4, 3, 64, 64]},
+                                config={"training": {"dataset_eps": 0.03}}))
+    figures = plan_figures(ResultSet(rows), "page")
+    assert [f.eps for f in figures["imagenette"] if f.kind == "examples"] == [0.03]
+    assert "imagenette eps 0.03)" in figures[None][0].caption

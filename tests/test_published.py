@@ -105,3 +105,22 @@ def test_published_commands_name_no_absolute_path_of_the_machine_that_ran_them(p
     for meta in results.runs.values():
         absolute = [t for t in str(meta.get("command", "")).split() if t.startswith("/")]
         assert not absolute, f"{page.name}: {absolute} (use ../shared/data, relative paths)"
+
+
+def test_imagenette_page_has_the_papers_imagenet_row_in_kind():
+    """Issue 12: none, advtrain and fbf with FGSM, PGD (all 3,925 validation images) and the
+    standard AutoAttack at eps 0.03, 4/255 beside it, a timm model trained from scratch, the
+    image size and the peak memory in every record, colour examples with class names."""
+    ok = [r for r in _results("imagenette").records if r.ok and r.dataset == "imagenette"]
+    cell = {(r.model, r.defense, r.attack, round(r.eps, 4)): r for r in ok}
+    for defense in ("none", "advtrain", "fbf"):
+        for attack in ("fgsm", "pgd"):
+            for eps in (0.03, round(4 / 255, 4)):
+                assert cell[("paper-cnn", defense, attack, eps)].n_test == 3925
+        assert cell[("paper-cnn", defense, "autoattack", 0.03)].n_test >= 500
+    assert any(m.startswith("timm:") and (m, "none", "pgd", 0.03) in cell for m, *_ in cell)
+    for r in ok:
+        assert r.config["image_shape"] == [3, 64, 64]
+        assert r.config["peak_memory_mib"]["host"] > 0
+    shown = cell[("paper-cnn", "none", "fgsm", 0.03)].examples
+    assert shown["shape"][1] == 3 and "tench" in shown["class_names"]

@@ -61,7 +61,7 @@ class PoisoningEvaluator:
         precision/recall and the victim retrained without what it flagged."""
         ctx = self.env.provider.context(cell, trained, data, self.env.seed)
         poisoned, victim, seconds = self._victim(cell, ctx)
-        x_test, y_test = data.x_test, data.y_test
+        x_test, y_test = ctx.data.x_test, ctx.data.y_test
         metrics: dict[str, float] = {"poison_rate": poisoned.rate,
                                      "n_poison": float(poisoned.is_poison.sum()),
                                      **poisoned.details}
