@@ -79,7 +79,7 @@ def test_issue_bars_on_real_data():
             assert (ds, "paper-cnn", "advtrain", attack, 0.1) in cell
 
 
-@pytest.mark.parametrize(("stem", "defended"), [("mnist", {"advtrain", "fbf"}),
+@pytest.mark.parametrize(("stem", "defended"), [("mnist", {"advtrain", "fbf", "madry-pgd"}),
                                                ("fashion-mnist", {"advtrain", "fbf", "madry-pgd"})])
 def test_page_has_the_standard_autoattack_the_worst_case_and_adaptive_rows(stem, defended):
     from harness.outcomes import worst_cases
