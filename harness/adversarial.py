@@ -47,10 +47,9 @@ class AdversarialStore:
 
 
 def _encode(x: torch.Tensor) -> str:
-    if x.dtype == torch.uint8:      # stored as uint8 already (see harness.data.ImageData)
-        return base64.b64encode(x.cpu().contiguous().numpy().tobytes()).decode("ascii")
-    pixels = (x.detach().cpu().clamp(0, 1) * 255).round().to(torch.uint8).numpy()
-    return base64.b64encode(pixels.tobytes()).decode("ascii")
+    pixels = x if x.dtype == torch.uint8 else (   # uint8: as held (harness.data.ImageData)
+        (x.detach().clamp(0, 1) * 255).round().to(torch.uint8))
+    return base64.b64encode(pixels.cpu().contiguous().numpy().tobytes()).decode("ascii")
 
 
 def examples(x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor, pred: torch.Tensor,

@@ -146,8 +146,9 @@ def evaluate_attack(model: torch.nn.Module, attack: Attack, x: torch.Tensor, y: 
     linf = torch.empty(len(x), device=x.device)
     l2 = torch.empty(len(x), device=x.device)
     l0 = torch.empty(len(x), device=x.device)
-    x_adv_all = (torch.empty(x.shape, dtype=to_float(x[:0]).dtype, device=x.device)
-                 if keep_adversarial else None)
+    adv_dtype = torch.float32 if x.dtype == torch.uint8 else x.dtype   # what to_float gives
+    x_adv_all = (torch.empty(x.shape, dtype=adv_dtype, device=x.device) if keep_adversarial
+                 else None)
     counter = QueryCounter(model).eval()
     seconds = 0.0
     bar = progress_bar(total=len(x), desc=label, unit="img", enabled=show_progress)

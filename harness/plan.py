@@ -353,6 +353,13 @@ def _select(config: BenchConfig, registry: Registry) -> _Selection:
         raise UsageError("input transformations and poisoning detectors sit on top of the "
                          "undefended model, but no baseline defense is registered (is the "
                          "plugin that provides the baseline defense disabled?)")
+    refusing = [d.name for d in defenses if d.stage == "training" and not d.augments]
+    if config.augment is not None and refusing:
+        raise UsageError(f"--augment {config.augment}: defense{'s' if len(refusing) > 1 else ''} "
+                         f"{', '.join(refusing)} train{'' if len(refusing) > 1 else 's'} inside "
+                         "a library's own fit and cannot augment each minibatch; run "
+                         f"{'them' if len(refusing) > 1 else 'it'} without --augment "
+                         "(defenses none, advtrain and fbf take it)")
     _check_option_owners(config.model_options, model_names, "--model-opt")
     _check_option_owners(config.attack_options, [a.name for a in attacks], "--attack-opt")
     _check_option_owners(config.defense_options, [d.name for d in defenses], "--defense-opt")

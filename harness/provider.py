@@ -77,6 +77,7 @@ class ModelProvider:
         self.show_progress = show_progress
         self.no_cache = no_cache
         self._members: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._float_view: tuple[ImageData, ImageData] | None = None   # (data, data.floats())
 
     @staticmethod
     def model_input(job: TrainingJob, data: ImageData) -> ModelInput:
@@ -154,10 +155,17 @@ class ModelProvider:
     def members(self, job: TrainingJob, data: ImageData) -> tuple[torch.Tensor, torch.Tensor]:
         """The images and labels ``job``'s model was fitted on (its training split)."""
         if job.key not in self._members:
-            fitted = TrainData.split(data, job.settings.val_fraction, job.settings.seed)
-            fitted = fitted.floats()
+            fitted = TrainData.split(self.floats(data), job.settings.val_fraction,
+                                     job.settings.seed)
             self._members = {job.key: (fitted.x, fitted.y)}    # one job's at a time
         return self._members[job.key]
+
+    def floats(self, data: ImageData) -> ImageData:
+        """``data`` with float images, converted once per data set (the latest one's kept):
+        what attack contexts and members are handed (see :class:`ImageData`)."""
+        if self._float_view is None or self._float_view[0] is not data:
+            self._float_view = (data, data.floats())
+        return self._float_view[1]
 
     def context(self, cell: Cell, trained: TrainedModel, data: ImageData,
                 seed: int) -> AttackContext:
@@ -166,7 +174,7 @@ class ModelProvider:
         train = victim_trainer(job.settings, self.device, job.dataset.default_eps,
                                data.num_classes, job.model.fit, show_progress=self.show_progress,
                                label_suffix=f" {job.dataset.name}/{job.model_name}")
-        return AttackContext(data=data.floats(), device=self.device, seed=seed,
+        return AttackContext(data=self.floats(data), device=self.device, seed=seed,
                              dataset_eps=job.dataset.default_eps,
                              new_model=lambda seed=None: self.build(job, data, seed),
                              train=train, clean_model=lambda: trained.model,

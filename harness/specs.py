@@ -219,7 +219,10 @@ class DefenseSpec(_Configurable):
     (default :data:`EOT_SAMPLES`); a deterministic one (the default) gets BPDA alone.
     ``reads_uint8`` (training defenses) says its ``train`` accepts uint8 training images and
     converts them batch by batch (:func:`harness.data.to_float`); any other defense is handed
-    float images (a dataset held as uint8 is converted whole for it).
+    float images (a dataset held as uint8 is converted whole for it). ``augments``
+    (training defenses) says its training applies ``--augment`` to each minibatch; one that
+    trains inside a library's own ``fit`` declares False, and a run that asks it for
+    ``--augment`` is refused before any work.
     """
 
     name: str
@@ -238,6 +241,7 @@ class DefenseSpec(_Configurable):
     randomized: bool = False
     eot_samples: int = EOT_SAMPLES
     reads_uint8: bool = False
+    augments: bool = True
     plugin: PluginInfo | None = None
     KIND = "defense"
 

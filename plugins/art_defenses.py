@@ -330,7 +330,7 @@ class ArtTraining:
                            stage="training", needs=self.needs,
                            config={"art_class": self.art_name},
                            options=declared(self.defaults),
-                           smoke_options=self.smoke_options)
+                           smoke_options=self.smoke_options, augments=self.augments)
 
     def build(self, options: Mapping[str, Any]) -> ArtTrainingDefense:
         """The defense with its resolved options."""

@@ -102,3 +102,15 @@ def test_cli_refuses_an_unknown_augmentation(capsys):
         main(["bench", "--augment", "cutout"])
     assert info.value.code == 2
     assert "flip-crop" in capsys.readouterr().err
+
+
+def test_a_defense_that_cannot_augment_is_refused_before_any_work(isolated_home, capsys):
+    from harness.cli import main
+
+    specs = {d.name: d.spec() for d in art_defenses.TRAINING}
+    assert specs["fbf"].augments and not specs["madry-pgd"].augments
+    assert main(["bench", "--dataset", "digits", "--defense", "madry-pgd,trades", "--augment",
+                 "flip-crop", "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "defenses madry-pgd, trades train inside a library's own fit" in err
+    assert not list(isolated_home.rglob("*.safetensors"))      # nothing was trained

@@ -91,3 +91,14 @@ def test_same_numbers_as_float_cell_by_cell(isolated_home, harness_plugin):
         assert record.metrics == other.metrics or record.category != "evasion", cell
     assert stored[("none", "membership-inference")].metrics == \
         floats[("none", "membership-inference")].metrics
+
+
+def test_attack_contexts_share_one_float_copy(tmp_path):
+    from harness.provider import ModelProvider
+
+    provider = ModelProvider(ModelCache(tmp_path), torch.device("cpu"))
+    stored = _digits(True, DataOptions())
+    view = provider.floats(stored)
+    assert view.x_train.dtype == torch.float32 and provider.floats(stored) is view
+    same = _digits(False, DataOptions())
+    assert provider.floats(same) is same and torch.equal(view.x_test, same.x_test)
