@@ -44,7 +44,7 @@ from harness import roles
 from harness.checks import LEGEND
 from harness.errors import UsageError
 from harness.files import atomic_write
-from harness.headline import COLUMNS, HeadlineRow, dataset_eps, headline_rows, pick
+from harness.headline import COLUMNS, HeadlineRow, defense_label, headline_eps, headline_rows, pick
 from harness.outcomes import attack_label
 from harness.records import Result, ResultSet
 
@@ -120,12 +120,14 @@ class _Group:
 def _groups(records: list[Result], flags: Mapping[str, str]) -> list[_Group]:
     groups = {(h.dataset, h.model, h.defense): _Group(h) for h in headline_rows(records, flags)}
     for r in records:
-        group = groups.get((r.dataset, r.model, r.defense))
+        # the row's label names the eps the defense was trained at when the run set one, so a
+        # model trained at 0.3 is its own claim, not part of the same defense at 0.1
+        group = groups.get((r.dataset, r.model, defense_label(r)))
         if group is None or not r.ok:
             continue
         group.model_cells.append(r)
         if (r.eps == group.row.eps and r.robust_acc is not None and not r.config.get("check")
-                and dataset_eps(r) == r.eps):
+                and r.eps in headline_eps(r)):
             group.cells.append(r)
     return list(groups.values())
 

@@ -142,6 +142,26 @@ def test_masking_flags_make_a_claim_unreliable_even_within_the_margin():
     assert the_claim(rs)["unreliable"] is False
 
 
+def test_a_model_trained_at_another_eps_is_its_own_claim_with_its_cells_and_flags():
+    """``--defense-opt NAME.eps=0.3`` trains another model: its claim (labelled with the eps)
+    holds its own cells at 0.3, and its flags stay out of the claim at the dataset's eps."""
+    def at_03(r: Result) -> Result:
+        training = {"dataset_eps": 0.1, "defense_options": {"eps": 0.3}}
+        return r.replace(train_key="t-03", cell_key="03" + r.cell_key,
+                         config={"seed": 0, "training": training})
+
+    trained = [at_03(cell("fgsm", [1] * 19 + [0], roles_=FGSM, eps=0.3)),
+               at_03(cell("pgd", [1] * 14 + [0] * 6, roles_=PGD, eps=0.3)),
+               at_03(cell("aa", [1] * 12 + [0] * 8, roles_=STANDARD, eps=0.3))]
+    rs = results(*TEN.records, *trained)
+    found = claims(rs, flags_by_cell(rs.records), {})
+    c = found[("d", "m", "none (trained at eps 0.3)")]
+    assert (c["eps"], c["autoattack_acc"], c["train_key"]) == ("0.3", "60.00", "t-03")
+    assert c["cell_keys"] == sorted(r.cell_key for r in trained)
+    assert c["flags"]["codes"] == "M"
+    assert found[KEY]["flags"]["codes"] == "" and found[KEY]["train_key"] == "t-m"
+
+
 def test_a_bad_reported_number_is_a_usage_error():
     with pytest.raises(UsageError, match="percent string"):
         the_claim(TEN, reported="high")

@@ -124,3 +124,19 @@ def test_imagenette_page_has_the_papers_imagenet_row_in_kind():
         assert r.config["peak_memory_mib"]["host"] > 0
     shown = cell[("paper-cnn", "none", "fgsm", 0.03)].examples
     assert shown["shape"][1] == 3 and "tench" in shown["class_names"]
+
+
+def test_mnist_page_has_both_defenses_trained_at_eps_03_with_autoattack():
+    """Issue 10: `fbf` (Wong et al.'s MNIST recipe) and `madry-pgd` trained at eps 0.3, each
+    with FGSM, PGD, PGD 50x10 and the standard AutoAttack on at least 1,000 images; `fbf` keeps
+    Wong et al.'s clean accuracy (98%)."""
+    ok = [r for r in _results("mnist").records if r.ok and r.model == "paper-cnn"
+          and r.eps == 0.3 and r.config["training"].get("defense_options", {}).get("eps") == 0.3]
+    attacks = {(r.defense, r.attack) for r in ok}
+    for defense in ("fbf", "madry-pgd"):
+        assert {(defense, a) for a in ("fgsm", "pgd", "autoattack")} <= attacks
+        aa = next(r for r in ok if (r.defense, r.attack) == (defense, "autoattack"))
+        assert aa.n_test >= 1000
+    fbf = [r for r in ok if r.defense == "fbf"]
+    assert all(r.config["training"]["defense_options"]["lr_max"] == 0.005 for r in fbf)
+    assert min(r.clean_acc for r in fbf) >= 0.98
