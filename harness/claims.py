@@ -44,7 +44,7 @@ from harness import roles
 from harness.checks import LEGEND
 from harness.errors import UsageError
 from harness.files import atomic_write
-from harness.headline import COLUMNS, HeadlineRow, defense_label, headline_eps, headline_rows, pick
+from harness.headline import COLUMNS, HeadlineRow, headline_groups, pick
 from harness.outcomes import attack_label
 from harness.records import Result, ResultSet
 
@@ -109,8 +109,8 @@ class _Group:
     """A headline row with the cells behind it."""
 
     row: HeadlineRow
-    cells: list[Result] = field(default_factory=list)        # at the dataset's eps
-    model_cells: list[Result] = field(default_factory=list)  # every ok cell, every eps
+    cells: list[Result] = field(default_factory=list)        # the row's, at its eps
+    model_cells: list[Result] = field(default_factory=list)  # its model's, every eps
 
     @property
     def key(self) -> Key:
@@ -118,17 +118,16 @@ class _Group:
 
 
 def _groups(records: list[Result], flags: Mapping[str, str]) -> list[_Group]:
-    groups = {(h.dataset, h.model, h.defense): _Group(h) for h in headline_rows(records, flags)}
-    for r in records:
-        # the row's label names the eps the defense was trained at when the run set one, so a
-        # model trained at 0.3 is its own claim, not part of the same defense at 0.1
-        group = groups.get((r.dataset, r.model, defense_label(r)))
-        if group is None or not r.ok:
-            continue
-        group.model_cells.append(r)
-        if (r.eps == group.row.eps and r.robust_acc is not None and not r.config.get("check")
-                and r.eps in headline_eps(r)):
-            group.cells.append(r)
+    """One group per headline row: its cells, and every ok cell of the same trained model(s)
+    at any eps (for the flags). A model trained at another eps than the dataset's is its own
+    row (labelled with that eps), so it is its own claim."""
+    groups: dict[Key, _Group] = {}
+    for row, cells in headline_groups(records, flags):
+        # the defense too: an input transformation's cells share the undefended model's key
+        models = {(r.dataset, r.model, r.defense, r.train_key) for r in cells}
+        groups[(row.dataset, row.model, row.defense)] = _Group(
+            row, cells, [r for r in records
+                         if r.ok and (r.dataset, r.model, r.defense, r.train_key) in models])
     return list(groups.values())
 
 

@@ -116,6 +116,13 @@ def column_names(records: Iterable[Result]) -> list[str]:
 def headline_rows(records: Iterable[Result], flags: Mapping[str, str]) -> list[HeadlineRow]:
     """The headline rows of ``records`` (evasion-like ok cells at their dataset's eps, check
     cells excluded), best worst case first within each dataset."""
+    return [row for row, _ in headline_groups(records, flags)]
+
+
+def headline_groups(records: Iterable[Result], flags: Mapping[str, str]
+                    ) -> list[tuple[HeadlineRow, list[Result]]]:
+    """Each headline row with the cells it was made from (one trained model at one eps), in
+    :func:`headline_rows`' order."""
     groups: dict[tuple[str, str, str, float, str], list[Result]] = {}
     for r in records:
         if (r.ok and r.eps is not None and r.robust_acc is not None
@@ -129,14 +136,16 @@ def headline_rows(records: Iterable[Result], flags: Mapping[str, str]) -> list[H
         main = next((p for p in picked if p is not None), cells[0])
         iterative = picked[1]
         codes = sorted({c for r in cells for c in flags.get(r.cell_key, "")})
-        rows.append(HeadlineRow(
+        rows.append((HeadlineRow(
             key[0], key[1], defense_label(main), key[3],
             adaptive=any(r.adaptive for r in cells), clean_acc=main.clean_acc,
             attacks=tuple(p.robust_acc if p is not None else None for p in picked),
             worst=worst.get(key), flags="".join(codes), train_seconds=main.train_seconds,
-            images_per_s=iterative.attack_images_per_s if iterative is not None else None))
-    rows.sort(key=lambda h: (h.dataset, h.eps, -_known(h.worst.robust_acc if h.worst else None),
-                             -_known(h.clean_acc), h.model, h.defense))
+            images_per_s=iterative.attack_images_per_s if iterative is not None else None),
+            cells))
+    rows.sort(key=lambda hc: (hc[0].dataset, hc[0].eps,
+                              -_known(hc[0].worst.robust_acc if hc[0].worst else None),
+                              -_known(hc[0].clean_acc), hc[0].model, hc[0].defense))
     return rows
 
 
