@@ -25,6 +25,9 @@ LEGEND: dict[str, str] = {
          "eps: the iterative attack is broken or badly tuned",
     "M": "FGSM leaves at least 20 points more accuracy than PGD at this eps: FGSM overstates "
          "the robustness (gradient masking / catastrophic overfitting)",
+    "A": "the ensemble (AutoAttack) leaves at least 10 points less accuracy than this "
+         "iterative attack (PGD) at this eps, beyond sampling noise: PGD overstates the "
+         "robustness (gradient masking, or too few steps and restarts)",
     "L": "accuracy under FGSM is above clean accuracy: label leaking, FGSM examples are easier "
          "than clean ones for this model",
     "E": "robust accuracy rises with eps for this attack: a larger budget cannot make an "
@@ -40,6 +43,7 @@ LEGEND: dict[str, str] = {
 }
 LARGE_EPS = 0.5
 MASKING_GAP = 0.20
+ENSEMBLE_GAP = 0.10
 CHANCE_FACTOR = 1.5
 
 
@@ -62,6 +66,13 @@ def _tolerance(a: Result, b: Result) -> float:
         p, n = r.robust_acc or 0.0, max(int(r.n_test or 1), 1)
         se += p * (1 - p) / n
     return max(0.005, 2 * math.sqrt(se))
+
+
+def _noise(a: Result, b: Result) -> float:
+    """Two standard errors of the difference of two accuracies, as if measured on
+    independent images (a conservative bound when they share them)."""
+    se = sum(_acc(r) * (1 - _acc(r)) / max(int(r.n_test or 1), 1) for r in (a, b))
+    return 2 * math.sqrt(se)
 
 
 def _pct(v: float | None) -> str:
@@ -113,6 +124,18 @@ def _pair_flags(where: str, eps: float, one: Result, it: Result) -> list[Flag]:
         flags.append(Flag(one.cell_key, "M", f"{where} eps {eps:g}: {one.attack} "
                           f"{_pct(one.robust_acc)} vs {it.attack} {_pct(it.robust_acc)}"))
     return flags
+
+
+def _ensemble_flags(where: str, eps: float, ensemble: Result, it: Result) -> list[Flag]:
+    """A: an iterative cell at least :data:`ENSEMBLE_GAP` above the ensemble at the same eps,
+    beyond sampling noise (flagged on the iterative cell, whose number overstates the
+    robustness, as M is on the single-step one)."""
+    gap = _acc(it) - _acc(ensemble)
+    if gap >= ENSEMBLE_GAP and gap > _noise(it, ensemble):
+        return [Flag(it.cell_key, "A", f"{where} eps {eps:g}: {attack_label(it)} "
+                     f"{_pct(it.robust_acc)} vs {ensemble.attack} "
+                     f"{_pct(ensemble.robust_acc)}")]
+    return []
 
 
 def _cell_flags(where: str, r: Result, same_eps: list[Result]) -> list[Flag]:
@@ -186,6 +209,10 @@ def run_checks(records: Iterable[Result]) -> list[Flag]:
                 for it in same_eps:
                     if _is_counterpart(it):
                         flags += _pair_flags(where, eps or 0.0, r, it)
+            if r.has_role(roles.ENSEMBLE):
+                for it in same_eps:
+                    if _is_counterpart(it):
+                        flags += _ensemble_flags(where, eps or 0.0, r, it)
             flags += _cell_flags(where, r, same_eps)
         flags += _eps_flags(where, rows)
     return flags

@@ -54,8 +54,8 @@ from harness.records import Result, ResultSet
 MARGIN_POINTS = 5.0
 # The flag codes that say the model's robustness is overstated (see harness.checks.LEGEND):
 # FGSM far above PGD (M), FGSM above clean (L), Square beating every white-box attack (B), a
-# gradient attack far above chance at a very large eps (C).
-MASKING_CODES = "BCLM"
+# gradient attack far above chance at a very large eps (C), PGD far above AutoAttack (A).
+MASKING_CODES = "ABCLM"
 # The fields a person writes, with their value in a new claim.
 HUMAN_FIELDS: dict[str, Any] = {
     "link": None, "name": None, "authors": None, "venue": None, "reported": None,

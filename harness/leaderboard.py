@@ -226,6 +226,26 @@ ADAPTIVE_NOTE = ("† input transformation: each attack runs twice, crafted on t
                  "random draws of a randomized transformation).")
 
 
+def attack_metrics_table(records: list[Result], metrics: Mapping[str, MetricSpec]) -> list[str]:
+    """The evasion cells whose attack reported declared numbers of its own (e.g. the robust
+    accuracy after each attack of an ensemble), one row each, with what each number means
+    (no part when no cell has one)."""
+    core = {m.name for m in (*CORE_METRICS, *TRAILING_METRICS)}
+    keys = [k for k in metrics if k not in core and any(k in r.metrics for r in records)]
+    if not keys:
+        return []
+    rows = [[r.model, _defense(r), attack_label(r), eps_text(r.eps), str(r.n_test or ""),
+             percent(r.robust_acc), *[metrics[k].render(r.metrics.get(k)) for k in keys]]
+            for r in sorted(records, key=_sort_key) if r.ok and set(keys) & set(r.metrics)]
+    headers = ["model", "defense", "attack", "eps", "n test", "robust acc",
+               *[metrics[k].label for k in keys]]
+    meaning = [f"- **{metrics[k].label}**: {metrics[k].description}" for k in keys
+               if metrics[k].description]
+    return ["Numbers the attacks measured themselves:", "",
+            tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True), "",
+            *([*meaning, ""] if meaning else [])]
+
+
 def dataset_section(records: list[Result], flags: Mapping[str, str],
                     metrics: Mapping[str, MetricSpec], figures: Sequence[Figure] = ()
                     ) -> list[str]:
@@ -245,6 +265,7 @@ def dataset_section(records: list[Result], flags: Mapping[str, str],
             legend = checks_legend(rows, flags)
             if legend:
                 parts += ["Checks that failed (flags in the checks column):", "", legend, ""]
+            parts += attack_metrics_table(rows, metrics)
             for figure in figures:
                 parts += markdown(figure)
             if any(STAGES[r.defense_stage].marker for r in rows if r.defense_stage in STAGES):

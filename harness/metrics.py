@@ -9,7 +9,7 @@ renders in the leaderboard and the terminal without a core edit (lm-evaluation-h
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -77,3 +77,14 @@ def metric_table(*groups: Iterable[MetricSpec]) -> dict[str, MetricSpec]:
         for spec in group:
             out.setdefault(spec.name, spec)
     return out
+
+
+def plugin_metrics(owner: str, values: Mapping[str, object]) -> dict[str, float]:
+    """``values``, a plugin's own metrics, as floats (NaN stands for "not defined here" and
+    is shown empty); a :class:`TypeError` naming ``owner`` (e.g. "attack pgd") and the
+    offending entries when a name is not a string or a value not a number."""
+    bad = {k: v for k, v in values.items()
+           if not isinstance(k, str) or isinstance(v, bool) or not isinstance(v, int | float)}
+    if bad:
+        raise TypeError(f"{owner} returned non-numeric metrics {bad}")
+    return {k: float(v) for k, v in values.items()}  # type: ignore[arg-type]

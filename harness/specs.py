@@ -285,6 +285,12 @@ class Attack(Protocol):
 
         ``model`` is in eval mode and returns logits; ``x`` and ``y`` are on the model's device.
         ``eps`` is the budget for a bounded attack and None for an unbounded one.
+
+        The evaluator calls it once per batch of a cell's test images. An attack may also
+        have a ``metrics() -> dict[str, float]`` method: its own numbers over every batch of
+        the cell (e.g. the standard AutoAttack's robust accuracy after each of its attacks),
+        read once the cell is attacked and stored with the record; declare them in the
+        spec's ``metrics`` so the leaderboard shows them.
         """
         ...
 

@@ -12,6 +12,11 @@ aims at 9); APGD-T's targeted DLR loss needs 4 classes, so with 2 or 3 it is lef
 The attack's seed is derived from its ``seed`` option and its name; the reference code reseeds
 torch's global generator before each attack, so it runs on a forked generator and the run's
 own stream is as it was afterwards.
+
+The reference loop is run one attack at a time (``attacks_to_run`` of one, on the images the
+previous ones left correctly classified, as the loop itself does; each attack reseeds, so the
+examples are the same as one call's), which gives the robust accuracy after each attack: the
+metrics ``after_apgd-ce`` ... ``after_square`` of every cell, the last one its robust accuracy.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.errors import HarnessError, UsageError
 from harness.hookspecs import hookimpl
+from harness.metrics import MetricSpec
 from harness.options import Option, options
 from harness.roles import ENSEMBLE, ITERATIVE, REFERENCE
 from harness.specs import AttackSpec
@@ -87,6 +93,10 @@ class StandardAutoAttack:
 
         self.name, self.norm = name, norm
         self.seed = derive_seed(seed, name)
+        # Over every perturb call: the images seen, and those left correctly classified after
+        # each attack (the clean check counts as the first).
+        self._seen = 0
+        self._left: dict[str, int] = {}
 
     def attacks(self, classes: int) -> list[str]:
         """The attacks run on a model with ``classes`` classes, in order."""
@@ -105,19 +115,36 @@ class StandardAutoAttack:
         if eps is None:
             raise UsageError(f"{self.name} needs an eps")
         devices = [x.device] if x.device.type == "cuda" else []
+        x, y = x.detach(), y.detach()
         with (_eval_mode(model), frozen(model), _trace_kept(),
               torch.random.fork_rng(devices=devices)):
             with torch.no_grad():
-                classes = int(model(x[:1]).shape[-1])
+                logits = model(x)
+            classes = int(logits.shape[-1])
             aa = AutoAttack(model, norm=NORMS[self.norm], eps=eps, seed=self.seed,
                             version="standard", device=x.device)
             aa.verbose = False
             aa.logger = aa.apgd.logger = aa.apgd_targeted.logger = _quiet_logger()
             aa.apgd_targeted.n_target_classes = min(TARGET_CLASSES, classes - 1)
             aa.fab.n_target_classes = min(TARGET_CLASSES, classes - 1)
-            aa.attacks_to_run = self.attacks(classes)
-            x_adv, _ = aa.run_standard_evaluation(x.detach(), y.detach(), batch_size=len(x))
+            x_adv = x.clone()
+            left = torch.nonzero(logits.argmax(1) == y).flatten()
+            for attack in self.attacks(classes):
+                if len(left):
+                    aa.attacks_to_run = [attack]
+                    adv, labels = aa.run_standard_evaluation(x[left], y[left],
+                                                             batch_size=len(x))
+                    broken = labels != y[left]
+                    x_adv[left[broken]] = adv[broken]
+                    left = left[~broken]
+                self._left[attack] = self._left.get(attack, 0) + len(left)
+        self._seen += len(x)
         return x_adv.detach()
+
+    def metrics(self) -> dict[str, float]:
+        """The robust accuracy after each attack, over every image :meth:`perturb` saw."""
+        return {f"after_{attack}": left / self._seen for attack, left in self._left.items()
+                if self._seen}
 
 
 def _builder(name: str, norm: str):
@@ -155,6 +182,12 @@ def harness_register_attacks(register):
     # 0.5 is flagged), which holds for Linf budgets only: the L2 one declares none.
     roles = {"autoattack": frozenset({ITERATIVE, ENSEMBLE, REFERENCE}),
              "autoattack-l2": frozenset[str]()}
+    metrics = tuple(
+        MetricSpec(name=f"after_{attack}", label=f"after {attack.upper()}", format="percent",
+                   higher_is_better=True,
+                   description=f"the standard AutoAttack's robust accuracy once its "
+                               f"attacks up to {attack.upper()} have run")
+        for attack in STANDARD_ATTACKS)
     for name, norm, label in (("autoattack", "inf", "Linf"), ("autoattack-l2", "2", "L2")):
         register(AttackSpec(
             name=name,
@@ -168,4 +201,5 @@ def harness_register_attacks(register):
             budget_images=BUDGET_IMAGES,
             options=OPTIONS,
             config=config,
+            metrics=metrics,
         ))

@@ -11,8 +11,10 @@ import torch
 
 from harness.cli import main
 from harness.evaluation import QueryCounter
+from harness.leaderboard import page_metrics, render
 from harness.plugins import load_registry
 from harness.records import Result, ResultSet
+from harness.reporting import declared_metrics
 from harness.roles import ENSEMBLE, ITERATIVE, REFERENCE
 from harness.testing import tiny_image_data, trained_tiny_classifier
 
@@ -39,17 +41,18 @@ def tiny():
 
 @pytest.fixture(scope="module")
 def standard(tiny):
-    """The standard AutoAttack's examples at EPS_LINF, seed 0, and the draw from torch's
-    global generator right after it (seeded with 5 before)."""
+    """The standard AutoAttack's examples at EPS_LINF, seed 0, the draw from torch's global
+    generator right after it (seeded with 5 before), and the attack's metrics."""
     model, x, y = tiny
     torch.manual_seed(5)
-    x_adv = attack("autoattack").perturb(model, x, y, EPS_LINF)
-    return x_adv, torch.rand(4)
+    aa = attack("autoattack")
+    x_adv = aa.perturb(model, x, y, EPS_LINF)
+    return x_adv, torch.rand(4), aa.metrics()
 
 
 def test_standard_is_at_least_as_strong_as_arts_ensemble(tiny, standard):
     model, x, y = tiny
-    x_adv, _ = standard
+    x_adv, _, _ = standard
     art_adv = attack("art-autoattack").perturb(model, x, y, EPS_LINF)
     ours, art = robust(model, x_adv, y), robust(model, art_adv, y)
     assert ours < len(x), "the standard AutoAttack broke no image: the eps is too small"
@@ -58,7 +61,7 @@ def test_standard_is_at_least_as_strong_as_arts_ensemble(tiny, standard):
 
 def test_linf_examples_stay_within_the_budget_and_the_image_range(tiny, standard):
     _, x, _ = tiny
-    x_adv, _ = standard
+    x_adv, _, _ = standard
     assert x_adv.shape == x.shape and x_adv.dtype == x.dtype
     assert float(x_adv.min()) >= 0 and float(x_adv.max()) <= 1
     assert float((x_adv - x).abs().amax()) <= EPS_LINF * (1 + 1e-5) + 1e-6
@@ -66,12 +69,49 @@ def test_linf_examples_stay_within_the_budget_and_the_image_range(tiny, standard
 
 def test_a_seed_gives_the_same_examples_and_leaves_the_global_generator_alone(tiny, standard):
     model, x, y = tiny
-    first, draw = standard
+    first, draw, _ = standard
     torch.manual_seed(5)
     assert torch.equal(attack("autoattack", seed=0).perturb(model, x, y, EPS_LINF), first)
     torch.manual_seed(5)
     assert torch.equal(torch.rand(4), draw), "the reference's reseeding leaked out"
     assert not torch.equal(attack("autoattack", seed=1).perturb(model, x, y, EPS_LINF), first)
+
+
+def test_one_attack_at_a_time_gives_the_examples_of_the_reference_loop(tiny, standard):
+    """perturb runs the reference loop one attack at a time, on the images the previous ones
+    left; one call of the loop with the four attacks gives the same examples."""
+    from pyautoattack import AutoAttack
+
+    from harness.art_bridge import frozen
+
+    model, x, y = tiny
+    classes = int(model(x[:1]).shape[-1])
+    plugin = attack("autoattack")
+    reference = AutoAttack(model, norm="Linf", eps=EPS_LINF, seed=plugin.seed,
+                           version="standard", device=x.device)
+    reference.verbose = False
+    reference.apgd_targeted.n_target_classes = reference.fab.n_target_classes = classes - 1
+    reference.attacks_to_run = plugin.attacks(classes)
+    with torch.random.fork_rng(), frozen(model):
+        x_ref, _ = reference.run_standard_evaluation(x, y, batch_size=len(x))
+    assert torch.equal(standard[0], x_ref)
+
+
+def test_the_robust_accuracy_after_each_attack(tiny, standard):
+    model, x, y = tiny
+    x_adv, _, metrics = standard
+    classes = int(model(x[:1]).shape[-1])
+    assert list(metrics) == [f"after_{a}" for a in attack("autoattack").attacks(classes)]
+    after = list(metrics.values())
+    assert after == sorted(after, reverse=True)       # each attack only takes images away
+    assert after[0] < robust(model, x, y) / len(x)    # APGD-CE breaks some
+    assert after[-1] == robust(model, x_adv, y) / len(x)
+    # over several calls (the evaluator's batches) the counts add up
+    aa, half = attack("autoattack"), len(x) // 2
+    parts = [aa.perturb(model, x[:half], y[:half], EPS_LINF),
+             aa.perturb(model, x[half:], y[half:], EPS_LINF)]
+    assert aa.metrics()["after_square"] == robust(model, torch.cat(parts), y) / len(x)
+    assert attack("autoattack").metrics() == {}
 
 
 def test_l2_stays_within_its_budget_through_the_query_counter(tiny):
@@ -109,7 +149,7 @@ def test_the_record_names_what_ran(tmp_path: Path, capsys):
     assert main(["bench", "--dataset", "digits", "--model", "paper-cnn", "--defense", "none",
                  "--n-train", "300", "--n-test", "10", "--epochs", "1", "--device", "cpu",
                  "--attack", "autoattack", "--eps", "0.1", "--no-checks", "--quiet",
-                 "--json", str(out)]) == 0
+                 "--attack-batch-size", "4", "--json", str(out)]) == 0
     capsys.readouterr()
     (record,) = json.loads(out.read_text())["records"]
     assert record["status"] == "ok" and record["attack"] == "autoattack"
@@ -119,6 +159,13 @@ def test_the_record_names_what_ran(tmp_path: Path, capsys):
     assert (config["square_queries"], config["iterations"], config["restarts"]) == (5000, 100, 1)
     assert config["implementation"].startswith("pyautoattack ")
     assert config["seed"] == 0
+    # the robust accuracy after each attack, over the cell's three batches, on the page
+    after = [record["metrics"][f"after_{a}"] for a in ("apgd-ce", "apgd-t", "fab-t", "square")]
+    assert after == sorted(after, reverse=True) and after[-1] == record["robust_acc"]
+    assert after[0] <= record["clean_acc"]
+    page = render(ResultSet.from_json(out.read_text()),
+                  metrics=page_metrics(declared_metrics(REGISTRY)))
+    assert "| after APGD-CE " in page and "- **after SQUARE**: " in page
 
 
 def mnist_cell(attack: str, defense: str, robust: float) -> Result:

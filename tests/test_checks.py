@@ -48,6 +48,8 @@ def test_each_check_flags_the_cell_at_fault():
         cell("square", 0.1, 0.05, defense="adv", n=100),                      # B
         cell("pgd", 0.5, 0.45, num_classes=10, stored_robust_acc=0.40),       # C and S
         cell("pgd", 0.1, 0.0, defense="diverged", clean=0.12, num_classes=10),  # T
+        cell("pgd", 0.1, 0.40, defense="ens"),                                # A (10 points)
+        cell("autoattack", 0.1, 0.30, defense="ens"),
     ]
     flags = flags_by_cell(records)
     assert flags["none/pgd/0.1"] == "P"
@@ -56,6 +58,7 @@ def test_each_check_flags_the_cell_at_fault():
     assert flags["adv/square/0.1"] == "B"
     assert flags["none/pgd/0.5"] == "CS"
     assert flags["diverged/pgd/0.1"] == "T"
+    assert flags["ens/pgd/0.1"] == "A" and "ens/autoattack/0.1" not in flags
     assert set("".join(flags.values())) == set(LEGEND)
 
 
@@ -75,6 +78,22 @@ def test_checks_ask_for_roles_not_names():
     ensemble = [cell("fgsm", 0.1, 0.50), cell("autoattack", 0.1, 0.60),
                 cell("art-autoattack", 0.1, 0.65)]
     assert flags_by_cell(ensemble) == {}
+
+
+def test_pgd_far_above_the_ensemble_is_flagged_on_the_pgd_cell():
+    # 9.9 points below PGD is the ensemble doing its job; 10 points is PGD overstating,
+    # unless so few images were attacked that 10 points are sampling noise
+    assert flags_by_cell([cell("pgd", 0.1, 0.599), cell("autoattack", 0.1, 0.50)]) == {}
+    assert flags_by_cell([cell("pgd", 0.1, 0.8, n=10), cell("autoattack", 0.1, 0.6, n=10)]) \
+        == {}
+    records = [cell("pgd", 0.1, 0.85), cell("autoattack", 0.1, 0.64, n=1000),
+               cell("art-autoattack", 0.1, 0.78)]
+    flags = run_checks(records)
+    assert [(f.cell_key, f.code) for f in flags] == [("none/pgd/0.1", "A")]
+    assert "pgd 85.00% vs autoattack 64.00%" in flags[0].message
+    # two ensembles are not compared with each other, and a non-ensemble needs the role
+    assert flags_by_cell([cell("autoattack", 0.1, 0.3), cell("art-autoattack", 0.1, 0.6)]) \
+        == {}
 
 
 def test_tolerance_allows_sampling_noise_between_different_image_counts():

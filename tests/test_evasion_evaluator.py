@@ -51,3 +51,14 @@ def test_stored_examples_are_compared_not_reclassified_unless_they_differ(tmp_pa
     assert ev._stored_accuracy("cell", model, x_adv, data.y_test, correct) == \
         float(clean_correct.float().mean())
     assert model.images == len(data.x_test)
+
+
+def test_an_attacks_own_metrics_are_numbers_or_the_cell_fails_naming_it():
+    import pytest
+
+    from harness.metrics import plugin_metrics
+
+    assert plugin_metrics("attack odd", {"after": 1, "gap": 0.5}) == {"after": 1.0, "gap": 0.5}
+    for bad in ({"after": "many"}, {"after": True}, {3: 0.5}):
+        with pytest.raises(TypeError, match="attack odd returned non-numeric metrics"):
+            plugin_metrics("attack odd", bad)

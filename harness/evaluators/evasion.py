@@ -16,6 +16,7 @@ from harness.adversarial import examples
 from harness.categories import stage_of
 from harness.evaluation import Budget, evaluate_attack, predict
 from harness.evaluators.base import EvalEnv, ok_result
+from harness.metrics import plugin_metrics
 from harness.outcomes import encode
 
 if TYPE_CHECKING:
@@ -64,7 +65,8 @@ class EvasionEvaluator:
         """Robust accuracy, perturbation sizes, queries and throughput of ``cell``. The
         attack's output is verified before it is scored (shape, finite, [0, 1], and for a
         bounded attack its eps in its declared Lp norm; see :class:`Budget`): an invalid one
-        raises :class:`harness.errors.InvalidAttackOutput` and the cell fails."""
+        raises :class:`harness.errors.InvalidAttackOutput` and the cell fails. An attack with
+        a ``metrics()`` method adds its own numbers over the cell (declared in its spec)."""
         env, model = self.env, trained.model
         if cell.n_test is not None and cell.n_test < len(data.x_test):
             data = data.subset(None, cell.n_test, env.seed)
@@ -99,9 +101,12 @@ class EvasionEvaluator:
         shown = examples(data.x_test, x_adv, data.y_test,
                          predict(judge, data.x_test[:4]), predict(judge, x_adv[:4]),
                          class_names=data.class_names)
+        measure = getattr(attack, "metrics", None)
+        own = plugin_metrics(f"attack {cell.attack.name}", measure()) if measure else {}
         return ok_result(
             cell, env, trained,
-            metrics={"num_classes": float(data.num_classes), "stored_robust_acc": stored_acc},
+            metrics={**own, "num_classes": float(data.num_classes),
+                     "stored_robust_acc": stored_acc},
             examples=shown, outcomes=encode(data.test_positions.tolist(),
                                             robust_correct.cpu().tolist()),
             clean_acc=result.clean_acc, robust_acc=result.robust_acc,

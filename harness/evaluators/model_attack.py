@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, cast
 from harness.devices import synchronize
 from harness.evaluation import predict
 from harness.evaluators.base import EvalEnv, ok_result
+from harness.metrics import plugin_metrics
 
 if TYPE_CHECKING:
     from harness.data import ImageData
@@ -34,11 +35,8 @@ class ModelAttackEvaluator:
         metrics = attack.run(trained.model, ctx)
         synchronize(env.device)
         seconds = time.perf_counter() - t0
-        bad = {k: v for k, v in metrics.items()
-               if isinstance(v, bool) or not isinstance(v, int | float)}
-        if bad:
-            raise TypeError(f"attack {cell.attack.name} returned non-numeric metrics {bad}")
+        measured = plugin_metrics(f"attack {cell.attack.name}", metrics)
         clean = float((predict(trained.model, data.x_test) == data.y_test).float().mean())
         return ok_result(cell, env, trained, clean_acc=clean,
-                         metrics={k: float(v) for k, v in metrics.items()},
+                         metrics=measured,
                          n_test=cell.n_test, attack_seconds=seconds)
