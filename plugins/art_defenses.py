@@ -218,7 +218,9 @@ def _fbf(classifier: Any, x: np.ndarray, y: np.ndarray, ctx: TrainContext,
     minibatch, as in Wong et al.) spans the whole training. Between epochs the optimizer's
     learning rate holds the peak, ``lr_max`` at first: the loop's ``lr_decay`` lowers it, and
     with it the rest of the cycle. The epoch reports ART's mean training loss. Each minibatch
-    is augmented by ``settings.augment`` when set, as the harness's own epoch does.
+    is augmented by ``settings.augment`` when set, as the harness's own epoch does. ART's step
+    takes the FGSM gradient at ``x + delta`` before clipping it into the valid range (Wong et
+    al.'s code clips first); that is ART's behaviour and is kept.
     """
     import numpy as np
     from art.defences.trainer import AdversarialTrainerFBFPyTorch
