@@ -46,6 +46,7 @@ from harness.errors import UsageError
 from harness.files import atomic_write
 from harness.headline import COLUMNS, HeadlineRow, headline_groups, pick
 from harness.outcomes import attack_label
+from harness.provenance import third_party_field
 from harness.records import Result, ResultSet
 
 # A measured number may sit this many percentage points below the reported one before the
@@ -151,7 +152,10 @@ def _provenance(group: _Group, results: ResultSet) -> dict[str, Any]:
     for run in runs:
         for name, version in (run.get("plugins") or {}).items():
             plugins.setdefault(name, set()).add(str(version))
+    supplied = _one(r.config.get("training", {}).get("supplied") for r in group.cells)
     return {
+        **({"supplied": supplied} if supplied else {}),
+        **third_party_field(group.cells),
         "cell_keys": sorted(r.cell_key for r in group.cells),
         "train_key": _one(r.train_key for r in group.cells),
         "harness_version": _one(run.get("harness") for run in runs),
@@ -253,6 +257,9 @@ def _claim(group: _Group, results: ResultSet, flags: Mapping[str, str],
     """The whole claim of ``group``: ``human``'s fields kept (defaults for missing ones), every
     other field measured, and the check done."""
     out = {name: human.get(name, default) for name, default in HUMAN_FIELDS.items()}
+    if out["reported"] is None:     # a supplied model's reported option (harness.supplied)
+        given = _one(r.config.get("reported") for r in group.cells)
+        out["reported"] = percent(given) if isinstance(given, int | float) else None
     out.update(_measured(group, results, flags))
     reported = parse_percent(out["reported"], where)
     why = _reasons(group, flags, reported) if reported is not None else []

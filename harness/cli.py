@@ -120,6 +120,14 @@ def build_parser() -> argparse.ArgumentParser:
         bench.add_argument(f"--{kind}-opt", action="append", default=[],
                            metavar="NAME.OPTION=VALUE",
                            help=f"an option of one {kind} plugin; repeatable")
+    bench.add_argument("--reported", type=float, default=None, metavar="ACC",
+                       help="the robust accuracy (a fraction, e.g. 0.9735) the authors of the "
+                            "one supplied model report; its claim is unreliable when "
+                            "AutoAttack or the worst case falls 5 points below it (same as "
+                            "--model-opt MODEL.reported=ACC)")
+    bench.add_argument("--claims", type=Path, default=None, metavar="DIR",
+                       help="also write the run's claims into DIR (as harness leaderboard "
+                            "--claims does)")
     bench.add_argument("--db", type=Path, default=None,
                        help="results database (default $HARNESS_HOME/results.sqlite)")
     bench.add_argument("--out", type=Path, default=None, help="also write the markdown here")
@@ -211,18 +219,52 @@ def _selection(args: argparse.Namespace, kind: str, registry: Any) -> tuple[str,
     return tuple(given)
 
 
+def _default_defenses(args: argparse.Namespace, models: tuple[str, ...],
+                      registry: Any) -> tuple[str, ...]:
+    """``--defense``; when it was not given and every model is supplied trained, the default
+    defenses less the training ones (a supplied model is evaluated as it is)."""
+    from harness.plan import is_supplied_name
+
+    chosen = _selection(args, "defense", registry)
+    if args.defense is not None or not all(is_supplied_name(m, registry) for m in models):
+        return chosen
+    kept = tuple(n for n in chosen if registry.defense(n).baseline
+                 or registry.defense(n).stage != "training")
+    # an empty tuple would mean "the defaults": name the baseline instead
+    return kept or tuple(n for n, spec in registry.defenses.items() if spec.baseline)
+
+
+def _with_reported(args: argparse.Namespace, models: tuple[str, ...],
+                   registry: Any) -> dict[str, dict[str, Any]]:
+    """``--model-opt``, with ``--reported`` as the ``reported`` option of the one supplied
+    model of the run."""
+    from harness.plan import is_supplied_name
+
+    given = parse_assignments(args.model_opt, "--model-opt")
+    if args.reported is None:
+        return given
+    supplied = [m for m in models if is_supplied_name(m, registry)]
+    if len(supplied) != 1:
+        raise UsageError(f"--reported is the claim of one supplied model (KIND:PATH or "
+                         f"ARCH@WEIGHTS), and this run has {len(supplied)}; use --model-opt "
+                         "MODEL.reported=ACC for each")
+    given.setdefault(supplied[0], {})["reported"] = args.reported
+    return given
+
+
 def _bench_config(args: argparse.Namespace, registry: Any) -> Any:
     from harness.plan import BenchConfig, check_config
 
+    models = _selection(args, "model", registry)
     config = BenchConfig(
-        datasets=_selection(args, "dataset", registry), models=_selection(args, "model", registry),
+        datasets=_selection(args, "dataset", registry), models=models,
         attacks=_selection(args, "attack", registry),
-        defenses=_selection(args, "defense", registry),
+        defenses=_default_defenses(args, models, registry),
         eps=args.eps, baseline=not args.no_baseline, n_train=args.n_train, n_test=args.n_test,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
         seed=args.seed, device=args.device, data_root=args.data_root, download=args.download,
         image_size=args.image_size, attack_batch_size=args.attack_batch_size,
-        model_options=parse_assignments(args.model_opt, "--model-opt"),
+        model_options=_with_reported(args, models, registry),
         attack_options=parse_assignments(args.attack_opt, "--attack-opt"),
         defense_options=parse_assignments(args.defense_opt, "--defense-opt"),
         no_cache=args.no_cache, checks=not args.no_checks, amp=args.amp,
@@ -248,6 +290,9 @@ def _check_outputs(args: argparse.Namespace, home: Path) -> None:
         problem = output_problem(path) if path is not None else None
         if problem:
             raise UsageError(f"{option}: cannot write {path}: {problem}")
+    problem = folder_problem(args.claims) if args.claims is not None else None
+    if problem:
+        raise UsageError(f"--claims: cannot write {args.claims}: {problem}")
     for folder in (home, home / "models", home / "adversarial"):
         problem = folder_problem(folder)
         if problem:
@@ -306,6 +351,8 @@ def _bench(args: argparse.Namespace, argv: list[str]) -> int:
              "json": outcome.results.to_json}[_output_format(args)]()
     print(shown, end="" if shown.endswith("\n") else "\n")
     unwritten = _write_outputs(args, markdown, outcome.results.to_json(), db)
+    if args.claims is not None:
+        _write_claims(outcome.results, report.flags_by_cell, args.claims)
     for flag in report.flags:
         print(f"harness: check {flag.code} failed: {flag.message}", file=sys.stderr)
     if outcome.not_applicable:

@@ -13,6 +13,15 @@ class UsageError(HarnessError):
     exit_code = 2
 
 
+class OptionsNotResolvedError(UsageError, KeyError):
+    """A spec's ``build`` was handed options that were not resolved (a plain mapping without
+    every declared option): the message says to call ``spec.resolve_options(given)`` first.
+    A :class:`KeyError` too, which is what such a ``build`` raised before."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 class PluginError(HarnessError):
     """A plugin failed to load or registered something invalid; the message names the plugin."""
 
@@ -29,6 +38,11 @@ class InvalidAttackOutput(HarnessError):
     """An attack returned adversarial examples the harness will not score (wrong shape,
     non-finite, outside [0, 1] or over its budget); the message names the attack, the measured
     value and the bound."""
+
+
+class UndeclaredOptionsWarning(UserWarning):
+    """A plugin registered a model, attack or defense that declares no options: they reach
+    its ``build`` unchecked and stay out of the cache keys and ``harness list --options``."""
 
 
 NAME_LIMIT = 80

@@ -124,10 +124,10 @@ def evaluate_attack(model: torch.nn.Module, attack: Attack, x: torch.Tensor, y: 
                     clean_predictions: torch.Tensor | None = None) -> AttackResult:
     """Attack every test image and measure accuracy before and after.
 
-    Every batch the attack returns is verified before it is scored: the input's shape, finite,
-    in [0, 1] (up to ``RANGE_TOLERANCE``) and, given a ``budget``, within it (up to its
-    slack); a violation raises :class:`InvalidAttackOutput` naming the attack (``name``, its
-    plugin name), the measured value and the bound, so nothing invalid is ever scored.
+    Every batch the attack returns is verified before it is scored: the input's shape and
+    dtype, finite, in [0, 1] (up to ``RANGE_TOLERANCE``) and, given a ``budget``, within it
+    (up to its slack); a violation raises :class:`InvalidAttackOutput` naming the attack
+    (``name``, its plugin name), the measured value and the bound: nothing invalid is scored.
 
     The attack success rate counts, among the images the model classified correctly, those
     whose adversarial version it gets wrong. Perturbation norms are means over all images.
@@ -179,15 +179,18 @@ def evaluate_attack(model: torch.nn.Module, attack: Attack, x: torch.Tensor, y: 
 
 
 def _check_output(x_adv: torch.Tensor, x: torch.Tensor, name: str) -> None:
-    """An attack's output for the batch ``x``: a tensor of the same shape, finite, in [0, 1]
-    (:class:`InvalidAttackOutput` otherwise). One host sync per batch: NaN and inf show in
-    the minimum or maximum."""
+    """An attack's output for the batch ``x``: a tensor of the same shape and dtype, finite, in
+    [0, 1] (:class:`InvalidAttackOutput` otherwise). One host sync per batch: NaN and inf
+    show in the minimum or maximum."""
     attack = f"attack {quoted(name)}"
     if not isinstance(x_adv, torch.Tensor):
         raise InvalidAttackOutput(f"{attack} returned a {type(x_adv).__name__}, not a tensor")
     if x_adv.shape != x.shape:
         raise InvalidAttackOutput(f"{attack} returned shape {tuple(x_adv.shape)} for input "
                                   f"{tuple(x.shape)}")
+    if x_adv.dtype != x.dtype:
+        raise InvalidAttackOutput(f"{attack} returned {x_adv.dtype} images for {x.dtype} "
+                                  f"ones; it must return the input's dtype (x_adv.to(x.dtype))")
     low, high = torch.stack(torch.aminmax(x_adv.detach().float())).tolist()
     if not (math.isfinite(low) and math.isfinite(high)):
         raise InvalidAttackOutput(f"{attack} returned non-finite values (NaN or inf) in its "

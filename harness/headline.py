@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from harness import roles
 from harness.outcomes import WorstCase, worst_cases
+from harness.provenance import provided_name, third_party
 from harness.records import Result
 
 
@@ -42,7 +43,9 @@ COLUMNS = (Column(roles.SINGLE_STEP, fallback="single-step"),
 
 @dataclass(frozen=True)
 class HeadlineRow:
-    """One (dataset, model, defense) at ``eps``; accuracies are fractions (None: not run)."""
+    """One (dataset, model, defense) at ``eps``; accuracies are fractions (None: not run).
+    ``model`` and ``defense`` are labels: the name, with the distribution that provided it
+    when not the harness's own (and the defense's training notes, :func:`defense_label`)."""
 
     dataset: str
     model: str
@@ -74,14 +77,17 @@ def trained_eps(record: Result) -> float | None:
 
 
 def defense_label(record: Result) -> str:
-    """The defense's name, with the eps it was trained at when the run set one and the
+    """The defense's name, with the distribution that provided it when not the harness's own
+    (:mod:`harness.provenance`), the eps it was trained at when the run set one and the
     validation loss early stopping followed when not the clean one
     (``fbf (trained at eps 0.3, stopped on robust loss)``)."""
     eps = trained_eps(record)
     training = record.config.get("training")
     settings = training.get("settings") if isinstance(training, Mapping) else None
     stop = settings.get("early_stop_on") if isinstance(settings, Mapping) else None
-    notes = ([f"trained at eps {eps:g}"] if eps is not None else []) + \
+    provider = third_party(record, "defense")
+    notes = ([provider] if provider else []) + \
+        ([f"trained at eps {eps:g}"] if eps is not None else []) + \
         ([f"stopped on {stop} loss"] if stop not in (None, "clean") else [])
     return f"{record.defense} ({', '.join(notes)})" if notes else record.defense
 
@@ -137,7 +143,7 @@ def headline_groups(records: Iterable[Result], flags: Mapping[str, str]
         iterative = picked[1]
         codes = sorted({c for r in cells for c in flags.get(r.cell_key, "")})
         rows.append((HeadlineRow(
-            key[0], key[1], defense_label(main), key[3],
+            key[0], provided_name(key[1], main, "model"), defense_label(main), key[3],
             adaptive=any(r.adaptive for r in cells), clean_acc=main.clean_acc,
             attacks=tuple(p.robust_acc if p is not None else None for p in picked),
             worst=worst.get(key), flags="".join(codes), train_seconds=main.train_seconds,

@@ -23,6 +23,7 @@ from harness.figures import Figure, markdown, plan_figures
 from harness.headline import HeadlineRow, column_names, defense_label, headline_rows
 from harness.metrics import CORE_METRICS, TRAILING_METRICS, MetricSpec, metric_table
 from harness.outcomes import attack_label
+from harness.provenance import named_by, provenance_lines, provided_name
 from harness.records import Result, ResultSet
 from harness.specs import ReportSpec
 
@@ -89,6 +90,8 @@ def _sort_key(record: Result) -> tuple:
 
 
 def _column_value(record: Result, key: str) -> Any:
+    if key == "model":
+        return provided_name(record.model, record, "model")
     if key == "defense_label":
         return _defense(record)
     if key == "attack":
@@ -178,7 +181,8 @@ def category_table(records: list[Result], category: str,
     rows = []
     for r in sorted(records, key=lambda r: (r.model, r.attack, not r.has_baseline_defense(),
                                             r.defense)):
-        cells = [r.model, r.defense, r.attack]
+        cells = [provided_name(getattr(r, kind), r, kind) for kind in ("model", "defense",
+                                                                       "attack")]
         cells += [metrics[k].render(r.value(k)) for k in keys]
         if details:
             cells.append(_details(r, metrics))
@@ -199,11 +203,12 @@ def not_applicable_table(records: list[Result], all_records: list[Result]) -> st
     """The pairings left out, grouped by model, defense and reason."""
     per_category: dict[str, set[str]] = {}
     for r in all_records:
-        per_category.setdefault(r.category, set()).add(r.attack)
+        per_category.setdefault(r.category, set()).add(provided_name(r.attack, r, "attack"))
     groups: dict[tuple[str, str, str, str], list[str]] = {}
     for r in records:
-        key = (r.model, r.defense, r.category, r.error or "")
-        groups.setdefault(key, []).append(r.attack)
+        key = (provided_name(r.model, r, "model"), provided_name(r.defense, r, "defense"),
+               r.category, r.error or "")
+        groups.setdefault(key, []).append(provided_name(r.attack, r, "attack"))
     rows = []
     for (model, defense, category, reason), attacks in sorted(groups.items()):
         names = sorted(set(attacks))
@@ -234,7 +239,8 @@ def attack_metrics_table(records: list[Result], metrics: Mapping[str, MetricSpec
     keys = [k for k in metrics if k not in core and any(k in r.metrics for r in records)]
     if not keys:
         return []
-    rows = [[r.model, _defense(r), attack_label(r), eps_text(r.eps), str(r.n_test or ""),
+    rows = [[provided_name(r.model, r, "model"), _defense(r), attack_label(r), eps_text(r.eps),
+             str(r.n_test or ""),
              percent(r.robust_acc), *[metrics[k].render(r.metrics.get(k)) for k in keys]]
             for r in sorted(records, key=_sort_key) if r.ok and set(keys) & set(r.metrics)]
     headers = ["model", "defense", "attack", "eps", "n test", "robust acc",
@@ -336,6 +342,8 @@ def footer(results: ResultSet) -> str:
         + "; ".join(f"{n}: {', '.join(sorted(v))}" for n, v in sorted(libs.items())),
         "- plugins: " + "; ".join(f"{n}: {', '.join(sorted(v))}"
                                   for n, v in sorted(plugins.items())),
+        *provenance_lines(results.records),
+        *supplied_lines(results.records),
         f"- seed: {distinct(m.get('seed') for m in metas)}; runs from "
         f"{min(stamps, default='?')} to {max(stamps, default='?')} (UTC)",
         f"- measured compute: {_compute_time(results.records)}",
@@ -344,6 +352,21 @@ def footer(results: ResultSet) -> str:
         f"- commands: {distinct(m.get('command') for m in metas)}",
     ]
     return "\n".join(lines)
+
+
+def supplied_lines(records: Iterable[Result]) -> list[str]:
+    """The footer line naming each supplied model (trained elsewhere, evaluated as it is) by
+    its file and SHA-256; none when every model was trained here."""
+    seen: dict[str, str] = {}
+    for r in records:
+        supplied = (r.config.get("training") or {}).get("supplied")
+        if supplied:
+            source = f" from {supplied['file']}" if supplied.get("file") else ""
+            seen.setdefault(r.model, f"{r.model}{source} (SHA-256 {supplied['sha256']})")
+    if not seen:
+        return []
+    return ["- supplied models, evaluated as they are: " + "; ".join(seen[k]
+                                                                    for k in sorted(seen))]
 
 
 def _peak_memory(records: Iterable[Result]) -> list[str]:
@@ -400,7 +423,7 @@ def render(results: ResultSet, *, flags: Mapping[str, str] | None = None,
     for figure in figures.get(None, []):
         parts += markdown(figure)
     for dataset in sorted(by_dataset):
-        parts += [f"## {dataset}", "",
+        parts += [f"## {named_by(dataset, by_dataset[dataset], 'dataset')}", "",
                   *dataset_section(by_dataset[dataset], flags, metrics,
                                    figures.get(dataset, []))]
     parts += ["## Provenance", "", footer(results), ""]

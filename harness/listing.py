@@ -86,7 +86,10 @@ def option_row(option: Option) -> dict[str, Any]:
 
 def spec_row(kind: str, spec: Any) -> dict[str, Any]:
     """Everything ``harness list KIND --json`` says about one spec."""
-    row = {"name": f"{spec.name}:<name>" if getattr(spec, "takes_variant", False) else spec.name,
+    shown = spec.name
+    if getattr(spec, "takes_variant", False):
+        shown = f"{spec.name}:PATH" if getattr(spec, "supplied", False) else f"{spec.name}:<name>"
+    row = {"name": shown,
            "description": spec.description,
            "plugin": spec.plugin.name if spec.plugin else None}
     if kind == "attack":
@@ -99,13 +102,18 @@ def spec_row(kind: str, spec: Any) -> dict[str, Any]:
         row.update(stage=spec.stage, baseline=spec.baseline, answers=answers,
                    needs=sorted(spec.needs))
     elif kind == "model":
-        row.update(offers=sorted(spec.offers))
+        row.update(offers=sorted(spec.offers),
+                   group=SUPPLIED_GROUP if spec.supplied else TRAINED_GROUP)
     elif kind == "dataset":
         row.update(default_eps=spec.default_eps, source=spec.source)
     if kind in ("attack", "defense"):
         row["roles"] = sorted(spec.roles)
     if kind != "dataset":
         row["options"] = [option_row(o) for o in spec.options]
+        if kind == "model" and spec.supplied:   # the core's options of every supplied model
+            from harness.supplied import SUPPLIED_OPTIONS
+
+            row["options"] += [option_row(o) for o in SUPPLIED_OPTIONS]
         row["options_declared"] = bool(len(spec.options)) or not spec.options.passthrough
         row["options_passthrough"] = spec.options.passthrough
     return row
@@ -127,9 +135,12 @@ def plugin_rows(registry: Registry) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------- harness list KIND
 
 #: The field rows are grouped by, and the order of the groups.
+TRAINED_GROUP = "trained by the harness; ARCH@FILE evaluates your weights for ARCH as they are"
+SUPPLIED_GROUP = "model files, evaluated as they are: KIND:PATH (label, mean, std options)"
 GROUPS: dict[str, tuple[str, tuple[str, ...]]] = {
     "attack": ("category", ATTACK_CATEGORIES),
     "defense": ("stage", DEFENSE_STAGES),
+    "model": ("group", (TRAINED_GROUP, SUPPLIED_GROUP)),
 }
 LONG_COLUMNS: dict[str, list[str]] = {
     "attack": ["category", "threat_model", "norm", "needs", "survey_table", "roles"],

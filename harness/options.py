@@ -3,8 +3,10 @@
 Each spec declares its options once (:class:`OptionSchema` of :class:`Option`): name, type,
 default, bounds, help. The core parses ``--attack-opt pgd.steps=20`` into the schema before
 any work (unknown key with "Did you mean", wrong type, out of range: a :class:`UsageError`),
-hands the resolved options to the spec's ``build``, and puts the defaults into the cache key,
-so changing a default re-runs what it affects. ``harness list attacks --options`` shows them.
+hands the resolved options (:class:`ResolvedOptions`) to the spec's ``build``, and puts the
+defaults into the cache key, so changing a default re-runs what it affects. ``harness list
+attacks --options`` shows them. A registered spec's ``build`` refuses options that were not
+resolved (:class:`CheckedBuild`), naming ``spec.resolve_options(given)`` as the fix.
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ from __future__ import annotations
 import difflib
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
-from harness.errors import UsageError, quoted
+from harness.callables import make_callable
+from harness.errors import OptionsNotResolvedError, UsageError, quoted
 
 OptionType = Literal["int", "float", "bool", "str", "int-list", "float-list", "json"]
 
@@ -25,6 +28,24 @@ _TYPE_WORDS: dict[str, str] = {
     "int-list": "a list of integers, e.g. [32,64]", "float-list": "a list of numbers",
     "json": "a JSON value",
 }
+# What other languages and schemas call the types, for "Did you mean".
+_TYPE_SYNONYMS: dict[str, str] = {
+    "integer": "int", "number": "float", "double": "float", "real": "float",
+    "boolean": "bool", "string": "str", "text": "str", "list": "float-list",
+    "int_list": "int-list", "float_list": "float-list", "dict": "json", "object": "json",
+}
+
+
+def type_problem(kind: object) -> str | None:
+    """Why ``kind`` is not an :data:`OptionType` (with "Did you mean"), or None."""
+    if isinstance(kind, str) and kind in _TYPE_WORDS:
+        return None
+    close: list[str] = []
+    if isinstance(kind, str):
+        close = ([_TYPE_SYNONYMS[kind.lower()]] if kind.lower() in _TYPE_SYNONYMS else
+                 difflib.get_close_matches(kind.lower(), list(_TYPE_WORDS), n=2, cutoff=0.6))
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    return f"type {kind!r} is not one of {', '.join(_TYPE_WORDS)}.{hint}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,6 +69,9 @@ class Option:
     choices: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
+        wrong_type = type_problem(self.type)
+        if wrong_type:
+            raise ValueError(f"option '{self.name}': {wrong_type}")
         if self.default is not None or not self.nullable:
             problem = self.problem(self.default)
             if problem:
@@ -117,6 +141,27 @@ class Option:
         return value
 
 
+class ResolvedOptions(dict[str, Any]):
+    """The options a spec's ``build`` receives: every declared option, the values given over
+    the declared defaults, each checked (what :meth:`OptionSchema.resolve` and
+    ``spec.resolve_options(given)`` return). Read-only; to change a value, copy it
+    (``{**resolved, "steps": 3}``)."""
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise TypeError("resolved options are read-only; copy them to change a value: "
+                        "{**resolved, 'name': value}")
+
+    __setitem__ = __delitem__ = pop = popitem = clear = update = setdefault = _refuse
+    __ior__ = _refuse
+
+    def copy(self) -> dict[str, Any]:
+        """A plain, writable copy."""
+        return dict(self)
+
+    def __reduce__(self) -> tuple[type[ResolvedOptions], tuple[dict[str, Any]]]:
+        return (ResolvedOptions, (dict(self),))
+
+
 @dataclass(frozen=True)
 class OptionSchema:
     """The options of one spec. ``passthrough`` accepts undeclared keys too and leaves them to
@@ -147,7 +192,13 @@ class OptionSchema:
         """Every declared option at its default."""
         return {o.name: o.normalize(o.default) for o in self.options}
 
-    def resolve(self, owner: str, given: Mapping[str, Any]) -> dict[str, Any]:
+    @property
+    def undeclared(self) -> bool:
+        """Whether this is the schema of a spec that declares no options (every option is
+        passed to ``build`` unchecked: :data:`harness.specs.UNDECLARED`)."""
+        return not self.options and self.passthrough
+
+    def resolve(self, owner: str, given: Mapping[str, Any]) -> ResolvedOptions:
         """The defaults updated with ``given``, each value checked; ``owner`` names the spec
         in errors (``'attack pgd'``). Raises :class:`UsageError`."""
         out = self.defaults()
@@ -163,7 +214,50 @@ class OptionSchema:
                 raise UsageError(f"{owner}: option '{key}' must be {option.describe()}; "
                                  f"got {_shown(value)}, which {problem}")
             out[key] = option.normalize(value)
-        return out
+        return ResolvedOptions(out)
+
+    def ensure_resolved(self, owner: str, given: Any) -> Any:
+        """What a spec's ``build`` is handed for ``given``: resolved options as they are; a
+        plain mapping that holds every declared option, checked and resolved; a plain mapping
+        without some declared option refused (:class:`OptionsNotResolvedError`, saying to call
+        ``spec.resolve_options(given)``). Anything else is passed on unchanged."""
+        if isinstance(given, ResolvedOptions) or not isinstance(given, Mapping):
+            return given
+        missing = [name for name in self.names() if name not in given]
+        if missing:
+            raise OptionsNotResolvedError(
+                f"{owner}: options not resolved: build got {_shown(dict(given))}, without "
+                f"the declared {', '.join(repr(m) for m in missing)}. Call "
+                "spec.resolve_options(given) and pass what it returns to spec.build: it "
+                "checks the given options and fills in the declared defaults")
+        return self.resolve(owner, given)
+
+
+class CheckedBuild:
+    """A spec's ``build`` as the registry keeps it: the options argument (the last
+    positional one) goes through :meth:`OptionSchema.ensure_resolved` first, so a caller that
+    passes raw options gets told to resolve them instead of a bare ``KeyError`` from inside
+    the plugin. Compares and hashes as the function it wraps."""
+
+    def __init__(self, build: Callable[..., Any], owner: str, schema: OptionSchema):
+        self.__wrapped__ = build
+        self.owner, self.schema = owner, schema
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """The wrapped ``build`` with its options argument resolved (or refused)."""
+        if args:
+            args = (*args[:-1], self.schema.ensure_resolved(self.owner, args[-1]))
+        return self.__wrapped__(*args, **kwargs)
+
+    def __eq__(self, other: object) -> bool:
+        inner = other.__wrapped__ if isinstance(other, CheckedBuild) else other
+        return bool(self.__wrapped__ == inner)
+
+    def __hash__(self) -> int:
+        return hash(self.__wrapped__)
+
+    def __repr__(self) -> str:
+        return f"<checked {self.__wrapped__!r}>"
 
 
 def options(*declared: Option, passthrough: bool = False) -> OptionSchema:
@@ -255,3 +349,8 @@ def resolve_options(owner: str, given: Mapping[str, Any], defaults: Mapping[str,
         if key not in defaults:
             raise UsageError(unknown_option_message(owner, key, list(defaults)))
     return {**defaults, **given}
+
+
+# ``harness.options(Option(...))``: the module, bound to that name in the package whenever it is
+# imported, calls :func:`options` (harness.callables).
+make_callable(__name__, "options")

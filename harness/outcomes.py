@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.provenance import provided_name
 from harness.records import Result
 
 OUTCOMES_FORMAT = 1
@@ -98,11 +99,14 @@ class WorstCase:
 
 
 def attack_label(record: Result) -> str:
-    """The attack's name with the options the run gave it and how it was made adaptive, when
-    it was: ``pgd``, ``pgd(restarts=10,steps=50)``, ``pgd [bpda]``."""
+    """The attack's name with the options the run gave it, the distribution that provided it
+    when not the harness's own (:mod:`harness.provenance`) and how it was made adaptive, when
+    it was: ``pgd``, ``pgd(restarts=10,steps=50)``, ``fgsm (acme-attacks 1.0)``,
+    ``pgd [bpda]``."""
     given = record.config.get("attack_options") or {}
     options = ",".join(f"{k}={v}" for k, v in sorted(given.items()))
-    name = f"{record.attack}({options})" if options else record.attack
+    name = provided_name(f"{record.attack}({options})" if options else record.attack,
+                         record, "attack")
     return f"{name} [{record.adaptive}]" if record.adaptive else name
 
 

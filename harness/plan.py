@@ -11,6 +11,7 @@ reason. Every name and value is checked here, before any work starts.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -30,6 +31,16 @@ from harness.errors import UsageError, quoted
 from harness.registry import Registry
 from harness.settings import EARLY_STOP_ON, TrainSettings
 from harness.specs import MODEL_FEATURES, AttackSpec, DatasetSpec, DefenseSpec, ModelSpec
+from harness.supplied import (
+    SUPPLIED_DEFENSE,
+    SUPPLIED_KEYS,
+    SUPPLIED_OPTIONS,
+    ModelContractError,
+    SuppliedModel,
+    describe_supplied,
+    file_sha256,
+    split_weights,
+)
 
 ALL = "all"
 # The largest --image-size: 4096 x 4096 x 3 float32 is 201 MB an image, already more than a
@@ -105,6 +116,8 @@ class TrainingJob:
     model_params: dict[str, Any] = field(default_factory=dict)
     defense_params: dict[str, Any] = field(default_factory=dict)
     amp: str | None = None
+    # A model supplied trained (harness.supplied): loaded as it is, never trained or cached.
+    supplied: SuppliedModel | None = None
 
 
 @dataclass(frozen=True)
@@ -245,6 +258,29 @@ def settings_for(config: BenchConfig, model: ModelSpec) -> TrainSettings:
     return TrainSettings(**values)
 
 
+def _supplied_job(config: BenchConfig, ds: DatasetSpec, choice: ModelChoice,
+                  settings: TrainSettings) -> TrainingJob:
+    """The job of a supplied model: loaded, never trained, so no training settings or
+    training subset shape it; the file's SHA-256 does."""
+    supplied = choice.supplied
+    assert supplied is not None
+    model = choice.spec
+    fields: dict[str, Any] = {
+        "dataset": ds.name, "dataset_plugin": _plugin_version(ds),
+        "dataset_eps": ds.default_eps, "image_size": config.image_size,
+        "model": choice.spec_name, "model_plugin": _plugin_version(model),
+        "model_options": choice.options, "supplied": supplied.key_fields(),
+        "defense": SUPPLIED_DEFENSE.name}
+    if model.key_config():
+        fields["model_config"] = model.key_config()
+    if config.amp is not None:
+        fields["amp"] = config.amp
+    return TrainingJob(ds, supplied.label, model, choice.variant, choice.options,
+                       SUPPLIED_DEFENSE, {}, settings, config.n_train, digest(fields), fields,
+                       model_params=model.resolve_options(choice.options), amp=config.amp,
+                       supplied=supplied)
+
+
 def _training_job(config: BenchConfig, ds: DatasetSpec, model_name: str, model: ModelSpec,
                   variant: str | None, settings: TrainSettings, m_opts: dict[str, Any],
                   defense: DefenseSpec) -> TrainingJob:
@@ -325,11 +361,80 @@ def _shown(value: Any) -> str:
 
 
 @dataclass(frozen=True)
+class ModelChoice:
+    """One ``--model`` name, resolved: the spec (for ``ARCH@FILE``, the architecture's, less
+    what a trained model cannot offer), its variant, the plugin's options and, for a supplied
+    model, what identifies it."""
+
+    name: str
+    spec: ModelSpec
+    variant: str | None
+    options: dict[str, Any]
+    supplied: SuppliedModel | None = None
+
+    @property
+    def spec_name(self) -> str:
+        """The registered name (``timm:resnet18`` for a family's variant, no file path)."""
+        if self.spec.supplied or self.variant is None:
+            return self.spec.name
+        return f"{self.spec.name}:{self.variant}"
+
+
+def choose_model(name: str, given: dict[str, Any], registry: Registry) -> ModelChoice:
+    """The :class:`ModelChoice` of ``--model name`` with its ``--model-opt`` options ``given``:
+    a supplied model's file is read for its SHA-256 here (a missing file is a
+    :class:`harness.supplied.ModelContractError`, before any work)."""
+    arch, weights = split_weights(name)
+    spec, variant = registry.model_variant(arch)
+    core = {k: v for k, v in given.items() if k in SUPPLIED_KEYS}
+    plugin = {k: v for k, v in given.items() if k not in SUPPLIED_KEYS}
+    if weights is None and not spec.supplied:
+        if core:
+            raise UsageError(f"--model-opt {quoted(name)}.{sorted(core)[0]}: only a supplied "
+                             "model (KIND:PATH or ARCH@WEIGHTS) takes "
+                             f"{', '.join(sorted(SUPPLIED_KEYS))}")
+        return ModelChoice(name, spec, variant, plugin)
+    resolved = SUPPLIED_OPTIONS.resolve(f"model {name}", core)
+    if weights is not None:
+        if spec.supplied:
+            raise UsageError(f"--model {quoted(name)}: {spec.name} models are files already; "
+                             f"use {spec.name}:PATH without @")
+        sha = file_sha256(weights, f"--model {quoted(name)}")
+        supplied = describe_supplied(f"{arch}@", weights, resolved, sha, weights_for=arch)
+        supplied = _with_path(supplied, weights)
+        offers = spec.offers - {"training-loop"}
+        return ModelChoice(name, _as_supplied(spec, offers), variant, plugin,
+                           dataclasses.replace(supplied, asked=name))
+    if spec.fingerprint is not None:
+        sha = spec.fingerprint(variant, plugin)
+        supplied = describe_supplied(spec.name, None, resolved, sha)
+    else:
+        path = Path(variant or "")
+        sha = file_sha256(path, f"--model {quoted(name)}")
+        supplied = _with_path(describe_supplied(f"{spec.name}:", path, resolved, sha), path)
+    return ModelChoice(name, spec, variant, plugin, dataclasses.replace(supplied, asked=name))
+
+
+def is_supplied_name(name: str, registry: Registry) -> bool:
+    """Whether ``--model name`` names a supplied model (``KIND:PATH`` or ``ARCH@FILE``)."""
+    arch, weights = split_weights(name)
+    return weights is not None or registry.model(arch).supplied
+
+
+def _with_path(supplied: SuppliedModel, path: Path) -> SuppliedModel:
+    return dataclasses.replace(supplied, path=str(path))
+
+
+def _as_supplied(spec: ModelSpec, offers: frozenset[str]) -> ModelSpec:
+    return dataclasses.replace(spec, offers=offers, fit=None)
+
+
+@dataclass(frozen=True)
 class _Selection:
     """The specs a configuration names, expanded and checked."""
 
     datasets: list[DatasetSpec]
-    models: list[tuple[str, ModelSpec, str | None]]
+    models: list[ModelChoice]
     attacks: list[AttackSpec]
     defenses: list[DefenseSpec]
     baseline: DefenseSpec | None
@@ -338,7 +443,8 @@ class _Selection:
 def _select(config: BenchConfig, registry: Registry) -> _Selection:
     datasets = [registry.dataset(n) for n in _expand("dataset", config.datasets, registry)]
     model_names = _expand("model", config.models, registry)
-    models = [(n, *registry.model_variant(n)) for n in model_names]
+    models = [choose_model(n, dict(config.model_options.get(n, {})), registry)
+              for n in model_names]
     attacks = [registry.attack(n) for n in _expand("attack", config.attacks, registry)]
     defenses = [registry.defense(n) for n in _expand("defense", config.defenses, registry)]
     baselines = [s for s in registry.defenses.values() if s.baseline]
@@ -372,9 +478,25 @@ def make_plan(config: BenchConfig, registry: Registry) -> Plan:
     chosen = _select(config, registry)
     plan = _PlanBuilder(config, registry)
     for ds in chosen.datasets:
-        for model_name, model, variant in chosen.models:
-            plan.add_model(chosen, ds, model_name, model, variant)
+        for choice in chosen.models:
+            if choice.supplied is not None:
+                plan.add_supplied(chosen, ds, choice)
+            else:
+                plan.add_model(chosen, ds, choice.name, choice.spec, choice.variant)
     return Plan(tuple(plan.jobs), tuple(plan.cells), tuple(plan.skipped))
+
+
+def supplied_refusal(label: str, defense: DefenseSpec, attack: AttackSpec) -> str | None:
+    """Why a supplied model ``label`` cannot be evaluated with ``defense`` against ``attack``
+    (it would have to be trained), or None."""
+    if category_of(attack).own_victims:
+        return (f"{attack.name} is a {attack.category} attack: it trains its own victims, and "
+                f"{label} is supplied trained (the harness does not train it)")
+    if not defense.baseline and not stage_of(defense).on_baseline:
+        return (f"{defense.name} is a training defense: it would train the model, and {label} "
+                "is supplied trained (the harness does not train it); evaluate "
+                f"{defense.name} on an architecture the harness trains (e.g. --model paper-cnn)")
+    return None
 
 
 class _PlanBuilder:
@@ -409,6 +531,36 @@ class _PlanBuilder:
             if config.checks:
                 _add_check_cell(config, self.registry, self.cells, ds.name, model_name, model,
                                 defense)
+
+
+    def add_supplied(self, chosen: _Selection, ds: DatasetSpec, choice: ModelChoice) -> None:
+        """Every pairing on a supplied model: its own cells under :data:`SUPPLIED_DEFENSE`,
+        input transformations in front of it; what would train it is n/a (or, when every
+        model of the run is supplied and the defense was asked for, refused)."""
+        supplied = choice.supplied
+        assert supplied is not None
+        label = supplied.label
+        job = _supplied_job(self.config, ds, choice, settings_for(self.config, choice.spec))
+        defenses = [SUPPLIED_DEFENSE] + [d for d in chosen.defenses if not d.baseline]
+        all_supplied = all(c.supplied is not None for c in chosen.models)
+        used = False
+        for defense in defenses:
+            for attack in chosen.attacks:
+                problem = supplied_refusal(label, defense, attack)
+                if problem is not None and all_supplied and not defense.baseline \
+                        and not stage_of(defense).on_baseline:
+                    raise ModelContractError(problem)
+                problem = problem or pairing_problem(label, choice.spec, defense, attack)
+                if problem is not None:
+                    self.skipped.append(_skipped(ds, label, defense, attack, problem))
+                    continue
+                used = True
+                self.cells += _cells_of(self.config, ds, job, defense, attack)
+            if self.config.checks:
+                _add_check_cell(self.config, self.registry, self.cells, ds.name, label,
+                                choice.spec, defense)
+        if used:
+            self.jobs.append(job)
 
 
 def _skipped(ds: DatasetSpec, model_name: str, defense: DefenseSpec, attack: AttackSpec,

@@ -9,6 +9,7 @@ runner's attack contexts and :func:`harness.testing.tiny_context`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,7 @@ from harness.devices import autocast_forward
 from harness.files import exclusive
 from harness.metadata import now
 from harness.model_cache import DamagedEntry
+from harness.supplied import Contract, check_contract, load_supplied, reinitialize
 from harness.training import TrainContext, TrainData, TrainReport, TrainSettings, train_supervised
 
 if TYPE_CHECKING:
@@ -78,6 +80,7 @@ class ModelProvider:
         self.no_cache = no_cache
         self._members: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._float_view: tuple[ImageData, ImageData] | None = None   # (data, data.floats())
+        self._supplied: dict[str, tuple[torch.nn.Module, float]] = {}   # key: (model, seconds)
 
     @staticmethod
     def model_input(job: TrainingJob, data: ImageData) -> ModelInput:
@@ -87,11 +90,33 @@ class ModelProvider:
 
     def build(self, job: TrainingJob, data: ImageData, seed: int | None = None
               ) -> torch.nn.Module:
-        """An untrained model of ``job``'s architecture on the device (seed None: the job's)."""
+        """An untrained model of ``job``'s architecture on the device (seed None: the job's);
+        for a supplied model, the model as supplied (loaded once per job)."""
         torch.manual_seed(job.settings.seed if seed is None else seed)
-        model = job.model.build(self.model_input(job, data), job.variant, job.model_params)
+        if job.supplied is not None:
+            model = self._supplied_module(job, data)
+        else:
+            model = job.model.build(self.model_input(job, data), job.variant, job.model_params)
         model = model.to(self.device)
         return autocast_forward(model, job.amp, self.device) if job.amp else model
+
+    def _supplied_module(self, job: TrainingJob, data: ImageData) -> torch.nn.Module:
+        """The supplied model of ``job``, read once (the latest job's is kept)."""
+        if job.key not in self._supplied:
+            t0 = time.perf_counter()
+            self._supplied = {job.key: (load_supplied(job, self.model_input(job, data)),
+                                        time.perf_counter() - t0)}
+        return self._supplied[job.key][0]
+
+    def check_supplied(self, job: TrainingJob, data: ImageData, needs_gradients: bool
+                       ) -> Contract:
+        """Check a supplied model's input contract on ``data`` before any attack
+        (:func:`harness.supplied.check_contract`; a ModelContractError otherwise)."""
+        assert job.supplied is not None
+        model = self.build(job, data).eval()
+        return check_contract(model, data, job.supplied.label, job.dataset.name,
+                              needs_gradients=needs_gradients, mean=job.dataset.mean,
+                              std=job.dataset.std, asked=job.supplied.asked)
 
     def trained(self, job: TrainingJob, data: ImageData) -> TrainedModel:
         """``job``'s model: from the cache, else trained now and cached.
@@ -102,6 +127,11 @@ class ModelProvider:
         A damaged cache entry is found under the lock, then moved aside and the model
         retrained (or, with the cache's ``refuse_damaged``, the error raised).
         """
+        if job.supplied is not None:     # trained elsewhere: loaded, never trained or cached
+            model = self.build(job, data).eval()
+            info = {"key_fields": job.key_fields, "supplied": job.supplied.key_fields(),
+                    "load_seconds": self._supplied[job.key][1], "device": str(self.device)}
+            return TrainedModel(model, info, cached=True)
         model = self.build(job, data)
         if self.no_cache:
             self.cache.discard(job.key)
@@ -152,6 +182,16 @@ class ModelProvider:
         model.eval()
         return report
 
+    def fresh(self, job: TrainingJob, data: ImageData, seed: int | None = None
+              ) -> torch.nn.Module:
+        """An untrained model of ``job``'s architecture; for a supplied model, the model read
+        again with its parameters initialized afresh (:func:`harness.supplied.reinitialize`)."""
+        if job.supplied is None:
+            return self.build(job, data, seed)
+        torch.manual_seed(job.settings.seed if seed is None else seed)
+        copy = load_supplied(job, self.model_input(job, data))    # its own parameters
+        return reinitialize(copy).to(self.device)
+
     def members(self, job: TrainingJob, data: ImageData) -> tuple[torch.Tensor, torch.Tensor]:
         """The images and labels ``job``'s model was fitted on (its training split)."""
         if job.key not in self._members:
@@ -176,7 +216,8 @@ class ModelProvider:
                                label_suffix=f" {job.dataset.name}/{job.model_name}")
         return AttackContext(data=self.floats(data), device=self.device, seed=seed,
                              dataset_eps=job.dataset.default_eps,
-                             new_model=lambda seed=None: self.build(job, data, seed),
+                             new_model=lambda seed=None: self.fresh(job, data, seed),
                              train=train, clean_model=lambda: trained.model,
-                             n_test=cell.n_test, members=self.members(job, data),
+                             n_test=cell.n_test,
+                             members=None if job.supplied else self.members(job, data),
                              model_name=job.model_name, show_progress=self.show_progress)

@@ -3,15 +3,17 @@ spec passes when it is registered."""
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
+import warnings
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from harness.errors import PluginError, UsageError, quoted
+from harness.errors import PluginError, UndeclaredOptionsWarning, UsageError, quoted
 from harness.metrics import MetricSpec
-from harness.options import OptionSchema
+from harness.options import CheckedBuild, OptionSchema
 from harness.roles import ATTACK_ROLES, DEFENSE_ROLES
 from harness.specs import (
     ATTACK_CATEGORIES,
@@ -38,7 +40,7 @@ KINDS: dict[str, type[Spec]] = {
     "report": ReportSpec,
 }
 #: Names the command line gives a meaning of its own.
-RESERVED_NAMES = frozenset({"all"})
+RESERVED_NAMES = frozenset({"all", "supplied"})
 
 
 def unknown_name_message(kind: str, name: str, available: Iterable[str]) -> str:
@@ -163,6 +165,17 @@ def _model_problems(spec: ModelSpec) -> Iterator[str | None]:
     yield _flag("takes_variant", spec.takes_variant)
     yield _callable("list_variants", spec.list_variants, nullable=True)
     yield _callable("fit", spec.fit, nullable=True)
+    yield _flag("supplied", spec.supplied)
+    yield _callable("fingerprint", spec.fingerprint, nullable=True)
+    if spec.supplied is True and spec.fingerprint is None and not spec.takes_variant:
+        yield ("supplied needs takes_variant=True: a supplied file kind is named KIND:PATH "
+               "(or declare a fingerprint)")
+    suffixes = spec.suffixes
+    if not isinstance(suffixes, tuple) or not all(isinstance(x, str) and x.startswith(".")
+                                                  for x in suffixes):
+        yield f"suffixes must be a tuple of file suffixes such as ('.onnx',); got {suffixes!r}"
+    if spec.supplied is True and "training-loop" in spec.offers:
+        yield "a supplied model is never trained: leave 'training-loop' out of offers"
     if not isinstance(spec.train_defaults, Mapping):
         yield f"train_defaults must be a mapping; got {spec.train_defaults!r}"
     elif spec.train_defaults:
@@ -233,6 +246,41 @@ def spec_problems(kind: str, spec: Spec) -> list[str]:
     return [p for p in found if p]
 
 
+# ---------------------------------------------------------------- declared options
+
+#: (distribution, kind, name) of the specs already warned about (once per process).
+_WARNED_UNDECLARED: set[tuple[str, str, str]] = set()
+
+
+def _warn_undeclared(kind: str, spec: ModelSpec | AttackSpec | DefenseSpec,
+                     owner: PluginInfo) -> None:
+    """Warn, once per spec, that ``spec`` declares no options."""
+    seen = (owner.distribution, kind, spec.name)
+    if seen in _WARNED_UNDECLARED:
+        return
+    _WARNED_UNDECLARED.add(seen)
+    warnings.warn(
+        f"{owner.label()}: {kind} '{spec.name}' declares no options, so they reach its build "
+        "unchecked and stay out of the cache keys and `harness list --options`: declare them "
+        "with options=harness.options(harness.Option(name=..., type=..., default=...), ...)",
+        UndeclaredOptionsWarning, stacklevel=5)
+
+
+def with_checked_build(kind: str, spec: Spec, owner: PluginInfo) -> Spec:
+    """``spec`` as the registry keeps it: a spec with declared options gets a ``build`` that
+    refuses options that were not resolved (:class:`harness.options.CheckedBuild`); one that
+    declares none is kept as it is, with a warning (once per spec)."""
+    if not isinstance(spec, ModelSpec | AttackSpec | DefenseSpec):
+        return spec
+    if spec.options.undeclared:
+        _warn_undeclared(kind, spec, owner)
+        return spec
+    build = spec.build
+    inner = build.__wrapped__ if isinstance(build, CheckedBuild) else build
+    checked = CheckedBuild(inner, f"{kind} '{spec.name}'", spec.options)
+    return cast(Spec, dataclasses.replace(cast(Any, spec), build=checked))
+
+
 # ---------------------------------------------------------------- the registry
 
 
@@ -269,7 +317,7 @@ class Registry:
         if not isinstance(name, str) or not name or name != name.strip() or "," in name \
                 or name in RESERVED_NAMES:
             raise PluginError(f"{owner.label()}: invalid {kind} name {name!r} (one word or "
-                              "more, no surrounding spaces, no commas, not 'all')")
+                              "more, no surrounding spaces, no commas, not 'all' or 'supplied')")
         problems = spec_problems(kind, spec)
         if problems:
             raise PluginError(f"{owner.label()}: {kind} '{name}': " + "; ".join(problems))
@@ -280,7 +328,7 @@ class Registry:
                 f"{existing.plugin.label() if existing.plugin else 'another plugin'}; "
                 "disable one of the two plugins (--disable-plugin NAME) or rename the spec"
             )
-        self.specs[kind][name] = spec
+        self.specs[kind][name] = with_checked_build(kind, spec, owner)
         record = self.plugins.setdefault(owner.name, PluginRecord(owner))
         record.registered.setdefault(kind, []).append(name)
 

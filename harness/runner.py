@@ -20,6 +20,7 @@ from harness.executors.base import Executor, Progress
 from harness.executors.serial import SerialExecutor
 from harness.metadata import now, run_metadata
 from harness.plan import BenchConfig, Cell, Plan, Skipped, make_plan
+from harness.provenance import distribution_of
 from harness.records import NOT_APPLICABLE, Result, ResultSet
 from harness.registry import Registry
 from harness.setup import WorkSetup
@@ -81,7 +82,9 @@ def not_applicable_result(item: Skipped, run_id: str, seed: int) -> Result:
                   threat_model=item.attack.threat_model, norm=item.attack.norm,
                   attack_roles=tuple(sorted(item.attack.roles)),
                   defense_roles=tuple(sorted(item.defense.roles)),
-                  created_at=now(), config={"seed": seed})
+                  created_at=now(),
+                  config={"seed": seed, "attack_plugin": distribution_of(item.attack),
+                          "defense_plugin": distribution_of(item.defense)})
 
 
 class Runner:
@@ -101,6 +104,8 @@ class Runner:
                                plugin_modules=in_process_modules(),
                                refuse_damaged=cache.refuse_damaged)
         self.stored = 0     # records this run has written to the store
+        self._reported_by_job = {j.key: j.supplied.reported for j in self.plan.jobs
+                                 if j.supplied is not None and j.supplied.reported is not None}
 
     def pending(self, outcome: BenchOutcome) -> list[Cell]:
         """The cells not stored yet; the stored ones are added to ``outcome``."""
@@ -110,8 +115,20 @@ class Runner:
             if stored is None:
                 left.append(cell)
             else:
-                outcome.add(stored.record, stored.metadata)
+                outcome.add(self._reported(stored.record), stored.metadata)
         return left
+
+    def _reported(self, record: Result) -> Result:
+        """``record`` with the robust accuracy its supplied model's authors report (this run's
+        ``reported`` option) in ``config["reported"]``, which the claims check against; other
+        records as they are."""
+        reported = self._reported_by_job.get(record.train_key)
+        if reported is None and "reported" not in record.config:
+            return record
+        config = {k: v for k, v in record.config.items() if k != "reported"}
+        if reported is not None:
+            config["reported"] = reported
+        return record.replace(config=config)
 
     def run(self) -> BenchOutcome:
         """Run every cell of the plan; return all their records. When every cell is stored,
@@ -161,6 +178,7 @@ class Runner:
         """Write ``record`` (see :meth:`_write`) and add it to ``outcome``; when another
         process stored the cell meanwhile, the store keeps that record and the outcome
         holds it, with its run's metadata (``--no-cache`` replaces it instead)."""
+        record = self._reported(record)
         write = self.store.replace_result if self.config.no_cache else self.store.add_result
         stored = self._write(
             lambda: write(record),

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from harness.metrics import MetricSpec
-from harness.options import OptionSchema
+from harness.options import OptionSchema, ResolvedOptions
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -83,9 +83,10 @@ class _Configurable:
     config: Mapping[str, Any]
     KIND = ""
 
-    def resolve_options(self, given: Mapping[str, Any]) -> dict[str, Any]:
-        """``given`` checked against the declared options, over their defaults (what
-        ``build`` receives). Raises :class:`harness.errors.UsageError`."""
+    def resolve_options(self, given: Mapping[str, Any]) -> ResolvedOptions:
+        """``given`` checked against the declared options, over their defaults: what
+        ``build`` receives (a read-only dict; a registered spec's ``build`` refuses a plain
+        one that lacks a declared option). Raises :class:`harness.errors.UsageError`."""
         return self.options.resolve(f"{self.KIND} {self.name}", given)
 
     def key_config(self) -> dict[str, Any]:
@@ -134,6 +135,13 @@ class ModelSpec(_Configurable):
     ``--model-opt`` options (their defaults are part of the training cache key, and ``build``
     receives them resolved); ``config`` holds fixed declarations that are part of the key too.
     ``smoke_options`` are the small settings the contract tests build it with.
+
+    ``supplied``: ``build`` returns a classifier trained elsewhere, loaded as it is (a file
+    kind: the variant is the file's path, ``torchscript:m.pt``); the harness never trains or
+    caches it, and the file's SHA-256 is part of its key (:mod:`harness.supplied`).
+    ``fingerprint(variant, options)``, when set, stands for that SHA-256 (a model handed over
+    in Python has no file). ``suffixes`` (``(".onnx",)``): the file names a supplied kind
+    reads, so :func:`harness.evaluate` can take a bare path.
     """
 
     name: str
@@ -148,6 +156,9 @@ class ModelSpec(_Configurable):
     options: OptionSchema = UNDECLARED
     smoke_options: Mapping[str, Any] = field(default_factory=dict)
     config: Mapping[str, Any] = field(default_factory=dict)
+    supplied: bool = False
+    fingerprint: Callable[[str | None, Mapping[str, Any]], str] | None = None
+    suffixes: tuple[str, ...] = ()
     plugin: PluginInfo | None = None
     KIND = "model"
 

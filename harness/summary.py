@@ -19,6 +19,7 @@ from harness.headline import column_names, defense_label, headline_rows
 from harness.leaderboard import distinct, eps_text, percent
 from harness.listing import clip, fit_table, one_line
 from harness.outcomes import attack_label
+from harness.provenance import provided_name
 from harness.records import FAILED, NOT_APPLICABLE, Result, ResultSet
 from harness.roles import BASELINE
 
@@ -39,6 +40,13 @@ def _number(value: Any) -> str:
 def is_check(record: Result) -> bool:
     """Whether ``record`` is an automatic check cell (the large-eps cell), not an asked one."""
     return bool(record.config.get("check"))
+
+
+def _names(record: Result) -> list[str]:
+    """The record's model, defense and attack as rows show them (a spec of another
+    distribution than the harness's own with that distribution, :mod:`harness.provenance`)."""
+    return [provided_name(getattr(record, kind), record, kind)
+            for kind in ("model", "defense", "attack")]
 
 
 def _is_baseline(record: Result) -> bool:
@@ -72,7 +80,8 @@ def delta(record: Result, reference: Mapping[tuple, Result]) -> str:
 def evasion_block(records: list[Result], flags: Mapping[str, str], width: int) -> list[str]:
     """One row per evasion cell: names, eps, clean and robust accuracy, Δ, flags."""
     reference = baselines(records)
-    rows = [[r.dataset, r.model, defense_label(r), attack_label(r), eps_text(r.eps),
+    rows = [[r.dataset, provided_name(r.model, r, "model"), defense_label(r), attack_label(r),
+             eps_text(r.eps),
              percent(r.clean_acc), percent(r.robust_acc), delta(r, reference),
              flags.get(r.cell_key, "")] for r in records]
     headers = ["dataset", "model", "defense", "attack", "eps", "clean", "robust", "Δ base",
@@ -99,7 +108,7 @@ def headline_block(records: list[Result], flags: Mapping[str, str], width: int) 
 
 def check_block(records: list[Result], flags: Mapping[str, str], width: int) -> list[str]:
     """The automatic check cells: names, eps, robust accuracy, flags."""
-    rows = [[r.dataset, r.model, r.defense, r.attack, eps_text(r.eps), percent(r.robust_acc),
+    rows = [[r.dataset, *_names(r), eps_text(r.eps), percent(r.robust_acc),
              flags.get(r.cell_key, "")] for r in records]
     headers = ["dataset", "model", "defense", "attack", "eps", "robust", "flags"]
     body = fit_table(headers, rows, width, shrink=(*NAME_COLUMNS, 6), right=(4, 5))
@@ -118,7 +127,7 @@ def main_numbers(record: Result) -> str:
 
 def other_block(records: list[Result], flags: Mapping[str, str], width: int) -> list[str]:
     """Poisoning, inference and extraction cells with their main numbers."""
-    rows = [[r.dataset, r.model, r.defense, r.attack, r.category, main_numbers(r),
+    rows = [[r.dataset, *_names(r), r.category, main_numbers(r),
              flags.get(r.cell_key, "")] for r in records]
     headers = ["dataset", "model", "defense", "attack", "category", "result", "flags"]
     return fit_table(headers, rows, width, shrink=(*NAME_COLUMNS, 5, 6))

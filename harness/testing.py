@@ -26,7 +26,7 @@ from torch import nn
 from harness import plugins as _plugins
 from harness.categories import category_of, load_declared, stage_of
 from harness.context import AttackContext, PoisonedSet
-from harness.data import DataOptions, ImageData, ModelInput
+from harness.data import DataOptions, ImageData, ModelInput, to_float
 from harness.errors import DatasetNotFoundError
 from harness.provider import victim_trainer
 from harness.registry import KINDS, Registry, spec_problems
@@ -50,6 +50,7 @@ __all__ = [
     "check_model_spec",
     "corner_backdoor",
     "harness_plugin",
+    "reaching_bounds",
     "tiny_context",
     "tiny_classifier",
     "tiny_image_data",
@@ -260,19 +261,29 @@ def check_model_spec(spec: ModelSpec, variant: str | None = None,
     return model
 
 
-def check_attack_spec(spec: AttackSpec, eps: float = 0.1, *, ctx: AttackContext | None = None,
+#: The eps of the evasion contract unless given: large, so that an attack that forgets to
+#: clamp to [0, 1] leaves it on the contract's images (which reach exactly 0 and 1).
+CONTRACT_EPS = 0.3
+
+
+def check_attack_spec(spec: AttackSpec, eps: float = CONTRACT_EPS, *,
+                      ctx: AttackContext | None = None,
                       model: nn.Module | None = None,
                       options: Mapping[str, Any] | None = None) -> Any:
     """Run the attack on tiny inputs and check what the runner relies on.
 
-    Evasion: attack a tiny trained classifier; check shape, range, budget (a bounded attack
-    gets ``eps`` and must stay within it in its norm; an unbounded one gets None), and that
-    inputs and weights are kept. Poisoning: check the :class:`PoisonedSet` against the tiny
-    training set. Inference and extraction: check the metrics are finite numbers. ``ctx``
-    and ``model`` replace the tiny context and victim (e.g. for attacks that need an
-    scikit-learn model). ``options`` are given to ``build`` over the declared defaults
-    (None: the spec's ``smoke_options``, the tiny budgets; ``{}``: the declared defaults).
-    The declared fields are checked first, as registration checks them.
+    Evasion: attack a tiny trained classifier on 16 test images stretched so that their
+    pixels reach exactly 0 and 1 (:func:`reaching_bounds`), at a large ``eps``
+    (:data:`CONTRACT_EPS`, 0.3), so an attack that forgets to clamp fails; check the type,
+    shape and dtype (float32 in, float32 out), range, budget (a bounded attack gets ``eps``
+    and must stay within it in its norm; an unbounded one gets None), and that inputs and
+    weights are kept. Every failure says how many images were used; ``x_adv`` is returned.
+    Poisoning: check the :class:`PoisonedSet` against the tiny training set. Inference and
+    extraction: check the metrics are finite numbers. ``ctx`` and ``model`` replace the tiny
+    context and victim (e.g. for attacks that need an scikit-learn model). ``options`` are
+    given to ``build`` over the declared defaults (None: the spec's ``smoke_options``, the
+    tiny budgets; ``{}``: the declared defaults). The declared fields are checked first, as
+    registration checks them.
     """
     _check_common(spec, AttackSpec)
     contract = load_declared(category_of(spec).contract)
@@ -295,27 +306,62 @@ def model_attack_contract(spec: AttackSpec, resolved: dict[str, Any], *, eps: fl
     return metrics
 
 
-def evasion_contract(spec: AttackSpec, resolved: dict[str, Any], *, eps: float,
-                     ctx: AttackContext | None, model: nn.Module | None) -> Any:
-    """Evasion: shape, range, budget in the attack's norm; input and weights kept."""
-    model = model if model is not None else trained_tiny_classifier()
-    before = {k: v.clone() for k, v in model.state_dict().items()}
+def reaching_bounds(x: torch.Tensor) -> torch.Tensor:
+    """``x`` stretched image by image so that its darkest tenth of pixels is exactly 0 and
+    its brightest tenth exactly 1 (the content kept in between): the images an evasion attack
+    must keep in [0, 1], and that an attack which forgets to clamp leaves."""
+    flat = x.float().flatten(1)
+    low, high = flat.quantile(torch.tensor([0.1, 0.9], device=flat.device), dim=1,
+                              keepdim=True)
+    stretched = (flat - low) / (high - low).clamp_min(1e-12)
+    return stretched.clamp(0.0, 1.0).view_as(x).to(x.dtype)
+
+
+def _evasion_images(ctx: AttackContext | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The contract's test images (:func:`reaching_bounds` of the first 16 of the tiny data
+    or ``ctx``'s) and their labels."""
     data = ctx.data if ctx is not None else tiny_image_data()
-    x, y = data.x_test[:16], data.y_test[:16]
-    x_copy = x.clone()
-    attack = spec.build(resolved)
-    x_adv = attack.perturb(model, x, y, eps if spec.bounded else None)
-    assert torch.equal(x, x_copy), f"{spec.name}: the attack modified its input in place"
-    assert x_adv.shape == x.shape and x_adv.dtype == x.dtype
-    assert float(x_adv.min()) >= 0 and float(x_adv.max()) <= 1, f"{spec.name}: left [0, 1]"
+    return reaching_bounds(to_float(data.x_test[:16])), data.y_test[:16]
+
+
+def _check_adversarial(where: str, spec: AttackSpec, x: torch.Tensor, x_adv: Any,
+                       eps: float) -> None:
+    """What the evaluator will verify of ``x_adv``, with messages prefixed by ``where``."""
+    assert isinstance(x_adv, torch.Tensor), \
+        f"{where}: perturb() returned a {type(x_adv).__name__}, not a tensor"
+    assert x_adv.shape == x.shape, \
+        f"{where}: perturb() returned shape {tuple(x_adv.shape)} for {tuple(x.shape)}"
+    assert x_adv.dtype == x.dtype, \
+        (f"{where}: perturb() returned {x_adv.dtype} images for {x.dtype} ones; return the "
+         f"input's dtype (x_adv.to(x.dtype)): the harness scores and stores them as {x.dtype}")
+    low, high = float(x_adv.min()), float(x_adv.max())
+    assert low >= 0 and high <= 1, \
+        (f"{where}: left [0, 1] (min {low:.4g}, max {high:.4g}); clamp the adversarial "
+         "images to [0, 1] after every step")
     delta = (x_adv - x).flatten(1)
     bound = {"inf": delta.abs().amax(1), "2": delta.norm(dim=1), "1": delta.abs().sum(1),
              "0": (delta != 0).sum(1).float()}.get(spec.norm, delta.abs().amax(1))
     if spec.bounded and spec.norm in LP_NORMS:
         assert float(bound.max()) <= eps * (1 + 1e-5) + 1e-6, \
-            f"{spec.name}: perturbation {float(bound.max())} exceeds eps {eps} in L{spec.norm}"
+            f"{where}: perturbation {float(bound.max())} exceeds eps {eps} in L{spec.norm}"
+
+
+def evasion_contract(spec: AttackSpec, resolved: dict[str, Any], *, eps: float,
+                     ctx: AttackContext | None, model: nn.Module | None) -> Any:
+    """Evasion: on 16 test images whose pixels reach exactly 0 and 1, at ``eps``: a tensor of
+    the input's shape and dtype, in [0, 1], within eps in the attack's norm when bounded;
+    input and weights kept. Every message says how many images it used."""
+    model = model if model is not None else trained_tiny_classifier()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x, y = _evasion_images(ctx)
+    where = (f"{spec.name} (evasion contract: {len(x)} test images with pixels at exactly 0 "
+             f"and 1, eps {eps if spec.bounded else 'None (unbounded)'})")
+    x_copy = x.clone()
+    x_adv = spec.build(resolved).perturb(model, x, y, eps if spec.bounded else None)
+    assert torch.equal(x, x_copy), f"{where}: the attack modified its input in place"
+    _check_adversarial(where, spec, x, x_adv, eps)
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items()), \
-        f"{spec.name}: the attack changed the model's weights"
+        f"{where}: the attack changed the model's weights"
     return x_adv
 
 

@@ -116,6 +116,10 @@ class Worker:
                     built.add(once)
         for job in jobs:
             data = self.data(job)
+            if job.supplied is not None:    # loaded and checked, never trained
+                needs = any("gradients" in c.attack.needs for c in cells if c.job.key == job.key)
+                self.provider.check_supplied(job, data, needs_gradients=needs)
+                continue
             job.defense.build(job.defense_params)
             self.provider.build(job, data)
 
@@ -159,6 +163,8 @@ class Worker:
                                    **trained.train_values)
         loaded = self._data.get(cell.job.dataset.name)
         shape = {"image_shape": list(loaded.image_shape)} if loaded is not None else {}
+        if "load_seconds" in trained.info:     # a supplied model: what reading it took
+            shape["load_seconds"] = trained.info["load_seconds"]
         return result.replace(config={**result.config, **shape, "worker": worker_id(),
                                       "peak_memory_mib": peak_memory()})
 

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from harness.errors import UsageError
+from harness import UsageError
 
 # The logit bias of a class absent from the training set (the model never predicts it).
 ABSENT_CLASS_BIAS = -1e4
@@ -111,8 +111,7 @@ def fit(model: SklearnLinear, data, ctx):
     import numpy as np
     from sklearn.exceptions import ConvergenceWarning
 
-    from harness.augment import refuse_augment
-    from harness.training import TrainReport
+    from harness import TrainReport, refuse_augment
 
     refuse_augment(ctx.settings.augment, f"model {model.kind} (scikit-learn)")
     x = data.x.detach().flatten(1).cpu().numpy()

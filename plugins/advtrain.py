@@ -12,10 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from harness.hookspecs import hookimpl
-from harness.options import Option, options
-from harness.roles import SINGLE_STEP_TRAINING
-from harness.specs import DefenseSpec
+from harness import SINGLE_STEP_TRAINING, DefenseSpec, Option, hookimpl, options
 
 OPTIONS = options(
     Option(name="eps", type="float", default=None, nullable=True, min=0.0, max=1.0,
@@ -33,8 +30,7 @@ class FGSMAdversarialTraining:
         """Train ``model`` on [x, FGSM(x)] minibatches with labels [y, y]."""
         import torch
 
-        from harness import gradients
-        from harness.training import train_supervised
+        from harness import gradients, train_supervised
 
         eps = self.eps if self.eps is not None else ctx.dataset_eps
 

@@ -34,17 +34,14 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import HarnessError
-from harness.hookspecs import hookimpl
-from harness.options import Option, OptionSchema, options
-from harness.specs import DefenseSpec
+from harness import DefenseSpec, HarnessError, Option, OptionSchema, hookimpl, options
 
 if TYPE_CHECKING:
     import numpy as np
     import torch
     from torch import nn
 
-    from harness.training import EpochFn, TrainContext, TrainData, TrainReport
+    from harness import EpochFn, TrainContext, TrainData, TrainReport
 
     EpochMaker = Callable[[Any, np.ndarray, np.ndarray, TrainContext, Mapping[str, Any]],
                           EpochFn]
@@ -87,7 +84,7 @@ def declared(defaults: Mapping[str, Any]) -> OptionSchema:
 def _wrap(model: nn.Module, data: TrainData, ctx: TrainContext, **kwargs: Any):
     """:func:`~harness.art_bridge.art_classifier` on ``model`` for ``data``'s images on the
     run's device."""
-    from harness.art_bridge import art_classifier
+    from harness import art_classifier
 
     return art_classifier(model, tuple(data.x.shape[1:]), data.num_classes, ctx.device,
                           **kwargs)
@@ -95,7 +92,7 @@ def _wrap(model: nn.Module, data: TrainData, ctx: TrainContext, **kwargs: Any):
 
 def _arrays(data: TrainData) -> tuple[np.ndarray, np.ndarray]:
     """The training part as ART takes it: float32 images and one-hot labels, on the host."""
-    from harness.art_bridge import one_hot, to_numpy
+    from harness import one_hot, to_numpy
 
     return to_numpy(data.x), one_hot(data.y, data.num_classes)
 
@@ -147,7 +144,7 @@ def single_phase(make_epoch: EpochMaker
             options: dict[str, Any]) -> TrainReport:
         import torch
 
-        from harness.training import fit_epochs
+        from harness import fit_epochs
 
         optimizer = torch.optim.Adam(model.parameters(), lr=ctx.settings.lr)
         classifier = _wrap(model, data, ctx, optimizer=optimizer)
@@ -241,7 +238,7 @@ def _fbf(classifier: Any, x: np.ndarray, y: np.ndarray, ctx: TrainContext,
     def run_epoch(epoch: int) -> float:
         import torch
 
-        from harness.augment import epoch_augmenter
+        from harness import epoch_augmenter
 
         peak = optimizer.param_groups[0]["lr"]
         order = np.random.permutation(n)
@@ -279,8 +276,7 @@ def _distillation(model: nn.Module, data: TrainData, ctx: TrainContext,
     import torch
     from art.defences.transformer.evasion import DefensiveDistillation
 
-    from harness.art_bridge import SoftCrossEntropy
-    from harness.training import TrainReport, fit_epochs
+    from harness import SoftCrossEntropy, TrainReport, fit_epochs
 
     t, bs = options["temperature"], ctx.settings.batch_size
     lr = ctx.settings.lr * options["lr_factor"]
@@ -350,11 +346,11 @@ class ArtTrainingDefense:
         """Train ``model`` in place with the ART defense; it ends with its best weights."""
         import torch
 
-        from harness.training import refuse_objective_early_stop
+        from harness import refuse_objective_early_stop
 
         refuse_objective_early_stop(ctx.settings, f"defense {self.declaration.name}")
         if not self.declaration.augments:
-            from harness.augment import refuse_augment
+            from harness import refuse_augment
 
             refuse_augment(ctx.settings.augment, f"defense {self.declaration.name} (ART's "
                            f"{self.declaration.art_name})")

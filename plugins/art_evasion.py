@@ -15,11 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from harness.art_declarations import ArtEvasion
-from harness.errors import UsageError
-from harness.hookspecs import hookimpl
-from harness.options import Option
-from harness.roles import BLACK_BOX, ENSEMBLE, ITERATIVE
+from harness import BLACK_BOX, ENSEMBLE, ITERATIVE, ArtEvasion, Option, UsageError, hookimpl
 
 
 def count(name: str, default: int, help: str, low: int = 1, high: int | None = None

@@ -67,12 +67,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import HarnessError, UsageError
-from harness.hookspecs import hookimpl
-from harness.metrics import MetricSpec
-from harness.options import Option, OptionSchema, options
-from harness.seeds import derive_seed
-from harness.specs import AttackSpec
+from harness import (
+    AttackSpec,
+    HarnessError,
+    MetricSpec,
+    Option,
+    OptionSchema,
+    UsageError,
+    derive_seed,
+    hookimpl,
+    options,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -178,7 +183,7 @@ def split_test_set(ctx, pool_fraction: float) -> ExtractionSplit:
 def extraction_metrics(victim: torch.nn.Module, thief_labels: torch.Tensor,
                        split: ExtractionSplit, queries: int) -> dict[str, float]:
     """``thief_acc``, ``victim_acc``, ``agreement`` on the evaluation images, and ``queries``."""
-    from harness.evaluation import predict
+    from harness import predict
 
     y = split.y_eval
     victim_labels = predict(victim, split.x_eval).to(y.device)
@@ -212,8 +217,7 @@ class ThiefTrainingAttack:
         import numpy as np
         import torch
 
-        from harness.art_bridge import art_classifier, seeded, to_numpy
-        from harness.evaluation import QueryCounter, predict
+        from harness import QueryCounter, art_classifier, predict, seeded, to_numpy
 
         o = self.options
         split = split_test_set(ctx, o["pool_fraction"])
@@ -413,8 +417,7 @@ class FunctionallyEquivalentAttack:
         import numpy as np
         import torch
 
-        from harness.art_bridge import seeded
-        from harness.evaluation import QueryCounter
+        from harness import QueryCounter, seeded
 
         o = self.options
         width = hidden_width(victim)

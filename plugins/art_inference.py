@@ -42,12 +42,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import UsageError
-from harness.hookspecs import hookimpl
-from harness.metrics import MetricSpec
-from harness.options import Option, options
-from harness.seeds import derive_seed
-from harness.specs import AttackSpec
+from harness import AttackSpec, MetricSpec, Option, UsageError, derive_seed, hookimpl, options
 
 if TYPE_CHECKING:
     import torch
@@ -139,7 +134,7 @@ class MembershipInference:
         from art.attacks.inference.membership_inference import MembershipInferenceBlackBox
         from sklearn.metrics import roc_auc_score
 
-        from harness.art_bridge import art_classifier, one_hot, seeded, to_numpy
+        from harness import art_classifier, one_hot, seeded, to_numpy
 
         o, data = self.options, ctx.data
         # The images the victim was fitted on (its validation split left out), when known.
@@ -190,7 +185,7 @@ class ModelInversion:
         import torch
         from art.attacks.inference.model_inversion import MIFace
 
-        from harness.art_bridge import art_classifier, to_tensor
+        from harness import art_classifier, to_tensor
 
         o, data = self.options, ctx.data
         k, shape = data.num_classes, tuple(data.image_shape)

@@ -27,12 +27,18 @@ import sys
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import HarnessError, UsageError
-from harness.hookspecs import hookimpl
-from harness.metrics import MetricSpec
-from harness.options import Option, options
-from harness.roles import ENSEMBLE, ITERATIVE, REFERENCE
-from harness.specs import AttackSpec
+from harness import (
+    ENSEMBLE,
+    ITERATIVE,
+    REFERENCE,
+    AttackSpec,
+    HarnessError,
+    MetricSpec,
+    Option,
+    UsageError,
+    hookimpl,
+    options,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -89,7 +95,7 @@ class StandardAutoAttack:
     """The standard AutoAttack in ``norm`` ("inf" or "2") with the reference's own loop."""
 
     def __init__(self, name: str, norm: str, seed: int):
-        from harness.seeds import derive_seed
+        from harness import derive_seed
 
         self.name, self.norm = name, norm
         self.seed = derive_seed(seed, name)
@@ -110,7 +116,7 @@ class StandardAutoAttack:
         import torch
         from pyautoattack import AutoAttack
 
-        from harness.art_bridge import frozen
+        from harness import frozen
 
         if eps is None:
             raise UsageError(f"{self.name} needs an eps")

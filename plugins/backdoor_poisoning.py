@@ -20,17 +20,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import HarnessError, UsageError
-from harness.hookspecs import hookimpl
-from harness.options import Option, options
-from harness.seeds import derive_seed
-from harness.specs import AttackSpec
+from harness import AttackSpec, HarnessError, Option, UsageError, derive_seed, hookimpl, options
 
 if TYPE_CHECKING:
     import numpy as np
     import torch
 
-    from harness.context import AttackContext, PoisonedSet
+    from harness import AttackContext, PoisonedSet
 
 NOT_PROVIDED: dict[str, str] = {
     "adversarial-embedding":
@@ -93,7 +89,7 @@ def triggered_test_set(ctx: AttackContext, target: int, trigger: Trigger
     """The cell's test images not of class ``target``, with the trigger, and ``target``."""
     import torch
 
-    from harness.art_bridge import to_numpy, to_tensor
+    from harness import to_numpy, to_tensor
 
     x, y = ctx.test_subset()
     x = x[y != target]
@@ -155,8 +151,7 @@ class Backdoor:
         """The training set with the triggered, relabelled share; the triggered test set."""
         import torch
 
-        from harness.art_bridge import one_hot, to_numpy, to_tensor
-        from harness.context import PoisonedSet
+        from harness import PoisonedSet, one_hot, to_numpy, to_tensor
 
         data = ctx.data
         target = _target_class(self.target, "backdoor", data.num_classes)
@@ -210,8 +205,14 @@ class CleanLabelBackdoor:
         import torch
         from art.attacks.poisoning import PoisoningAttackCleanLabelBackdoor
 
-        from harness.art_bridge import feature_classifier, numpy_seed, one_hot, to_numpy, to_tensor
-        from harness.context import PoisonedSet
+        from harness import (
+            PoisonedSet,
+            feature_classifier,
+            numpy_seed,
+            one_hot,
+            to_numpy,
+            to_tensor,
+        )
 
         data = ctx.data
         k = data.num_classes

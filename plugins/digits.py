@@ -17,11 +17,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from harness.hookspecs import hookimpl
-from harness.specs import DatasetSpec
+from harness import DatasetSpec, hookimpl
 
 if TYPE_CHECKING:
-    from harness.data import DataOptions, ImageData
+    from harness import DataOptions, ImageData
 
 TEST_SIZE = 0.2
 SPLIT_SEED = 0
@@ -33,7 +32,7 @@ def load_digits(options: DataOptions) -> ImageData:
     from sklearn.datasets import load_digits as sk_load_digits
     from sklearn.model_selection import train_test_split
 
-    from harness.data import ImageData
+    from harness import ImageData
 
     bunch = sk_load_digits()
     images = torch.from_numpy(bunch.images).to(torch.float32).div_(16.0).unsqueeze(1)

@@ -22,20 +22,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import HarnessError, UsageError
-from harness.hookspecs import hookimpl
-from harness.options import Option, options
-from harness.seeds import derive_seed
-from harness.specs import AttackSpec
+from harness import AttackSpec, HarnessError, Option, UsageError, derive_seed, hookimpl, options
 
 if TYPE_CHECKING:
     import numpy as np
     import torch
 
-    from harness.art_bridge import (
-        FeatureTap,
-    )
-    from harness.context import AttackContext, PoisonedSet
+    from harness import AttackContext, FeatureTap, PoisonedSet
 
 # The seed stream of the target choice: one name for both attacks, so that under one run seed
 # they aim at the same target with the same bases (the same experiment, two attacks).
@@ -77,7 +70,7 @@ def choose_target(ctx: AttackContext, options: Mapping[str, Any], owner: str) ->
     """
     import torch
 
-    from harness.art_bridge import penultimate_features, predicted_labels
+    from harness import penultimate_features, predicted_labels
 
     data = ctx.data
     k = data.num_classes
@@ -113,7 +106,7 @@ def _targeted_set(ctx: AttackContext, choice: TargetChoice, poisons: torch.Tenso
     base class (what the attacker wants the victim to say)."""
     import torch
 
-    from harness.context import PoisonedSet
+    from harness import PoisonedSet
 
     data = ctx.data
     x = data.x_train.clone()
@@ -239,7 +232,7 @@ class BullseyePolytope:
 
     def poison(self, ctx: AttackContext) -> PoisonedSet:
         """The training set with the perturbed bases; the target and the base class."""
-        from harness.art_bridge import FeatureTap, frozen
+        from harness import FeatureTap, frozen
 
         o = self.o
         choice = choose_target(ctx, o, "bullseye-polytope")
@@ -268,7 +261,7 @@ def _bounded_feature_collision(classifier, target: np.ndarray, eps: float, **kwa
     import numpy as np
     from art.attacks.poisoning import FeatureCollisionAttack
 
-    from harness.art_bridge import FEATURE_LAYER
+    from harness import FEATURE_LAYER
 
     class BoundedFeatureCollision(FeatureCollisionAttack):
         """FeatureCollisionAttack with an Linf budget around each base."""
@@ -301,7 +294,7 @@ class FeatureCollision:
         """The training set with the perturbed bases; the target and the base class."""
         import numpy as np
 
-        from harness.art_bridge import FeatureTap, feature_classifier, to_numpy, to_tensor
+        from harness import FeatureTap, feature_classifier, to_numpy, to_tensor
 
         o = self.o
         choice = choose_target(ctx, o, "feature-collision")

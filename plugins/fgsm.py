@@ -10,10 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from harness.hookspecs import hookimpl
-from harness.options import options
-from harness.roles import REFERENCE, SINGLE_STEP
-from harness.specs import AttackSpec
+from harness import REFERENCE, SINGLE_STEP, AttackSpec, hookimpl, options
 
 if TYPE_CHECKING:
     import torch
@@ -21,7 +18,7 @@ if TYPE_CHECKING:
 
 def fgsm(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
     """FGSM adversarial examples for ``x`` with true labels ``y`` (eq. 1, clipped to [0, 1])."""
-    from harness.gradients import fgsm_step
+    from harness import fgsm_step
 
     return fgsm_step(model, x, y, eps)
 

@@ -73,14 +73,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.errors import DatasetNotFoundError
-from harness.hookspecs import hookimpl
-from harness.specs import DatasetSpec
+from harness import DatasetNotFoundError, DatasetSpec, hookimpl
 
 if TYPE_CHECKING:
     import torch
 
-    from harness.data import DataOptions, ImageData
+    from harness import DataOptions, ImageData
 
 DEFAULT_IMAGE_SIZE = 224
 SPLIT_SEED = 0
@@ -133,7 +131,7 @@ def _read(name: str, base: Path, size: int, not_found: Callable[[], DatasetNotFo
     replaced by ``names`` when every one of them has a name there."""
     import torch
 
-    from harness.data import ImageData, uint8_to_nchw
+    from harness import ImageData, uint8_to_nchw
 
     try:
         classes, train, test = _samples(base)

@@ -11,9 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from harness.hookspecs import hookimpl
-from harness.options import Option, options
-from harness.specs import TORCH_MODEL_OFFERS, ModelSpec
+from harness import TORCH_MODEL_OFFERS, ModelSpec, Option, hookimpl, options
 
 OPTIONS = options(
     Option(name="hidden", type="int", default=128, min=1, help="width of the hidden layer"),
@@ -25,7 +23,7 @@ def build(model_input, variant: str | None, resolved: Mapping[str, Any]):
     layer."""
     from torch import nn
 
-    from harness.models import Standardize
+    from harness import Standardize
 
     hidden = resolved["hidden"]
     layers: list[nn.Module] = []

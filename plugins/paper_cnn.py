@@ -17,10 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from harness.errors import UsageError
-from harness.hookspecs import hookimpl
-from harness.options import Option, options
-from harness.specs import ModelSpec
+from harness import ModelSpec, Option, UsageError, hookimpl, options
 
 OPTIONS = options(
     Option(name="filters", type="int-list", default=[32, 64, 128, 128, 256], min=1,
@@ -50,7 +47,7 @@ def build(model_input, variant: str | None, resolved: Mapping[str, Any]):
     import torch
     from torch import nn
 
-    from harness.models import Standardize
+    from harness import Standardize
 
     o = resolved
     if o["dropout"] >= 1:

@@ -25,14 +25,12 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.figures import Figure
-from harness.hookspecs import hookimpl
-from harness.specs import ReportSpec
+from harness import Figure, ReportSpec, hookimpl
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from harness.records import Result, ResultSet
+    from harness import Result, ResultSet
 
 BASELINE, ADVTRAIN = "none", "advtrain"
 EXAMPLE_ATTACKS = 6
@@ -174,8 +172,7 @@ def _examples(results: ResultSet, figure: Figure, path: Path) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from harness.adversarial import decode
-    from harness.outcomes import attack_label
+    from harness import attack_label, decode_examples
 
     rows = [r for r in _ok_evasion(results) if r.dataset == figure.dataset
             and r.model == figure.model and r.defense == BASELINE
@@ -197,7 +194,7 @@ def _examples(results: ResultSet, figure: Figure, path: Path) -> None:
                              squeeze=False, layout="constrained")
     for a, r in enumerate(rows):
         ex = dict(r.examples or {})
-        x, adv = decode(ex, "x"), decode(ex, "x_adv")
+        x, adv = decode_examples(ex, "x"), decode_examples(ex, "x_adv")
         delta = adv - x
         scale = float(np.abs(delta).max()) or 1.0
         for j in range(n):

@@ -12,10 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from harness.hookspecs import hookimpl
-from harness.options import Option, options
-from harness.roles import ITERATIVE, REFERENCE
-from harness.specs import AttackSpec
+from harness import ITERATIVE, REFERENCE, AttackSpec, Option, hookimpl, options
 
 if TYPE_CHECKING:
     import torch
@@ -68,7 +65,7 @@ class PGD:
     def _run(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
              eps: float) -> torch.Tensor:
         """One PGD run from a random start (or from ``x``)."""
-        from harness.gradients import pgd_examples
+        from harness import pgd_examples
 
         return pgd_examples(model, x, y, eps, steps=self.steps, step_size=self.step_size,
                             generator=self._generator(x.device),

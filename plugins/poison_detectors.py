@@ -28,17 +28,13 @@ import statistics
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import UsageError
-from harness.hookspecs import hookimpl
-from harness.options import Option, options
-from harness.seeds import derive_seed
-from harness.specs import DefenseSpec
+from harness import DefenseSpec, Option, UsageError, derive_seed, hookimpl, options
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
-    from harness.context import AttackContext
+    from harness import AttackContext
 
 
 def _flags(is_clean: list[int], like: torch.Tensor) -> torch.Tensor:
@@ -107,7 +103,7 @@ class SpectralSignature:
         """Flags of the samples with the largest spectral scores in their class."""
         from art.defences.detector.poison import SpectralSignatureDefense
 
-        from harness.art_bridge import feature_classifier, one_hot, to_numpy
+        from harness import feature_classifier, one_hot, to_numpy
 
         k = ctx.data.num_classes
         defence = SpectralSignatureDefense(
@@ -147,7 +143,7 @@ class ActivationClustering:
         import torch
         from art.defences.detector.poison import ActivationDefence
 
-        from harness.art_bridge import feature_classifier, numpy_seed, one_hot, to_numpy
+        from harness import feature_classifier, numpy_seed, one_hot, to_numpy
 
         k = ctx.data.num_classes
         smallest = int(torch.bincount(y.cpu(), minlength=k).min())
@@ -331,7 +327,7 @@ class NeuralCleanse:
         """Flags of the infected classes' samples whose label goes once the trigger is gone."""
         import torch
 
-        from harness.art_bridge import frozen, predicted_labels
+        from harness import frozen, predicted_labels
 
         model.eval()
         clean = _clean_reference(ctx, self.n_clean).to(x.device)

@@ -32,15 +32,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import UsageError
-from harness.hookspecs import hookimpl
-from harness.options import Option, OptionSchema, options
-from harness.specs import ModelSpec
+from harness import ModelSpec, Option, OptionSchema, UsageError, hookimpl, options
 
 if TYPE_CHECKING:
     from torch import nn
 
-    from harness.training import TrainReport
+    from harness import TrainReport
 
     from ._sklearn_models_impl import SklearnLinear
 

@@ -9,10 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from harness.hookspecs import hookimpl
-from harness.options import options
-from harness.roles import BASELINE
-from harness.specs import DefenseSpec
+from harness import BASELINE, DefenseSpec, hookimpl, options
 
 OPTIONS = options()
 
@@ -22,7 +19,7 @@ class StandardTraining:
 
     def train(self, model, data, ctx):
         """Train ``model`` on clean minibatches only."""
-        from harness.training import train_supervised
+        from harness import train_supervised
 
         return train_supervised(model, data, ctx)
 

@@ -12,15 +12,11 @@ import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import UsageError
-from harness.hookspecs import hookimpl
-from harness.options import Option, options
-from harness.seeds import derive_seed
-from harness.specs import AttackSpec
+from harness import AttackSpec, Option, UsageError, derive_seed, hookimpl, options
 
 if TYPE_CHECKING:
 
-    from harness.context import AttackContext, PoisonedSet
+    from harness import AttackContext, PoisonedSet
 
 SVM_OPTIONS = options(
     Option(name="classes", type="int-list", default=[0, 1], min=0,
@@ -102,8 +98,7 @@ class SvmPoisoning:
         import torch
         from art.attacks.poisoning import PoisoningAttackSVM
 
-        from harness.art_bridge import numpy_seed, one_hot, to_numpy, to_tensor
-        from harness.context import PoisonedSet
+        from harness import PoisonedSet, numpy_seed, one_hot, to_numpy, to_tensor
 
         data = ctx.data
         a, b = self.o["classes"]

@@ -15,10 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError, UsageError
-from harness.hookspecs import hookimpl
-from harness.options import Option, options
-from harness.specs import ModelSpec
+from harness import HarnessError, ModelSpec, Option, UsageError, hookimpl, options
 
 OPTIONS = options(
     Option(name="pretrained", type="json", default=False,
@@ -79,7 +76,7 @@ def build(model_input, variant: str | None, resolved: Mapping[str, Any]):
     import timm
     from torch import nn
 
-    from harness.models import Standardize
+    from harness import Standardize
 
     if not variant:
         raise UsageError("model timm needs an architecture: timm:<name>, e.g. timm:resnet18")

@@ -40,14 +40,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.errors import DatasetNotFoundError
-from harness.hookspecs import hookimpl
-from harness.specs import DatasetSpec
+from harness import DatasetNotFoundError, DatasetSpec, hookimpl
 
 if TYPE_CHECKING:
     import torch
 
-    from harness.data import DataOptions, ImageData
+    from harness import DataOptions, ImageData
 
 # Images resized per chunk, so a resize never holds two full float copies of a big split.
 _RESIZE_CHUNK = 4096
@@ -98,7 +96,7 @@ def _load(source: _Source, options: DataOptions) -> ImageData:
     import torch
     import torchvision.datasets
 
-    from harness.data import ImageData, uint8_to_float
+    from harness import ImageData, uint8_to_float
 
     root = options.resolved_root()
     dataset_cls = getattr(torchvision.datasets, source.class_name)

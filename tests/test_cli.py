@@ -13,7 +13,7 @@ import textwrap
 import tomllib
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import EntryPoint, entry_points, version
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,10 @@ ROLES = {"fgsm": ["reference", "single-step"], "pgd": ["iterative", "reference"]
 METADATA_KEYS = {"plugins", "libraries", "git_commit", "device_name", "config", "timestamp"}
 CELLS = {(defense, attack) for defense in ("none", "advtrain")
          for attack in ("fgsm", "pgd", "random-noise")}
+#: How tables show the example plugin's attack: with its distribution (not the harness's own).
+EXAMPLE_ATTACK = f"random-noise (harness-example-plugin {version('harness-example-plugin')})"
+#: The cells as the tables label them.
+SHOWN_CELLS = {(d, EXAMPLE_ATTACK if a == "random-noise" else a) for d, a in CELLS}
 
 
 @pytest.fixture(autouse=True)
@@ -158,12 +162,13 @@ def test_bench_prints_the_leaderboard(bench: BenchRuns):
     assert out.count("\n## digits\n") == 1
     rows = table_rows(out)
     assert len(rows) == 6
-    assert {(r["defense"], r["attack"]) for r in rows} == CELLS  # baseline 'none' added
+    assert {(r["defense"], r["attack"]) for r in rows} == SHOWN_CELLS  # baseline 'none' added
     assert [r["rank"] for r in rows] == [str(i) for i in range(1, 7)]
     assert {r["model"] for r in rows} == {"paper-cnn"}
     assert {r["status"] for r in rows} == {"ok"}
     assert {r["n test"] for r in rows} == {"100"} and {r["eps"] for r in rows} == {"0.1"}
     assert "random-noise: harness-example-plugin" in out  # the third-party plugin ran
+    assert "attack random-noise from harness-example-plugin" in out  # named in Provenance
     assert bench.first_markdown_file == out  # --out writes what is printed
 
 
@@ -220,7 +225,7 @@ def test_rerun_reuses_stored_cells_and_models(bench: BenchRuns):
     for cell, record in second.items():
         for field in ("cell_key", "clean_acc", "robust_acc", "n_test"):
             assert record[field] == first[cell][field], (cell, field)
-    assert {(r["defense"], r["attack"]) for r in table_rows(out)} == CELLS
+    assert {(r["defense"], r["attack"]) for r in table_rows(out)} == SHOWN_CELLS
 
 
 def test_no_baseline_leaves_only_the_asked_defense(bench: BenchRuns, capsys, monkeypatch,
@@ -230,7 +235,7 @@ def test_no_baseline_leaves_only_the_asked_defense(bench: BenchRuns, capsys, mon
     code, out, _ = run(capsys, *BENCH, "--no-baseline", "--json", str(tmp_path / "nb.json"))
     assert code == 0
     assert {(r["defense"], r["attack"]) for r in table_rows(out)} == {
-        ("advtrain", a) for a in ("fgsm", "pgd", "random-noise")}
+        ("advtrain", a) for a in ("fgsm", "pgd", EXAMPLE_ATTACK)}
     records = ResultSet.from_json((tmp_path / "nb.json").read_text()).records
     assert len(records) == 3 and {r.defense for r in records} == {"advtrain"}
     assert files_under(bench.home / "models") == models_before
@@ -269,7 +274,7 @@ def test_leaderboard_is_deterministic(bench: BenchRuns, capsys, monkeypatch, tmp
     assert code == 0
     # Summary, digits, Provenance
     assert first.count("## digits") == 1 and first.count("\n## ") == 3
-    assert {(r["defense"], r["attack"]) for r in table_rows(first)} == CELLS
+    assert {(r["defense"], r["attack"]) for r in table_rows(first)} == SHOWN_CELLS
     code, again, _ = run(capsys, "leaderboard")
     assert code == 0 and again == first
     code, out, _ = run(capsys, "leaderboard", "--out", str(tmp_path / "board.md"),

@@ -161,14 +161,13 @@ def harness_register_attacks(register):
 def attack_plugin(*names: str) -> str:
     """Source of a plugin module registering attacks called ``names``."""
     return f"""
-from harness.hookspecs import hookimpl
-from harness.specs import AttackSpec
+from harness import AttackSpec, hookimpl, options
 
 @hookimpl
 def harness_register_attacks(register):
     for name in {list(names)!r}:
         register(AttackSpec(name=name, description="a test attack", build=lambda o: None,
-                            threat_model="white-box", norm="inf"))
+                            threat_model="white-box", norm="inf", options=options()))
 """
 
 

@@ -17,9 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from harness.hookspecs import hookimpl
-from harness.options import Option, options
-from harness.specs import AttackSpec
+from harness import AttackSpec, Option, hookimpl, options
 
 if TYPE_CHECKING:
     import torch

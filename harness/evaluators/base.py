@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 
 from harness.metadata import now
+from harness.provenance import distribution_of
 from harness.records import FAILED, OK, Result
 
 if TYPE_CHECKING:
@@ -44,7 +45,9 @@ def _base(cell: Cell, status: str, seed: int, attack_batch_size: int) -> dict[st
     config: dict[str, Any] = {
         "training": job.key_fields, "attack_options": cell.attack_options,
         "attack_config": cell.attack.key_config(), "defense_options": cell.defense_options,
-        "n_test": cell.n_test, "seed": seed, "attack_batch_size": attack_batch_size}
+        "n_test": cell.n_test, "seed": seed, "attack_batch_size": attack_batch_size,
+        "attack_plugin": distribution_of(cell.attack),
+        "defense_plugin": distribution_of(cell.defense)}
     if cell.check:
         config["check"] = True
     return dict(

@@ -2,7 +2,7 @@
 
 import harness_stripes.plugin
 
-from harness.cli import main
+from harness import main
 
 
 def test_bench_runs(harness_plugin, tmp_path, monkeypatch, capsys):

@@ -1,6 +1,6 @@
 import harness_stripes.extras
 
-from harness.testing import check_attack_spec, check_defense_spec
+from harness import check_attack_spec, check_defense_spec
 
 
 def test_extras(harness_plugin):

@@ -3,9 +3,9 @@
 import harness_stripes.plugin
 import pytest
 
-from harness.data import ModelInput
-from harness.errors import UsageError
-from harness.testing import (
+from harness import (
+    ModelInput,
+    UsageError,
     check_attack_spec,
     check_dataset_spec,
     check_defense_spec,

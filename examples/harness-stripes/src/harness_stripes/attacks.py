@@ -5,8 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from harness.context import AttackContext
-from harness.gradients import input_gradient
+from harness import AttackContext, input_gradient
 
 
 class MomentumIterativeFGSM:

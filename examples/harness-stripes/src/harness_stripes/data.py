@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from harness.data import DataOptions, ImageData
+from harness import DataOptions, ImageData
 
 CLASSES = ("horizontal", "vertical", "diagonal", "anti-diagonal")
 SIZE, N_TRAIN, N_TEST = 16, 2000, 500

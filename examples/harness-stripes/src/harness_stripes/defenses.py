@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from harness.training import TrainContext, TrainData, TrainReport, train_supervised
+from harness import TrainContext, TrainData, TrainReport, train_supervised
 
 
 class NoiseTraining:

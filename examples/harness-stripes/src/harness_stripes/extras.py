@@ -3,9 +3,7 @@ transformation, registered by the plugin ``stripes-extras``."""
 
 from __future__ import annotations
 
-from harness.hookspecs import hookimpl
-from harness.options import Option, options
-from harness.specs import AttackSpec, DefenseSpec
+from harness import AttackSpec, DefenseSpec, Option, hookimpl, options
 
 
 class LabelFlip:
@@ -19,8 +17,7 @@ class LabelFlip:
         images (targeted: it wants them classified as ``target``)."""
         import torch
 
-        from harness.context import PoisonedSet
-        from harness.seeds import derive_seed
+        from harness import PoisonedSet, derive_seed
 
         x, y = ctx.data.x_train.clone(), ctx.data.y_train.clone()
         candidates = (y == self.source).nonzero().flatten().cpu()

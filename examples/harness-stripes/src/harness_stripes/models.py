@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from harness.data import ModelInput
-from harness.models import Standardize
+from harness import ModelInput, Standardize
 
 
 def stripes_cnn(model_input: ModelInput, width: int) -> nn.Module:

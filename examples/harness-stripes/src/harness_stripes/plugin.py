@@ -6,16 +6,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from harness.hookspecs import hookimpl
-from harness.metrics import MetricSpec
-from harness.options import Option, options
-from harness.roles import ITERATIVE
-from harness.specs import AttackSpec, DatasetSpec, DefenseSpec, ModelSpec
+from harness import (
+    ITERATIVE,
+    AttackSpec,
+    DatasetSpec,
+    DefenseSpec,
+    MetricSpec,
+    ModelSpec,
+    Option,
+    hookimpl,
+    options,
+)
 
 if TYPE_CHECKING:
     from torch import nn
 
-    from harness.data import DataOptions, ImageData, ModelInput
+    from harness import DataOptions, ImageData, ModelInput
 
 
 def load_stripes(data_options: DataOptions) -> ImageData:
