@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import torch
 
-from harness.devices import resolve_device, synchronize
+from harness.util.devices import resolve_device, synchronize
 
 THREADS_ENV = "HARNESS_BENCH_THREADS"
 DEVICE_ENV = "HARNESS_BENCH_DEVICE"

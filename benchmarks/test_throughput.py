@@ -42,18 +42,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from harness.art_declarations import ArtEvasion
-from harness.data import DataOptions, ImageData, ModelInput
-from harness.hookspecs import hookimpl
-from harness.options import Option
-from harness.plan import BenchConfig, Cell
-from harness.plugins import load_registry
-from harness.provider import TrainedModel
-from harness.records import OK
-from harness.registry import Registry
-from harness.specs import DatasetSpec, PluginInfo
-from harness.training import TrainContext, TrainData, TrainSettings
-from harness.work import Worker, WorkSetup
+from harness.art.declarations import ArtEvasion
+from harness.contracts.data import DataOptions, ImageData, ModelInput
+from harness.contracts.hookspecs import hookimpl
+from harness.contracts.options import Option
+from harness.contracts.records import OK
+from harness.contracts.specs import DatasetSpec, PluginInfo
+from harness.planning.loading import load_registry
+from harness.planning.plan import BenchConfig, Cell
+from harness.planning.registry import Registry
+from harness.run.provider import TrainedModel
+from harness.run.work import Worker, WorkSetup
+from harness.train.loop import TrainContext, TrainData, TrainSettings
 
 
 @dataclass(frozen=True)

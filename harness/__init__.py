@@ -6,9 +6,10 @@ This module is the front door: everything a user or a plugin author may touch is
 from ``harness`` itself (``from harness import AttackSpec, Option, hookimpl``), and what it
 exports is what the version number promises (semantic versioning: a name here changes or
 goes away only in a new major version, or a new minor one before 1.0, with a line in the
-changelog). Every other module of the package (``harness.specs``, ``harness.training``, ...)
-is private by convention: it can move or change in any release. The names still resolve
-through their old modules, which are the same objects.
+changelog). Every other module of the package (its wings: ``harness.contracts``,
+``harness.planning``, ``harness.run``, ...) is private by convention: it can move or change in
+any release. 0.1's module paths (``harness.specs``, ...) still import, with a
+DeprecationWarning, until 0.3.0.
 
 Importing ``harness`` is cheap: each name is imported from its module the first time it is
 used (PEP 562), so ``from harness import hookimpl, AttackSpec`` at the top of a plugin module
@@ -19,59 +20,58 @@ functions that need them.
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
-DISTRIBUTION = "robustness-harness"
+from harness.util import legacy as _legacy
+from harness.util.version import DISTRIBUTION, __version__
 
-try:
-    __version__ = version(DISTRIBUTION)
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0+unknown"
+_legacy.install()     # 0.1's module paths, with a DeprecationWarning, until 0.3.0
 
 # The public names by the module that defines them (lazily imported). A name that is a module
-# of its own (``harness.roles``) maps to itself; an exported alias is ``"public=attribute"``.
+# of its own (``harness.contracts.roles``) maps to itself; an exported alias is
+# ``"public=attribute"``.
 _PUBLIC: dict[str, tuple[str, ...]] = {
-    "harness.specs": (
+    "harness.contracts.specs": (
         "DatasetSpec", "ModelSpec", "AttackSpec", "DefenseSpec", "ReportSpec", "PluginInfo",
         "Attack", "PoisoningAttack", "ModelAttack", "TrainingDefense", "InputTransformation",
         "PoisonDetector", "MODEL_FEATURES", "TORCH_MODEL_OFFERS", "UNDECLARED", "EOT_SAMPLES",
         "NORMS", "THREAT_MODELS", "ATTACK_CATEGORIES", "DEFENSE_STAGES",
     ),
-    "harness.hookspecs": ("hookimpl",),
-    "harness.options": ("Option", "OptionSchema", "ResolvedOptions", "options",
+    "harness.contracts.hookspecs": ("hookimpl",),
+    "harness.contracts.options": ("Option", "OptionSchema", "ResolvedOptions", "options",
                         "from_defaults", "resolve_options"),
-    "harness.metrics": ("MetricSpec",),
-    "harness.roles": (
+    "harness.contracts.metrics": ("MetricSpec",),
+    "harness.contracts.roles": (
         "roles", "SINGLE_STEP", "ITERATIVE", "ENSEMBLE", "BLACK_BOX", "REFERENCE", "BASELINE",
         "SINGLE_STEP_TRAINING", "ATTACK_ROLES", "DEFENSE_ROLES",
     ),
-    "harness.errors": ("HarnessError", "UsageError", "PluginError", "DatasetNotFoundError",
+    "harness.util.errors": ("HarnessError", "UsageError", "PluginError", "DatasetNotFoundError",
                        "InvalidAttackOutput", "OptionsNotResolvedError",
                        "UndeclaredOptionsWarning"),
-    "harness.data": ("DataOptions", "ImageData", "ModelInput", "to_float", "uint8_to_float",
+    "harness.contracts.data": ("DataOptions", "ImageData", "ModelInput", "to_float",
+                               "uint8_to_float",
                      "uint8_to_nchw"),
-    "harness.models": ("Standardize",),
-    "harness.context": ("AttackContext", "PoisonedSet"),
-    "harness.settings": ("TrainSettings",),
-    "harness.training": ("TrainContext", "TrainData", "TrainReport", "train_supervised",
+    "harness.contracts.models": ("Standardize",),
+    "harness.contracts.context": ("AttackContext", "PoisonedSet"),
+    "harness.contracts.settings": ("TrainSettings",),
+    "harness.train.loop": ("TrainContext", "TrainData", "TrainReport", "train_supervised",
                          "fit_epochs", "EpochFn", "refuse_objective_early_stop"),
-    "harness.augment": ("refuse_augment", "epoch_augmenter"),
-    "harness.gradients": ("input_gradient", "fgsm_step", "pgd_examples"),
-    "harness.seeds": ("derive_seed",),
-    "harness.evaluation": ("predict", "QueryCounter"),
-    "harness.art_bridge": (
+    "harness.train.augment": ("refuse_augment", "epoch_augmenter"),
+    "harness.train.gradients": ("gradients", "input_gradient", "fgsm_step", "pgd_examples"),
+    "harness.util.seeds": ("derive_seed",),
+    "harness.run.evaluators.scoring": ("predict", "QueryCounter"),
+    "harness.art.bridge": (
         "art_classifier", "feature_classifier", "FeatureTap", "FEATURE_LAYER",
         "SoftCrossEntropy", "penultimate_features", "predicted_labels", "to_numpy",
         "to_tensor", "one_hot", "numpy_seed", "seeded", "frozen",
     ),
-    "harness.art_declarations": ("ArtEvasion",),
-    "harness.figures": ("Figure",),
-    "harness.adversarial": ("decode_examples=decode",),
-    "harness.outcomes": ("attack_label",),
-    "harness.records": ("Result", "ResultSet"),
-    "harness.registry": ("Registry",),
-    "harness.plugins": ("load_registry",),
+    "harness.art.declarations": ("ArtEvasion",),
+    "harness.contracts.figures": ("Figure",),
+    "harness.run.adversarial": ("decode_examples=decode",),
+    "harness.contracts.outcomes": ("attack_label",),
+    "harness.contracts.records": ("Result", "ResultSet"),
+    "harness.planning.registry": ("Registry",),
+    "harness.planning.loading": ("load_registry",),
     "harness.testing": (
         "check_dataset_spec", "check_model_spec", "check_attack_spec", "check_defense_spec",
         "tiny_image_data", "tiny_classifier", "trained_tiny_classifier", "tiny_context",
@@ -80,7 +80,7 @@ _PUBLIC: dict[str, tuple[str, ...]] = {
     "harness.cli": ("main",),
     # Your model, as it is: the Python door and supplied models (harness/python_api.py).
     "harness.python_api": ("evaluate", "Evaluation", "EvaluationError", "DEFAULT_STORE"),
-    "harness.supplied": ("ModelContractError", "PICKLE_ADVICE", "SUPPLIED_OPTIONS"),
+    "harness.planning.supplied": ("ModelContractError", "PICKLE_ADVICE", "SUPPLIED_OPTIONS"),
 }
 
 # public name -> (module, attribute)
@@ -94,9 +94,7 @@ __all__ = ["DISTRIBUTION", "__version__", *_WHERE]
 
 if TYPE_CHECKING:
     # The same names, for type checkers (the lazy loading below is invisible to them).
-    from harness import roles
-    from harness.adversarial import decode as decode_examples
-    from harness.art_bridge import (
+    from harness.art.bridge import (
         FEATURE_LAYER,
         FeatureTap,
         SoftCrossEntropy,
@@ -111,11 +109,11 @@ if TYPE_CHECKING:
         to_numpy,
         to_tensor,
     )
-    from harness.art_declarations import ArtEvasion
-    from harness.augment import epoch_augmenter, refuse_augment
+    from harness.art.declarations import ArtEvasion
     from harness.cli import main
-    from harness.context import AttackContext, PoisonedSet
-    from harness.data import (
+    from harness.contracts import roles
+    from harness.contracts.context import AttackContext, PoisonedSet
+    from harness.contracts.data import (
         DataOptions,
         ImageData,
         ModelInput,
@@ -123,22 +121,11 @@ if TYPE_CHECKING:
         uint8_to_float,
         uint8_to_nchw,
     )
-    from harness.errors import (
-        DatasetNotFoundError,
-        HarnessError,
-        InvalidAttackOutput,
-        OptionsNotResolvedError,
-        PluginError,
-        UndeclaredOptionsWarning,
-        UsageError,
-    )
-    from harness.evaluation import QueryCounter, predict
-    from harness.figures import Figure
-    from harness.gradients import fgsm_step, input_gradient, pgd_examples
-    from harness.hookspecs import hookimpl
-    from harness.metrics import MetricSpec
-    from harness.models import Standardize
-    from harness.options import (
+    from harness.contracts.figures import Figure
+    from harness.contracts.hookspecs import hookimpl
+    from harness.contracts.metrics import MetricSpec
+    from harness.contracts.models import Standardize
+    from harness.contracts.options import (
         Option,
         OptionSchema,
         ResolvedOptions,
@@ -146,12 +133,9 @@ if TYPE_CHECKING:
         options,
         resolve_options,
     )
-    from harness.outcomes import attack_label
-    from harness.plugins import load_registry
-    from harness.python_api import DEFAULT_STORE, Evaluation, EvaluationError, evaluate
-    from harness.records import Result, ResultSet
-    from harness.registry import Registry
-    from harness.roles import (
+    from harness.contracts.outcomes import attack_label
+    from harness.contracts.records import Result, ResultSet
+    from harness.contracts.roles import (
         ATTACK_ROLES,
         BASELINE,
         BLACK_BOX,
@@ -162,9 +146,8 @@ if TYPE_CHECKING:
         SINGLE_STEP,
         SINGLE_STEP_TRAINING,
     )
-    from harness.seeds import derive_seed
-    from harness.settings import TrainSettings
-    from harness.specs import (
+    from harness.contracts.settings import TrainSettings
+    from harness.contracts.specs import (
         ATTACK_CATEGORIES,
         DEFENSE_STAGES,
         EOT_SAMPLES,
@@ -186,7 +169,12 @@ if TYPE_CHECKING:
         ReportSpec,
         TrainingDefense,
     )
-    from harness.supplied import PICKLE_ADVICE, SUPPLIED_OPTIONS, ModelContractError
+    from harness.planning.loading import load_registry
+    from harness.planning.registry import Registry
+    from harness.planning.supplied import PICKLE_ADVICE, SUPPLIED_OPTIONS, ModelContractError
+    from harness.python_api import DEFAULT_STORE, Evaluation, EvaluationError, evaluate
+    from harness.run.adversarial import decode as decode_examples
+    from harness.run.evaluators.scoring import QueryCounter, predict
     from harness.testing import (
         check_attack_spec,
         check_dataset_spec,
@@ -199,7 +187,10 @@ if TYPE_CHECKING:
         tiny_image_data,
         trained_tiny_classifier,
     )
-    from harness.training import (
+    from harness.train import gradients
+    from harness.train.augment import epoch_augmenter, refuse_augment
+    from harness.train.gradients import fgsm_step, input_gradient, pgd_examples
+    from harness.train.loop import (
         EpochFn,
         TrainContext,
         TrainData,
@@ -208,6 +199,16 @@ if TYPE_CHECKING:
         refuse_objective_early_stop,
         train_supervised,
     )
+    from harness.util.errors import (
+        DatasetNotFoundError,
+        HarnessError,
+        InvalidAttackOutput,
+        OptionsNotResolvedError,
+        PluginError,
+        UndeclaredOptionsWarning,
+        UsageError,
+    )
+    from harness.util.seeds import derive_seed
 else:
     def __getattr__(name: str) -> Any:
         """The public ``name``, imported from its module on first use (PEP 562)."""
@@ -222,7 +223,8 @@ else:
                 raise
             raise AttributeError(f"harness.{name} comes from {module}, which this "
                                  f"installation of harness does not have") from exc
-        value = loaded if module == f"harness.{name}" else getattr(loaded, attribute)
+        whole = module.endswith(f".{name}") and not hasattr(loaded, attribute)
+        value = loaded if whole else getattr(loaded, attribute)
         globals()[name] = value
         return value
 

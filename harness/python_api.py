@@ -1,12 +1,14 @@
 """``harness.evaluate``: the Python door to the same run ``harness bench`` makes.
 
 It takes a trained ``nn.Module`` (or a model file, or any ``--model`` name), builds the same
-:class:`harness.plan.BenchConfig` the command line builds, and runs it through the same
+:class:`harness.planning.plan.BenchConfig` the command line builds, and runs it through the same
 runner, store and cache keys, so the API and the command line agree cell for cell. The result
-is an :class:`Evaluation`: the typed :class:`harness.records.ResultSet` with its checks done,
+is an :class:`Evaluation`: the typed :class:`harness.contracts.records.ResultSet` with its checks
+done,
 its summary rows, worst case and flags, and the page and claims it renders.
 
-A module handed over in Python is a supplied model like a file (see :mod:`harness.supplied`):
+A module handed over in Python is a supplied model like a file (see
+:mod:`harness.planning.supplied`):
 evaluated as it is, its identity the SHA-256 of its code and weights. It lives in this process,
 so it runs with the serial executor; save it as TorchScript to use worker processes or Ray.
 """
@@ -19,18 +21,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import UsageError
-from harness.records import ResultSet
-from harness.supplied import ModelContractError
+from harness.contracts.records import ResultSet
+from harness.planning.supplied import ModelContractError
+from harness.util.errors import UsageError
 
 if TYPE_CHECKING:
     import torch
 
-    from harness.checks import Flag
-    from harness.headline import HeadlineRow
-    from harness.outcomes import WorstCase
-    from harness.registry import Registry
-    from harness.reporting import Report
+    from harness.contracts.outcomes import WorstCase
+    from harness.planning.registry import Registry
+    from harness.report.checks import Flag
+    from harness.report.headline import HeadlineRow
+    from harness.report.reporting import Report
 
 #: ``store=DEFAULT_STORE``: the command line's results database, ``$HARNESS_HOME/results.sqlite``.
 DEFAULT_STORE = "default"
@@ -49,7 +51,8 @@ class Evaluation(ResultSet):
 
     ``rows`` are the summary rows (one per model and defense at the dataset's eps), ``worst``
     the per-image worst cases, ``flags`` the checks' findings; :meth:`to_markdown` renders the
-    leaderboard page, :meth:`summary` the terminal summary, :meth:`claims` the claims.
+    leaderboard page, :meth:`summary` the terminal summary, :meth:`to_json` the results file,
+    :meth:`claims` the claims.
     """
 
     report: Report | None = field(default=None, repr=False)
@@ -57,7 +60,7 @@ class Evaluation(ResultSet):
     @classmethod
     def of(cls, results: ResultSet, registry: Registry) -> Evaluation:
         """``results`` with the checks run once."""
-        from harness.reporting import Report
+        from harness.report.reporting import Report
 
         report = Report.of(results, registry)
         return cls(list(results.records), dict(results.runs), report=report)
@@ -75,20 +78,26 @@ class Evaluation(ResultSet):
     def rows(self) -> list[HeadlineRow]:
         """The summary rows: clean, the reference attacks and the worst case per model and
         defense at the dataset's eps, best worst case first."""
-        from harness.headline import headline_rows
+        from harness.report.headline import headline_rows
 
         return headline_rows(self.records, self._report().flags_by_cell)
 
     @property
     def worst(self) -> list[WorstCase]:
         """The per-image worst case per dataset, model, defense and eps."""
-        from harness.outcomes import worst_cases
+        from harness.contracts.outcomes import worst_cases
 
         return worst_cases(self.records)
 
     def to_markdown(self) -> str:
         """The leaderboard page of these records (what ``harness bench --out`` writes)."""
         return self._report().markdown()
+
+    def to_json(self) -> str:
+        """The results file of these records (what ``harness bench --json`` writes)."""
+        from harness.results.results_file import results_json
+
+        return results_json(self)
 
     def summary(self, width: int = 100) -> str:
         """The terminal summary."""
@@ -98,7 +107,7 @@ class Evaluation(ResultSet):
         """The claim of every model and defense (RobustBench's ``model_info`` shape, checked
         against a reported number); with ``folder``, also written there as ``harness
         leaderboard --claims`` writes them."""
-        from harness.claims import claims, write_claims
+        from harness.report.claims import claims, write_claims
 
         flags = self._report().flags_by_cell
         if folder is not None:
@@ -134,8 +143,8 @@ def evaluate(model: torch.nn.Module | str | Path, *, dataset: str | None = None,
     Bad models and contracts raise :class:`EvaluationError` (a ``UsageError``) with the
     command line's message, before any work; nothing is stored then.
     """
-    from harness.cli import harness_home
-    from harness.plugins import load_registry
+    from harness.planning.loading import load_registry
+    from harness.util.files import harness_home
 
     registry = load_registry(strict=True)
     name = _model_name(model, registry)
@@ -194,9 +203,9 @@ def _model_name(model: Any, registry: Registry) -> str:
 
 def _register_module(module: torch.nn.Module, registry: Registry) -> None:
     """Register ``module`` as the supplied model :data:`PYTHON_MODEL` of ``registry``."""
-    from harness.options import options as no_options
-    from harness.specs import ModelSpec, PluginInfo
-    from harness.supplied import module_sha256
+    from harness.contracts.options import options as no_options
+    from harness.contracts.specs import ModelSpec, PluginInfo
+    from harness.run.supplied_models import module_sha256
 
     sha = module_sha256(module)
     copy = _frozen_copy(module)
@@ -221,11 +230,11 @@ def _config(registry: Registry, name: str, options: dict[str, Any], *, dataset: 
             device: str, seed: int, checks: bool,
             attack_options: Mapping[str, Mapping] | None,
             defense_options: Mapping[str, Mapping] | None) -> Any:
-    from harness.plan import BenchConfig, check_config
+    from harness.planning.plan import BenchConfig, check_config
 
     if isinstance(attacks, str) or isinstance(defenses, str):
-        raise UsageError("attacks and defenses are lists of names, e.g. attacks=['fgsm', "
-                         "'pgd']")
+        raise UsageError("attacks and defenses are lists of names (attacks=[NAME, ...]; "
+                         "harness list attacks shows them), not one string")
     baseline = tuple(n for n, s in registry.defenses.items() if s.baseline)
     eps_list = None if eps is None else (float(eps),) if isinstance(eps, int | float) \
         else tuple(float(e) for e in eps)
@@ -245,8 +254,8 @@ def _config(registry: Registry, name: str, options: dict[str, Any], *, dataset: 
 
 def reference_attacks(registry: Registry) -> tuple[str, ...]:
     """The reference single-step and iterative attacks (by role), else the default run's."""
-    from harness import roles
-    from harness.plan import default_names
+    from harness.contracts import roles
+    from harness.planning.plan import default_names
 
     found = tuple(name for role in (roles.SINGLE_STEP, roles.ITERATIVE)
                   for name, spec in registry.attacks.items()
@@ -265,10 +274,10 @@ def _store_path(store: Path | str | None, home: Path, scratch: Path) -> Path:
 
 def _run(config: Any, registry: Registry, db: Path, home: Path, executor: str,
          workers: int | None, progress: bool) -> Evaluation:
-    from harness.executors import ExecutorOptions, make_executor
-    from harness.model_cache import ModelCache
-    from harness.runner import Runner
-    from harness.store import ResultStore
+    from harness.results.store import ResultStore
+    from harness.run.executors import ExecutorOptions, make_executor
+    from harness.run.model_cache import ModelCache
+    from harness.run.runner import Runner
 
     home.mkdir(parents=True, exist_ok=True)
     store = ResultStore(db)

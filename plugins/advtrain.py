@@ -3,7 +3,7 @@
 For each minibatch (x, y): FGSM examples x_adv from the current weights (eq. 1, clipped to
 [0, 1]), then one update on the minibatch [x, x_adv] with labels [y, y]. The model starts
 from fresh random weights (step 3 of Algorithm 2). eps defaults to the dataset's eps. The
-harness's own epoch (:func:`harness.training.train_supervised`) runs it, so with
+harness's own epoch (:func:`harness.train.loop.train_supervised`) runs it, so with
 ``early_stop_on="objective"`` it stops early on the loss of [x, x_adv] validation batches.
 """
 

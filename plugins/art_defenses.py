@@ -4,12 +4,12 @@ Training stage (each trains the model it is given in place, from its fresh rando
 ``art-advtrain`` (ART's AdversarialTrainer with FGSM), ``madry-pgd`` (PGD adversarial
 training), ``fbf`` (fast FGSM with random start), ``trades`` (TRADES) and ``distillation``
 (defensive distillation). ART does the work of each epoch, on the model wrapped by
-:func:`harness.art_bridge.art_classifier` with an Adam optimizer; the harness's one training
-loop (:func:`harness.training.fit_epochs`) runs the epochs, so these defenses are trained
+:func:`harness.art.bridge.art_classifier` with an Adam optimizer; the harness's one training
+loop (:func:`harness.train.loop.fit_epochs`) runs the epochs, so these defenses are trained
 under the same rules as ``none`` and ``advtrain``: ``ctx.settings`` (epochs, batch size,
 Adam's learning rate and its decay, seed, patience), early stopping on the clean validation
 loss with the best weights kept, resuming from ``ctx.resume_path``, an honest
-:class:`~harness.training.TrainReport`. ART's trainers do not expose their objective on
+:class:`~harness.train.loop.TrainReport`. ART's trainers do not expose their objective on
 validation batches, so they refuse ``early_stop_on="objective"``.
 
 Input-transformation stage: ``feature-squeezing``, ``spatial-smoothing`` and ``jpeg``, ART's
@@ -17,7 +17,7 @@ preprocessors declared once each (:class:`ArtPreprocessor`). The runner puts the
 the undefended model and runs every attack twice: crafted on the undefended model (a
 non-adaptive evaluation) and on the whole pipeline (adaptive). All three are deterministic and
 declare no differentiable approximation, so an adaptive attack on them
-(:mod:`harness.adaptive`) is BPDA with the identity in the backward pass.
+(:mod:`harness.run.evaluators.adaptive`) is BPDA with the identity in the backward pass.
 
 torch, NumPy, ART and the harness modules that import them are imported only when a defense
 is built or run, so registering the plugin stays cheap.
@@ -82,7 +82,7 @@ def declared(defaults: Mapping[str, Any]) -> OptionSchema:
 
 
 def _wrap(model: nn.Module, data: TrainData, ctx: TrainContext, **kwargs: Any):
-    """:func:`~harness.art_bridge.art_classifier` on ``model`` for ``data``'s images on the
+    """:func:`~harness.art.bridge.art_classifier` on ``model`` for ``data``'s images on the
     run's device."""
     from harness import art_classifier
 
@@ -138,7 +138,7 @@ def single_phase(make_epoch: EpochMaker
                  ) -> Callable[[nn.Module, TrainData, TrainContext, dict[str, Any]], TrainReport]:
     """A defense's ``run`` from ``make_epoch(classifier, x, y, ctx, options)``, which builds
     the ART trainer on the wrapped model (Adam at ``settings.lr``) and returns its one-epoch
-    function for :func:`~harness.training.fit_epochs`."""
+    function for :func:`~harness.train.loop.fit_epochs`."""
 
     def run(model: nn.Module, data: TrainData, ctx: TrainContext,
             options: dict[str, Any]) -> TrainReport:
@@ -410,7 +410,8 @@ class ArtPreprocessor:
     the constructor arguments the harness's image format dictates (clip values (0, 1),
     channels first).
 
-    For adaptive attacks (BPDA, Athalye, Carlini & Wagner 2018; :mod:`harness.adaptive`) the
+    For adaptive attacks (BPDA, Athalye, Carlini & Wagner 2018;
+    :mod:`harness.run.evaluators.adaptive`) the
     declared preprocessors are deterministic (``DefenseSpec.randomized`` stays False: no EoT)
     and :class:`ArtTransformation` offers no ``approximate``, so the backward pass is the
     identity: the standard BPDA for each of them, since bit-depth reduction, a median filter

@@ -1,7 +1,7 @@
 """Plugin ``art-evasion``: the survey's evasion attacks (Tables 1 and 2) that ART ships.
 
-Each entry is a declaration (:class:`harness.art_declarations.ArtEvasion`, run by
-:mod:`harness.art_bridge`): name, ART class, threat model, what it needs of the model, its
+Each entry is a declaration (:class:`harness.art.declarations.ArtEvasion`, run by
+:mod:`harness.art.bridge`): name, ART class, threat model, what it needs of the model, its
 declared options (the ART constructor arguments the harness sets, with a default budget of
 iterations and queries small enough that ``--attack all`` on digits runs on a 2-core CPU), the
 number of test images, its tiny smoke budget and its roles. ``--attack-opt NAME.ARG=VALUE``
@@ -15,7 +15,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from harness import BLACK_BOX, ENSEMBLE, ITERATIVE, ArtEvasion, Option, UsageError, hookimpl
+from harness import (
+    BLACK_BOX,
+    ENSEMBLE,
+    ITERATIVE,
+    ArtEvasion,
+    Option,
+    UsageError,
+    hookimpl,
+)
 
 
 def count(name: str, default: int, help: str, low: int = 1, high: int | None = None

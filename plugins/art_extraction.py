@@ -9,7 +9,7 @@ judged (at most ``ctx.n_test`` of those images), so the thief is never scored on
 queried. Every attack reports ``thief_acc`` (the stolen model's accuracy on the evaluation
 images), ``victim_acc`` (the victim's, on the same images), ``agreement`` (the share of them
 where both predict the same label) and ``queries`` (images the victim was asked about, counted
-by :class:`harness.evaluation.QueryCounter`).
+by :class:`harness.run.evaluators.scoring.QueryCounter`).
 
 - ``copycat``: ART's CopycatCNN (Correia-Silva et al. 2018). The victim labels ``nb_stolen``
   pool images (at most the pool); a fresh model of the victim's architecture
@@ -290,9 +290,96 @@ def hidden_width(model: torch.nn.Module) -> int:
 
 
 @functools.cache
+def _fee_critical_point_search(self: Any, delta_0: float, fraction_true: float,
+                               rel_diff_slope: float, rel_diff_value: float) -> None:
+    """ART's search along u + t v, t in [-h^2, h^2], with these fixes.
+
+    Slopes count as equal when ``|m1 - m2| <= rel * |m1|`` (ART divides by m1, which
+    is 0/0 where every hidden unit is off); a candidate must lie more than epsilon
+    inside its interval (on the edge it is the point where ART measured a slope
+    across the kink, not the kink), and the slopes just beside it must equal those
+    at the interval's ends (else the interval holds another kink, which ART skips);
+    a bisection that shrinks below float resolution raises :class:`_SearchStalled`
+    instead of spinning forever. Each step reuses y(t_1), y(t_2): 4 queries, not 6.
+    """
+    import numpy as np
+
+    h_square = float(self.num_neurons) ** 2
+    need = fraction_true * self.num_classes
+
+    def same(a: np.ndarray, b: np.ndarray) -> bool:
+        return bool(np.sum(np.abs(a - b) <= rel_diff_slope * np.abs(a)) > need)
+
+    t_current = -h_square
+    while t_current < h_square:
+        delta = delta_0
+        while True:
+            if delta < 1e-9 * max(1.0, abs(t_current)):
+                raise _SearchStalled(f"the bisection stalled at t={t_current:g}")
+            epsilon = delta / 10
+            t_1, t_2 = t_current, t_current + delta
+            y_1, y_2 = self._o_l(self._get_x(t_1)), self._o_l(self._get_x(t_2))
+            m_1 = (self._o_l(self._get_x(t_1 + epsilon)) - y_1) / epsilon
+            m_2 = (y_2 - self._o_l(self._get_x(t_2 - epsilon))) / epsilon
+            if same(m_1, m_2):
+                t_current = t_2  # no kink in [t_1, t_2]
+                break
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = (y_2 - y_1 - (t_2 - t_1) * m_2) / (m_1 - m_2)
+            t_hat, y_hat = t_1 + ratio, y_1 + m_1 * ratio
+            finite = np.isfinite(t_hat)
+            if not finite.any():
+                delta /= 2
+                continue
+            t_mean = float(np.mean(t_hat[finite]))
+            y = self._o_l(self._get_x(t_mean))
+            m_x_1 = (self._o_l(self._get_x(t_mean + epsilon)) - y) / epsilon
+            m_x_2 = (y - self._o_l(self._get_x(t_mean - epsilon))) / epsilon
+            margin = 1.001 * epsilon
+            if (np.sum(np.abs(y_hat - y) < rel_diff_value * np.abs(y)) > need
+                    and t_1 + margin < t_mean < t_2 - margin
+                    and np.sum(np.abs(m_x_1 - m_x_2) > rel_diff_slope * np.abs(m_x_1))
+                    > need
+                    and same(m_1, m_x_2) and same(m_x_1, m_2)):
+                self.critical_points.append(self._get_x(t_mean))
+                t_current = t_2
+                break
+            delta /= 2
+    if len(self.critical_points) != self.num_neurons:
+        raise AssertionError(
+            f"found {len(self.critical_points)} critical points for "
+            f"{self.num_neurons} hidden neurons")
+
+
+def _fee_last_layer_extraction(self: Any, x: Any, ftol: float) -> None:
+    """Second layer by linear least squares, with a linear term for wrong signs.
+
+    Fitted on the victim's logits for ``x``, two points beside each critical point
+    (so every hidden unit is on somewhere) and ``features + 1`` random points. ART's
+    sign recovery is determined only when the hidden width is at most the input
+    size; a unit with the wrong sign differs from the true one by a linear function
+    (relu(z) - relu(-z) = z), which the linear term absorbs. The extracted network
+    carries that term as 2K more hidden units: a x = relu(a x) - relu(-a x).
+    """
+    import numpy as np
+
+    beside = [p + s * self.vector_v for p in self.critical_points for s in (-0.5, 0.5)]
+    spread = np.random.normal(0, 1, (self.num_features + 1, self.num_features))
+    x = np.vstack([x, *beside, spread])
+    logits = self._o_l(x)
+    hidden = np.maximum(x @ self.w_0 + self.b_0.T, 0.0)
+    design = np.hstack([hidden, x, np.ones((len(x), 1))])
+    solution = np.linalg.lstsq(design, logits, rcond=None)[0]
+    h, k = self.w_0.shape[1], self.num_classes
+    linear = solution[h:-1]
+    self.w_0 = np.hstack([self.w_0, linear, -linear])
+    self.b_0 = np.vstack([self.b_0, np.zeros((2 * k, 1))])
+    self.w_1 = np.vstack([solution[:h], np.eye(k), -np.eye(k)])
+    self.b_1 = solution[-1].reshape(k, 1)
+
+
 def _fee_class() -> type:
     """ART's FunctionallyEquivalentExtraction with the fixes the module docstring lists."""
-    import numpy as np
     from art.attacks.extraction import FunctionallyEquivalentExtraction
 
     class FixedFunctionallyEquivalentExtraction(FunctionallyEquivalentExtraction):
@@ -304,87 +391,8 @@ def _fee_class() -> type:
         w_1: np.ndarray
         b_1: np.ndarray
 
-        def _critical_point_search(self, delta_0: float, fraction_true: float,
-                                   rel_diff_slope: float, rel_diff_value: float) -> None:
-            """ART's search along u + t v, t in [-h^2, h^2], with these fixes.
-
-            Slopes count as equal when ``|m1 - m2| <= rel * |m1|`` (ART divides by m1, which
-            is 0/0 where every hidden unit is off); a candidate must lie more than epsilon
-            inside its interval (on the edge it is the point where ART measured a slope
-            across the kink, not the kink), and the slopes just beside it must equal those
-            at the interval's ends (else the interval holds another kink, which ART skips);
-            a bisection that shrinks below float resolution raises :class:`_SearchStalled`
-            instead of spinning forever. Each step reuses y(t_1), y(t_2): 4 queries, not 6.
-            """
-            h_square = float(self.num_neurons) ** 2
-            need = fraction_true * self.num_classes
-
-            def same(a: np.ndarray, b: np.ndarray) -> bool:
-                return bool(np.sum(np.abs(a - b) <= rel_diff_slope * np.abs(a)) > need)
-
-            t_current = -h_square
-            while t_current < h_square:
-                delta = delta_0
-                while True:
-                    if delta < 1e-9 * max(1.0, abs(t_current)):
-                        raise _SearchStalled(f"the bisection stalled at t={t_current:g}")
-                    epsilon = delta / 10
-                    t_1, t_2 = t_current, t_current + delta
-                    y_1, y_2 = self._o_l(self._get_x(t_1)), self._o_l(self._get_x(t_2))
-                    m_1 = (self._o_l(self._get_x(t_1 + epsilon)) - y_1) / epsilon
-                    m_2 = (y_2 - self._o_l(self._get_x(t_2 - epsilon))) / epsilon
-                    if same(m_1, m_2):
-                        t_current = t_2  # no kink in [t_1, t_2]
-                        break
-                    with np.errstate(divide="ignore", invalid="ignore"):
-                        ratio = (y_2 - y_1 - (t_2 - t_1) * m_2) / (m_1 - m_2)
-                    t_hat, y_hat = t_1 + ratio, y_1 + m_1 * ratio
-                    finite = np.isfinite(t_hat)
-                    if not finite.any():
-                        delta /= 2
-                        continue
-                    t_mean = float(np.mean(t_hat[finite]))
-                    y = self._o_l(self._get_x(t_mean))
-                    m_x_1 = (self._o_l(self._get_x(t_mean + epsilon)) - y) / epsilon
-                    m_x_2 = (y - self._o_l(self._get_x(t_mean - epsilon))) / epsilon
-                    margin = 1.001 * epsilon
-                    if (np.sum(np.abs(y_hat - y) < rel_diff_value * np.abs(y)) > need
-                            and t_1 + margin < t_mean < t_2 - margin
-                            and np.sum(np.abs(m_x_1 - m_x_2) > rel_diff_slope * np.abs(m_x_1))
-                            > need
-                            and same(m_1, m_x_2) and same(m_x_1, m_2)):
-                        self.critical_points.append(self._get_x(t_mean))
-                        t_current = t_2
-                        break
-                    delta /= 2
-            if len(self.critical_points) != self.num_neurons:
-                raise AssertionError(
-                    f"found {len(self.critical_points)} critical points for "
-                    f"{self.num_neurons} hidden neurons")
-
-        def _last_layer_extraction(self, x: np.ndarray, ftol: float) -> None:
-            """Second layer by linear least squares, with a linear term for wrong signs.
-
-            Fitted on the victim's logits for ``x``, two points beside each critical point
-            (so every hidden unit is on somewhere) and ``features + 1`` random points. ART's
-            sign recovery is determined only when the hidden width is at most the input
-            size; a unit with the wrong sign differs from the true one by a linear function
-            (relu(z) - relu(-z) = z), which the linear term absorbs. The extracted network
-            carries that term as 2K more hidden units: a x = relu(a x) - relu(-a x).
-            """
-            beside = [p + s * self.vector_v for p in self.critical_points for s in (-0.5, 0.5)]
-            spread = np.random.normal(0, 1, (self.num_features + 1, self.num_features))
-            x = np.vstack([x, *beside, spread])
-            logits = self._o_l(x)
-            hidden = np.maximum(x @ self.w_0 + self.b_0.T, 0.0)
-            design = np.hstack([hidden, x, np.ones((len(x), 1))])
-            solution = np.linalg.lstsq(design, logits, rcond=None)[0]
-            h, k = self.w_0.shape[1], self.num_classes
-            linear = solution[h:-1]
-            self.w_0 = np.hstack([self.w_0, linear, -linear])
-            self.b_0 = np.vstack([self.b_0, np.zeros((2 * k, 1))])
-            self.w_1 = np.vstack([solution[:h], np.eye(k), -np.eye(k)])
-            self.b_1 = solution[-1].reshape(k, 1)
+        _critical_point_search = _fee_critical_point_search
+        _last_layer_extraction = _fee_last_layer_extraction
 
     return FixedFunctionallyEquivalentExtraction
 
@@ -417,23 +425,12 @@ class FunctionallyEquivalentAttack:
         import numpy as np
         import torch
 
-        from harness import QueryCounter, seeded
+        from harness import QueryCounter
 
         o = self.options
-        width = hidden_width(victim)
-        if o["num_neurons"] is not None:
-            width = o["num_neurons"]
-        if width > o["max_hidden"]:
-            raise UsageError(
-                f"functionally-equivalent: the victim has {width} hidden neurons, more than "
-                f"max_hidden={o['max_hidden']}; its search grows with the width squared "
-                "(about 12-20 s at 128 on 8x8 digits, 40 s at 256). Train a narrower victim "
-                f"with --model-opt mlp.hidden={o['max_hidden']} (or less), or allow this one "
-                f"with --attack-opt functionally-equivalent.max_hidden={width}")
+        width = self._width(victim)
         split = split_test_set(ctx, o["pool_fraction"])
         image_shape = tuple(split.x_pool.shape[1:])
-        n_features = math.prod(image_shape)
-        k = ctx.data.num_classes
         exact = copy.deepcopy(victim).to(device="cpu", dtype=torch.float64).eval()
         counter = QueryCounter(exact)
         limit = o["max_queries"]
@@ -445,35 +442,11 @@ class FunctionallyEquivalentAttack:
             images = torch.from_numpy(x).reshape(len(x), *image_shape)
             return counter(images).numpy()
 
-        oracle = _oracle_class()(ask, input_shape=(n_features,), nb_classes=k)
+        oracle = _oracle_class()(ask, input_shape=(math.prod(image_shape),),
+                                 nb_classes=ctx.data.num_classes)
         x_pool = split.x_pool.detach().cpu().double().reshape(len(split.x_pool), -1).numpy()
-        extract_args = {key: o[key] for key in (
-            "delta_0", "fraction_true", "rel_diff_slope", "rel_diff_value", "delta_init_value",
-            "delta_sign")}
-        failures: list[str] = []
-        extracted = None
         seed = derive_seed(ctx.seed, "functionally-equivalent", "attack")
-        with seeded(seed, torch.device("cpu")):
-            line = np.random.default_rng(seed)
-            for _ in range(o["restarts"] + 1):
-                attack = _fee_class()(oracle, num_neurons=width)
-                attack.vector_u = line.normal(size=(1, n_features))
-                attack.vector_v = line.normal(size=(1, n_features))
-                try:
-                    extracted = attack.extract(x_pool, **extract_args)
-                    break
-                except (AssertionError, _SearchStalled) as exc:
-                    failures.append(str(exc))
-                except _QueryBudgetSpent:
-                    raise HarnessError(
-                        f"functionally-equivalent: spent max_queries={limit} queries without "
-                        "finishing; raise --attack-opt functionally-equivalent.max_queries or "
-                        "use a narrower victim") from None
-        if extracted is None:
-            raise HarnessError(
-                f"functionally-equivalent: the critical-point search failed on each of "
-                f"{len(failures)} random lines ({'; '.join(failures)}); try more "
-                "--attack-opt functionally-equivalent.restarts or another --seed")
+        extracted, failures = self._extract(oracle, width, x_pool, seed)
         x_eval = split.x_eval.detach().cpu().double().reshape(len(split.x_eval), -1).numpy()
         stolen = np.asarray(extracted.predict(x_eval), dtype=np.float64)
         with torch.no_grad():
@@ -485,6 +458,55 @@ class FunctionallyEquivalentAttack:
         metrics["fidelity_l2"] = float(np.linalg.norm(difference, axis=1).mean())
         metrics["attempts"] = float(len(failures) + 1)
         return metrics
+
+    def _width(self, victim: torch.nn.Module) -> int:
+        """The hidden width to extract (the victim's unless ``num_neurons`` says), refused
+        above ``max_hidden``."""
+        o = self.options
+        width = hidden_width(victim) if o["num_neurons"] is None else o["num_neurons"]
+        if width > o["max_hidden"]:
+            raise UsageError(
+                f"functionally-equivalent: the victim has {width} hidden neurons, more than "
+                f"max_hidden={o['max_hidden']}; its search grows with the width squared "
+                "(about 12-20 s at 128 on 8x8 digits, 40 s at 256). Train a narrower victim "
+                f"with --model-opt mlp.hidden={o['max_hidden']} (or less), or allow this one "
+                f"with --attack-opt functionally-equivalent.max_hidden={width}")
+        return width
+
+    def _extract(self, oracle: Any, width: int, x_pool: Any, seed: int) -> tuple[Any, list[str]]:
+        """The extracted network, from the first random line whose search succeeds (up to
+        ``restarts`` more), and the failures before it."""
+        import numpy as np
+        import torch
+
+        from harness import seeded
+
+        o = self.options
+        extract_args = {key: o[key] for key in (
+            "delta_0", "fraction_true", "rel_diff_slope", "rel_diff_value", "delta_init_value",
+            "delta_sign")}
+        failures: list[str] = []
+        n_features = x_pool.shape[1]
+        with seeded(seed, torch.device("cpu")):
+            line = np.random.default_rng(seed)
+            for _ in range(o["restarts"] + 1):
+                attack = _fee_class()(oracle, num_neurons=width)
+                attack.vector_u = line.normal(size=(1, n_features))
+                attack.vector_v = line.normal(size=(1, n_features))
+                try:
+                    return attack.extract(x_pool, **extract_args), failures
+                except (AssertionError, _SearchStalled) as exc:
+                    failures.append(str(exc))
+                except _QueryBudgetSpent:
+                    raise HarnessError(
+                        f"functionally-equivalent: spent max_queries={o['max_queries']} "
+                        "queries without finishing; raise --attack-opt "
+                        "functionally-equivalent.max_queries or use a narrower victim"
+                    ) from None
+        raise HarnessError(
+            f"functionally-equivalent: the critical-point search failed on each of "
+            f"{len(failures)} random lines ({'; '.join(failures)}); try more "
+            "--attack-opt functionally-equivalent.restarts or another --seed")
 
 
 def build_fee(resolved: Mapping[str, Any]) -> FunctionallyEquivalentAttack:

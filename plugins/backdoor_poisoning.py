@@ -1,6 +1,6 @@
 """Plugin ``backdoor-poisoning``: the survey's trigger-based poisoning attacks (Table 3), by ART.
 
-Each attack returns a :class:`~harness.context.PoisonedSet`; the runner retrains a fresh
+Each attack returns a :class:`~harness.contracts.context.PoisonedSet`; the runner retrains a fresh
 victim on it and measures clean accuracy and attack success on ``x_eval`` (the cell's test
 images not of the target class, with the trigger).
 

@@ -31,7 +31,7 @@ list is the union over ``train/`` and ``val/``. Image files are those with an im
 (``.jpg``, ``.jpeg``, ``.png``, ...; any case), searched recursively in each class folder.
 
 What is refused, each with one line naming the file or folder (exit 2,
-:class:`harness.errors.DatasetNotFoundError`):
+:class:`harness.util.errors.DatasetNotFoundError`):
 
 * a symbolic link (to a file or a folder) whose real path lies outside the split folder it is in
   (``train/``, ``val/``, or the folder of class folders; each of these may itself be a link),
@@ -53,11 +53,12 @@ Each image is decoded with PIL (a JPEG at the smallest of 1/1, 1/2, 1/4, 1/8 sca
 both sides at least the target size: libjpeg's DCT scaling), converted to RGB, resized so that
 its shorter side is ``options.image_size`` (224 when unset; antialiased bilinear) and
 center-cropped to a square of that size, giving ``N,3,H,W`` uint8 images (kept uint8 in memory
-and converted to [0, 1] per batch: see :class:`harness.data.ImageData`). Decoding runs in a
+and converted to [0, 1] per batch: see :class:`harness.contracts.data.ImageData`). Decoding runs
+in a
 thread pool.
 
 ImageNet cannot be downloaded automatically: get ILSVRC2012 from https://image-net.org and lay it
-out as above. A missing folder raises :class:`harness.errors.DatasetNotFoundError` saying where
+out as above. A missing folder raises :class:`harness.util.errors.DatasetNotFoundError` saying where
 it looked.
 
 Registration imports nothing heavy: torch, torchvision and PIL are imported when data loads.

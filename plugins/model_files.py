@@ -11,7 +11,8 @@ A registered architecture with a weights file is the core's ``ARCH@FILE``
 (``paper-cnn@m.safetensors``), not a kind of its own. Every supplied model takes images in
 [0, 1] of the dataset's shape and returns logits; ``--model-opt KIND:PATH.mean=[...]`` and
 ``.std=[...]`` put a normalization in front of one that expects standardized images, and
-``.label=NAME`` names its row (see ``harness.supplied``). A plain pickle (``torch.save(model)``)
+``.label=NAME`` names its row (see ``harness.planning.supplied``). A plain pickle
+(``torch.save(model)``)
 is refused with how to convert it: no file is ever unpickled.
 """
 

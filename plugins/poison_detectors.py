@@ -15,7 +15,7 @@ the runner scores the flags against the truth, drops the flagged samples and ret
 - ``neural-cleanse`` (Wang et al. 2019): native PyTorch (ART's ``NeuralCleanse`` supports
   only Keras); see :class:`NeuralCleanse` for the per-sample rule.
 
-The penultimate features come from :class:`harness.art_bridge.FeatureTap`: ART's two
+The penultimate features come from :class:`harness.art.bridge.FeatureTap`: ART's two
 detectors read the classifier's last layer, which on our models would otherwise be the
 logits. torch, ART and scikit-learn are imported only when a detector runs, so registering
 the plugin stays cheap.

@@ -1,7 +1,7 @@
 """Built-in defense ``none``: the undefended reference, trained as Algorithm 1 trains.
 
 Adam on softmax cross-entropy, reshuffling every epoch, early stopping on the validation
-loss with the best weights kept (:func:`harness.training.train_supervised`).
+loss with the best weights kept (:func:`harness.train.loop.train_supervised`).
 """
 
 from __future__ import annotations

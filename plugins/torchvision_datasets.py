@@ -13,11 +13,13 @@ the layout torchvision expects there:
 DataLoader. ``options.image_size``, when set, resizes the images (bilinear, antialiased, then
 clamped to [0, 1]); otherwise they keep their native size.
 
-Missing files, or a failed download, raise :class:`harness.errors.DatasetNotFoundError` with one
+Missing files, or a failed download, raise :class:`harness.util.errors.DatasetNotFoundError` with
+one
 message that says where the files were looked for and how to get them.
 
 Damaged files are refused at load with one line naming the file (also
-:class:`~harness.errors.DatasetNotFoundError`, exit 2), never a traceback or a failed cell later:
+:class:`~harness.util.errors.DatasetNotFoundError`, exit 2), never a traceback or a failed cell
+later:
 
 * MNIST / Fashion-MNIST: each IDX file is checked before torchvision reads it: its magic number
   (``0x00000803`` for images, ``0x00000801`` for labels), its length (header plus the sizes it

@@ -1,4 +1,5 @@
-"""Tests of :mod:`harness.adaptive`: BPDA's forward pass is the defended model's exactly and its
+"""Tests of :mod:`harness.run.evaluators.adaptive`: BPDA's forward pass is the defended model's
+exactly and its
 backward pass is the identity's (or the declared approximation's) chain rule, EoT averages
 independent draws, and on digits an adaptive PGD beats the non-adaptive one through an ART
 transformation built as the runner builds it."""
@@ -10,7 +11,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.adaptive import (
+from harness.contracts.data import DataOptions
+from harness.contracts.specs import DefenseSpec
+from harness.planning.loading import load_registry
+from harness.run.evaluators.adaptive import (
     BPDA,
     EOT_SAMPLES,
     EoT,
@@ -18,11 +22,8 @@ from harness.adaptive import (
     adaptive_model,
     adaptive_model_of,
 )
-from harness.data import DataOptions
-from harness.gradients import input_gradient
-from harness.plugins import load_registry
-from harness.specs import DefenseSpec
 from harness.testing import tiny_image_data, trained_tiny_classifier
+from harness.train.gradients import input_gradient
 from harness_plugins.pgd import PGD
 
 

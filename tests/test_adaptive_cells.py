@@ -6,16 +6,16 @@ from __future__ import annotations
 
 import torch
 
-from harness.adversarial import AdversarialStore
-from harness.checks import flags_by_cell
-from harness.headline import headline_rows
-from harness.leaderboard import render
-from harness.model_cache import ModelCache
-from harness.plan import BenchConfig, make_plan
-from harness.plugins import load_registry
-from harness.records import ResultSet
-from harness.runner import Runner
-from harness.store import ResultStore
+from harness.contracts.records import ResultSet
+from harness.planning.loading import load_registry
+from harness.planning.plan import BenchConfig, make_plan
+from harness.report.checks import flags_by_cell
+from harness.report.headline import headline_rows
+from harness.report.leaderboard import render
+from harness.results.store import ResultStore
+from harness.run.adversarial import AdversarialStore
+from harness.run.model_cache import ModelCache
+from harness.run.runner import Runner
 
 CONFIG = BenchConfig(datasets=("digits",), models=("paper-cnn",), attacks=("fgsm", "pgd"),
                      defenses=("none", "spatial-smoothing"), n_train=200, n_test=40, epochs=2,

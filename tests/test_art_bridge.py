@@ -9,19 +9,19 @@ import sqlite3
 import pytest
 import torch
 
-from harness.art_bridge import FEATURE_LAYER, art_classifier, feature_classifier, one_hot
-from harness.art_declarations import ArtEvasion
-from harness.data import ModelInput
-from harness.errors import UsageError
-from harness.evaluation import QueryCounter, evaluate_attack
-from harness.leaderboard import render
-from harness.plan import BenchConfig, make_plan
-from harness.plugins import load_registry
-from harness.records import Result, ResultSet
-from harness.roles import BLACK_BOX, ENSEMBLE, ITERATIVE, REFERENCE, SINGLE_STEP
-from harness.seeds import seed_globals
-from harness.store import ResultStore
+from harness.art.bridge import FEATURE_LAYER, art_classifier, feature_classifier, one_hot
+from harness.art.declarations import ArtEvasion
+from harness.contracts.data import ModelInput
+from harness.contracts.records import Result, ResultSet
+from harness.contracts.roles import BLACK_BOX, ENSEMBLE, ITERATIVE, REFERENCE, SINGLE_STEP
+from harness.planning.loading import load_registry
+from harness.planning.plan import BenchConfig, make_plan
+from harness.report.leaderboard import render
+from harness.results.store import ResultStore
+from harness.run.evaluators.scoring import QueryCounter, evaluate_attack
 from harness.testing import tiny_image_data, trained_tiny_classifier
+from harness.util.errors import UsageError
+from harness.util.seeds import seed_globals
 from harness_plugins import paper_cnn
 from harness_plugins.art_evasion import DECLARATIONS
 from harness_plugins.fgsm import fgsm

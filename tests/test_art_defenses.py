@@ -8,14 +8,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-import harness.training as training
-from harness.errors import UsageError
+import harness.train.loop as training
 from harness.testing import (
     check_defense_spec,
     tiny_classifier,
     tiny_image_data,
 )
-from harness.training import TrainContext, TrainData, TrainSettings
+from harness.train.loop import TrainContext, TrainData, TrainSettings
+from harness.util.errors import UsageError
 from harness_plugins import art_defenses
 from harness_plugins.pgd import PGD
 
@@ -133,7 +133,7 @@ def test_transform_keeps_dtype_float64():
 def test_distilled_model_returns_logits_at_temperature_one():
     """Trained at T=100, the student is evaluated on its own logits, which are far larger than
     a normally trained model's: the saturated softmax that masks its gradients."""
-    from harness.training import train_supervised
+    from harness.train.loop import train_supervised
 
     data = TrainData.split(tiny_image_data(), 0.1, 0)
     model = tiny_classifier(num_classes=data.num_classes)
@@ -163,7 +163,7 @@ def test_resume_continues_from_saved_epoch(tmp_path):
 
 
 def test_madry_pgd_is_more_robust_than_standard_training():
-    from harness.training import train_supervised
+    from harness.train.loop import train_supervised
 
     data = tiny_image_data(n_train=192, n_test=96, seed=1)
     split = TrainData.split(data, 0.1, 0)

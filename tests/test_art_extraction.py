@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from harness.errors import HarnessError, UsageError
-from harness.evaluation import QueryCounter
-from harness.plugins import load_registry
+from harness.planning.loading import load_registry
+from harness.run.evaluators.scoring import QueryCounter
 from harness.testing import check_attack_spec, tiny_context, tiny_image_data
+from harness.util.errors import HarnessError, UsageError
 from harness_plugins import art_extraction
 
 NAMES = ("copycat", "knockoff", "functionally-equivalent")

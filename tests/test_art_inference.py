@@ -7,15 +7,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.data import ImageData, ModelInput
-from harness.errors import UsageError
-from harness.metrics import MetricSpec
+from harness.contracts.data import ImageData, ModelInput
+from harness.contracts.metrics import MetricSpec
 from harness.testing import (
     check_attack_spec,
     tiny_context,
     tiny_image_data,
     trained_tiny_classifier,
 )
+from harness.util.errors import UsageError
 from harness_plugins import art_inference, mlp, sklearn_models
 
 NAMES = ("membership-inference", "model-inversion", "database-reconstruction")

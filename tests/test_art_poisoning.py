@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from harness.art_bridge import FEATURE_LAYER, FeatureTap, feature_classifier
-from harness.errors import UsageError
-from harness.poisoning import attack_success, detection_scores
+from harness.art.bridge import FEATURE_LAYER, FeatureTap, feature_classifier
+from harness.contracts.categories import answered_categories
+from harness.run.evaluators.poisoning import attack_success, detection_scores
 from harness.testing import (
     check_attack_spec,
     check_defense_spec,
@@ -20,6 +20,7 @@ from harness.testing import (
     tiny_image_data,
     trained_tiny_classifier,
 )
+from harness.util.errors import UsageError
 from harness_plugins import (
     backdoor_poisoning,
     feature_space_poisoning,
@@ -63,7 +64,7 @@ def test_attack_contract(registry, name):
 @pytest.mark.parametrize("name", DETECTORS)
 def test_detector_contract(registry, name):
     spec = registry.defense(name)
-    assert spec.stage == "poisoning-detection" and spec.answered == {"poisoning"}
+    assert spec.stage == "poisoning-detection" and answered_categories(spec) == {"poisoning"}
     check_defense_spec(spec, options=dict(spec.smoke_options))
 
 
@@ -200,7 +201,7 @@ def _svm_context(harness_plugin):
     sklearn_models = pytest.importorskip(
         "harness_plugins.sklearn_models",
         reason="harness_plugins.sklearn_models (the svm model) is not importable")
-    from harness.data import ModelInput
+    from harness.contracts.data import ModelInput
 
     spec = harness_plugin(sklearn_models, entry_points=False).model("svm")
     options = spec.resolve_options({})

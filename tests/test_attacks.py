@@ -8,10 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from harness.data import ModelInput
-from harness.errors import UsageError
-from harness.plugins import load_registry
+from harness.contracts.data import ModelInput
+from harness.planning.loading import load_registry
 from harness.testing import tiny_image_data
+from harness.util.errors import UsageError
 from harness_plugins import paper_cnn
 from harness_plugins.fgsm import fgsm
 from harness_plugins.pgd import PGD

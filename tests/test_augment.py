@@ -6,11 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from harness.augment import AUGMENTERS, epoch_augmenter, flip_crop
-from harness.errors import UsageError
-from harness.plan import digest
+from harness.planning.plan import digest
 from harness.testing import tiny_classifier, tiny_image_data
-from harness.training import TrainContext, TrainData, TrainSettings, train_supervised
+from harness.train.augment import AUGMENTERS, epoch_augmenter, flip_crop
+from harness.train.loop import TrainContext, TrainData, TrainSettings, train_supervised
+from harness.util.errors import UsageError
 from harness_plugins import art_defenses
 
 
@@ -54,7 +54,7 @@ def test_seeded_and_not_the_identity():
 
 
 def test_every_declared_augmentation_has_its_function():
-    from harness.settings import AUGMENTATIONS
+    from harness.contracts.settings import AUGMENTATIONS
 
     assert set(AUGMENTERS) == set(AUGMENTATIONS)
 

@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from harness.cli import main
-from harness.evaluation import QueryCounter
-from harness.leaderboard import page_metrics, render
-from harness.plugins import load_registry
-from harness.records import Result, ResultSet
-from harness.reporting import declared_metrics
-from harness.roles import ENSEMBLE, ITERATIVE, REFERENCE
+from harness.contracts.records import Result, ResultSet
+from harness.contracts.roles import ENSEMBLE, ITERATIVE, REFERENCE
+from harness.planning.loading import load_registry
+from harness.report.leaderboard import page_metrics, render
+from harness.report.reporting import declared_metrics
+from harness.run.evaluators.scoring import QueryCounter
 from harness.testing import tiny_image_data, trained_tiny_classifier
 
 REGISTRY = load_registry(strict=True)
@@ -82,7 +82,7 @@ def test_one_attack_at_a_time_gives_the_examples_of_the_reference_loop(tiny, sta
     left; one call of the loop with the four attacks gives the same examples."""
     from pyautoattack import AutoAttack
 
-    from harness.art_bridge import frozen
+    from harness.art.bridge import frozen
 
     model, x, y = tiny
     classes = int(model(x[:1]).shape[-1])

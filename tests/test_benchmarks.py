@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from harness.data import ModelInput
+from harness.contracts.data import ModelInput
 from harness_plugins import paper_cnn
 from harness_plugins.fgsm import fgsm
 from harness_plugins.pgd import PGD

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import torch
 
-from harness.context import PoisonedSet
-from harness.evaluation import predict
-from harness.hookspecs import hookimpl
-from harness.leaderboard import render
-from harness.model_cache import ModelCache
-from harness.plan import BenchConfig, make_plan
-from harness.runner import Runner
-from harness.specs import AttackSpec, DefenseSpec, ModelSpec
-from harness.store import ResultStore
+from harness.contracts.context import PoisonedSet
+from harness.contracts.hookspecs import hookimpl
+from harness.contracts.specs import AttackSpec, DefenseSpec, ModelSpec
+from harness.planning.plan import BenchConfig, make_plan
+from harness.report.leaderboard import render
+from harness.results.store import ResultStore
+from harness.run.evaluators.scoring import predict
+from harness.run.model_cache import ModelCache
+from harness.run.runner import Runner
 from harness.testing import check_attack_spec, check_defense_spec, corner_backdoor
 
 SMALL = dict(datasets=("digits",), models=("paper-cnn",), n_train=400, n_test=120, epochs=8,
@@ -187,7 +187,7 @@ def test_contract_checks_cover_every_stage_and_category(harness_plugin):
 
 
 def test_attack_success_counts_what_the_attacker_wants():
-    from harness.poisoning import attack_success, detection_scores
+    from harness.run.evaluators.poisoning import attack_success, detection_scores
 
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2))
     with torch.no_grad():

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import torch
 
-from harness.adversarial import AdversarialStore, decode
-from harness.checks import LEGEND, flags_by_cell, run_checks
-from harness.hookspecs import hookimpl
-from harness.leaderboard import render
-from harness.model_cache import ModelCache
-from harness.plan import BenchConfig
-from harness.plugins import load_registry
-from harness.records import Result, ResultSet
-from harness.roles import ITERATIVE
-from harness.runner import Runner
-from harness.specs import AttackSpec
-from harness.store import ResultStore
+from harness.contracts.hookspecs import hookimpl
+from harness.contracts.records import Result, ResultSet
+from harness.contracts.roles import ITERATIVE
+from harness.contracts.specs import AttackSpec
+from harness.planning.loading import load_registry
+from harness.planning.plan import BenchConfig
+from harness.report.checks import LEGEND, flags_by_cell, run_checks
+from harness.report.leaderboard import render
+from harness.results.store import ResultStore
+from harness.run.adversarial import AdversarialStore, decode
+from harness.run.model_cache import ModelCache
+from harness.run.runner import Runner
 
 #: The attack roles the built-ins declare.
 ROLES = {"fgsm": ("reference", "single-step"), "pgd": ("iterative", "reference"),

@@ -11,8 +11,11 @@ from pathlib import Path
 import pytest
 
 from harness import roles
-from harness.checks import LEGEND, flags_by_cell
-from harness.claims import (
+from harness.cli import main
+from harness.contracts.outcomes import encode
+from harness.contracts.records import Result, ResultSet
+from harness.report.checks import LEGEND, flags_by_cell
+from harness.report.claims import (
     HUMAN_FIELDS,
     MARGIN_POINTS,
     MASKING_CODES,
@@ -20,10 +23,7 @@ from harness.claims import (
     claims,
     write_claims,
 )
-from harness.cli import main
-from harness.errors import UsageError
-from harness.outcomes import encode
-from harness.records import Result, ResultSet
+from harness.util.errors import UsageError
 
 LEADERBOARDS = Path(__file__).resolve().parents[1] / "leaderboards"
 CLAIMS = LEADERBOARDS / "claims"

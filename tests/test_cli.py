@@ -19,12 +19,12 @@ from typing import Any
 
 import pytest
 
-import harness.plugins
+import harness.planning.loading
 from harness.cli import main
-from harness.hookspecs import hookimpl
-from harness.plugins import DISABLE_ENV
-from harness.records import RESULTS_FORMAT, ResultSet
-from harness.specs import AttackSpec
+from harness.contracts.hookspecs import hookimpl
+from harness.contracts.records import RESULTS_FORMAT, ResultSet
+from harness.contracts.specs import AttackSpec
+from harness.planning.loading import DISABLE_ENV
 
 PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
 
@@ -493,7 +493,7 @@ def test_disable_plugin_option_and_environment(capsys, monkeypatch):
 
 
 BROKEN_PLUGIN = """
-from harness.hookspecs import hookimpl
+from harness.contracts.hookspecs import hookimpl
 
 @hookimpl
 def harness_register_attacks(register):
@@ -508,7 +508,7 @@ def test_a_broken_plugin_is_reported_by_listings_and_stops_bench(
     monkeypatch.delitem(sys.modules, "harness_cli_broken_plugin", raising=False)
     installed = list(entry_points(group="harness"))
     fake = EntryPoint("broken", "harness_cli_broken_plugin", group="harness")
-    monkeypatch.setattr(harness.plugins, "entry_points",
+    monkeypatch.setattr(harness.planning.loading, "entry_points",
                         lambda group: [*installed, fake] if group == "harness" else [])
     expected = ("plugin 'unknown unknown' (entry point broken = harness_cli_broken_plugin): "
                 "harness_register_attacks failed: RuntimeError: this plugin is broken")

@@ -12,12 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.context import AttackContext
-from harness.data import DATA_ENV, DataOptions, ModelInput
-from harness.gradients import fgsm_step
-from harness.options import Option, options
-from harness.plugins import load_registry
-from harness.specs import AttackSpec
+from harness.contracts.context import AttackContext
+from harness.contracts.data import DATA_ENV, DataOptions, ModelInput
+from harness.contracts.options import Option, options
+from harness.contracts.specs import AttackSpec
+from harness.planning.loading import load_registry
 from harness.testing import (
     check_attack_spec,
     check_dataset_spec,
@@ -25,6 +24,7 @@ from harness.testing import (
     check_model_spec,
     tiny_context,
 )
+from harness.train.gradients import fgsm_step
 
 REGISTRY = load_registry(strict=True)
 

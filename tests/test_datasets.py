@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import torch
 
-from harness.data import DataOptions, ImageData
-from harness.errors import DatasetNotFoundError
-from harness.specs import DatasetSpec
+from harness.contracts.data import DataOptions, ImageData
+from harness.contracts.specs import DatasetSpec
+from harness.util.errors import DatasetNotFoundError
 from harness_plugins import digits, imagenet, torchvision_datasets
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import torch
 
-from harness.adversarial import AdversarialStore
-from harness.evaluation import QueryCounter
-from harness.evaluators.base import EvalEnv
-from harness.evaluators.evasion import EvasionEvaluator
+from harness.run.adversarial import AdversarialStore
+from harness.run.evaluators.base import EvalEnv
+from harness.run.evaluators.evasion import EvasionEvaluator
+from harness.run.evaluators.scoring import QueryCounter
 from harness.testing import tiny_image_data, trained_tiny_classifier
 
 Counting = QueryCounter     # counts the images it classifies
@@ -56,7 +56,7 @@ def test_stored_examples_are_compared_not_reclassified_unless_they_differ(tmp_pa
 def test_an_attacks_own_metrics_are_numbers_or_the_cell_fails_naming_it():
     import pytest
 
-    from harness.metrics import plugin_metrics
+    from harness.contracts.metrics import plugin_metrics
 
     assert plugin_metrics("attack odd", {"after": 1, "gap": 0.5}) == {"after": 1.0, "gap": 0.5}
     for bad in ({"after": "many"}, {"after": True}, {3: 0.5}):

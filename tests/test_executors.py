@@ -16,13 +16,13 @@ import pytest
 import torch
 
 from harness.cli import main
-from harness.executors import ExecutorOptions, make_executor
-from harness.model_cache import ModelCache
-from harness.plan import BenchConfig
-from harness.plugins import load_registry
-from harness.records import ResultSet
-from harness.runner import Runner
-from harness.store import ResultStore
+from harness.contracts.records import ResultSet
+from harness.planning.loading import load_registry
+from harness.planning.plan import BenchConfig
+from harness.results.store import ResultStore
+from harness.run.executors import ExecutorOptions, make_executor
+from harness.run.model_cache import ModelCache
+from harness.run.runner import Runner
 
 # Square draws from NumPy's global generator (as many ART attacks do): the per-cell seeding
 # makes it give the same numbers in every executor.
@@ -82,9 +82,9 @@ import os
 import signal
 from pathlib import Path
 
-from harness.hookspecs import hookimpl
-from harness.options import options
-from harness.specs import AttackSpec
+from harness.contracts.hookspecs import hookimpl
+from harness.contracts.options import options
+from harness.contracts.specs import AttackSpec
 
 MARK = Path({mark!r})
 
@@ -173,9 +173,9 @@ FLAKY = """
 '''Attacks for the fault tests: one raises, one runs out of GPU memory above 16 images.'''
 import torch
 
-from harness.hookspecs import hookimpl
-from harness.options import options
-from harness.specs import AttackSpec
+from harness.contracts.hookspecs import hookimpl
+from harness.contracts.options import options
+from harness.contracts.specs import AttackSpec
 
 
 class Raises:

@@ -8,12 +8,12 @@ import pytest
 import torch
 from torch import nn
 
-from harness.data import ModelInput
-from harness.errors import UsageError
-from harness.model_cache import ModelCache
-from harness.specs import TORCH_MODEL_OFFERS
+from harness.contracts.data import ModelInput
+from harness.contracts.specs import TORCH_MODEL_OFFERS
+from harness.run.model_cache import ModelCache
 from harness.testing import check_model_spec, tiny_image_data
-from harness.training import TrainContext, TrainData, TrainSettings
+from harness.train.loop import TrainContext, TrainData, TrainSettings
+from harness.util.errors import UsageError
 from harness_plugins import mlp, sklearn_models
 
 
@@ -95,7 +95,7 @@ def test_two_classes_and_absent_classes(harness_plugin):
     np.testing.assert_allclose(probs, est.predict_proba(x), atol=1e-5)
     full = tiny_image_data(num_classes=4)
     keep = full.y_train != 3
-    from harness.data import ImageData
+    from harness.contracts.data import ImageData
     partial = ImageData(full.x_train[keep], full.y_train[keep], full.x_test, full.y_test, 4)
     model, _, _ = _fit(spec, partial)
     with torch.no_grad():

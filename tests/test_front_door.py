@@ -43,7 +43,8 @@ def test_a_public_name_is_the_object_of_its_module():
         if _reserved_and_absent(name):
             continue
         loaded = importlib.import_module(module)
-        expected = loaded if module == f"harness.{name}" else getattr(loaded, attribute)
+        whole = module.endswith(f".{name}") and not hasattr(loaded, attribute)
+        expected = loaded if whole else getattr(loaded, attribute)
         assert getattr(harness, name) is expected, name
 
 
@@ -88,12 +89,13 @@ def test_the_front_door_imports_no_heavy_library(statement: str):
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []
 
 
-@pytest.mark.parametrize("first", ["import harness.options", "from harness import options",
-                                   "from harness.specs import UNDECLARED"])
+@pytest.mark.parametrize("first", ["import harness.contracts.options",
+                                   "from harness import options",
+                                   "from harness.contracts.specs import UNDECLARED"])
 def test_options_is_callable_in_every_import_order(first: str):
     code = (f"{first}\nimport harness\nfrom harness import Option, options\n"
             "schema = options(Option(name='steps', type='int', default=3))\n"
-            "assert harness.options is options and harness.options.Option is Option\n"
+            "assert harness.options is options and harness.Option is Option\n"
             "assert schema.defaults() == {'steps': 3}, schema\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
@@ -129,10 +131,12 @@ def private_imports(code: str) -> list[str]:
 
 
 def test_the_scan_finds_private_imports():
-    assert private_imports("from harness.specs import AttackSpec\nimport harness.data\n"
+    assert private_imports("from harness.contracts.specs import AttackSpec\n"
+                           "import harness.contracts.data\n"
                            "from harness import AttackSpec\nimport harness_plugins.x\n"
-                           "def f():\n    from harness.art_bridge import to_numpy\n") == [
-        "line 1: harness.specs", "line 2: harness.data", "line 6: harness.art_bridge"]
+                           "def f():\n    from harness.art.bridge import to_numpy\n") == [
+        "line 1: harness.contracts.specs", "line 2: harness.contracts.data",
+        "line 6: harness.art.bridge"]
 
 
 @pytest.mark.parametrize("where,code", [pytest.param(w, c, id=w) for w, c in _python_sources()])
@@ -140,3 +144,21 @@ def test_plugins_examples_and_the_guide_use_only_the_front_door(where: str, code
     found = private_imports(code)
     assert not found, (f"{where} imports private modules of harness ({'; '.join(found)}): "
                        "import the names from harness itself (from harness import ...)")
+
+
+@pytest.mark.parametrize("old", ["harness.specs", "harness.training", "harness.executors.base",
+                                 "harness.plan"])
+def test_the_module_paths_of_0_1_import_with_a_warning_naming_the_new_one(old: str):
+    from harness.util.legacy import MOVED
+
+    code = ("import importlib, sys, warnings\nwarnings.simplefilter('error')\nimport harness\n"
+            f"try:\n    importlib.import_module({old!r})\nexcept DeprecationWarning as w:\n"
+            "    print(w)\nelse:\n    sys.exit('no warning')\n"
+            "warnings.simplefilter('ignore')\n"
+            f"assert importlib.import_module({old!r}) is importlib.import_module({MOVED[old]!r})\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    parent = old.rpartition(".")[0]     # a moved package warns first, for itself
+    assert f"{old} moved to {MOVED[old]}" in done.stdout \
+        or f"{parent} moved to {MOVED[parent]}" in done.stdout

@@ -10,13 +10,13 @@ import pytest
 import torch
 
 from harness.cli import main
-from harness.devices import autocast_forward
-from harness.model_cache import ModelCache
-from harness.plan import BenchConfig, make_plan
-from harness.plugins import load_registry
-from harness.runner import Runner
-from harness.store import ResultStore
+from harness.planning.loading import load_registry
+from harness.planning.plan import BenchConfig, make_plan
+from harness.results.store import ResultStore
+from harness.run.model_cache import ModelCache
+from harness.run.runner import Runner
 from harness.testing import tiny_image_data, trained_tiny_classifier
+from harness.util.devices import autocast_forward
 
 
 def test_autocast_forward_keeps_the_state_dict_and_returns_float32_logits():

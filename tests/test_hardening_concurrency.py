@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.errors import PluginError
-from harness.plugins import DISABLE_ENV, load_registry, unknown_disabled
-from harness.records import Result
-from harness.store import ResultStore
+from harness.contracts.records import Result
+from harness.planning.loading import DISABLE_ENV, load_registry, unknown_disabled
+from harness.results.store import ResultStore
+from harness.util.errors import PluginError
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--dataset", "digits", "--model", "paper-cnn", "--defense", "none",
@@ -145,8 +145,8 @@ def test_concurrent_benches_store_each_cell_once_and_report_the_stored_one(tmp_p
 
 
 THIRD_PARTY_FGSM = """
-from harness.hookspecs import hookimpl
-from harness.specs import AttackSpec
+from harness.contracts.hookspecs import hookimpl
+from harness.contracts.specs import AttackSpec
 
 @hookimpl
 def harness_register_attacks(register):

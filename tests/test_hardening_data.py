@@ -14,7 +14,7 @@ import pytest
 import torch
 from test_datasets import _write_cifar10, _write_images, load
 
-from harness.errors import DatasetNotFoundError
+from harness.util.errors import DatasetNotFoundError
 from harness_plugins import imagenet, torchvision_datasets
 
 

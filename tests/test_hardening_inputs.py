@@ -10,17 +10,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.checks import LEGEND, run_checks
 from harness.cli import main
-from harness.errors import InvalidAttackOutput, quoted
-from harness.evaluation import Budget, evaluate_attack
-from harness.hookspecs import hookimpl
-from harness.model_cache import ModelCache
-from harness.plan import BenchConfig
-from harness.records import Result
-from harness.runner import Runner
-from harness.specs import AttackSpec
-from harness.store import ResultStore
+from harness.contracts.hookspecs import hookimpl
+from harness.contracts.records import Result
+from harness.contracts.specs import AttackSpec
+from harness.planning.plan import BenchConfig
+from harness.report.checks import LEGEND, run_checks
+from harness.results.store import ResultStore
+from harness.run.evaluators.scoring import Budget, evaluate_attack
+from harness.run.model_cache import ModelCache
+from harness.run.runner import Runner
+from harness.util.errors import InvalidAttackOutput, quoted
 
 EPS = 0.1
 TINY_RUN = dict(datasets=("digits",), models=("paper-cnn",), defenses=("none",),
@@ -283,9 +283,9 @@ EXITING_DEFENSE = """
 '''A training defense that calls sys.exit (a test plugin).'''
 import sys
 
-from harness.hookspecs import hookimpl
-from harness.options import options
-from harness.specs import DefenseSpec
+from harness.contracts.hookspecs import hookimpl
+from harness.contracts.options import options
+from harness.contracts.specs import DefenseSpec
 
 
 class Exits:
@@ -304,10 +304,10 @@ def test_a_systemexit_in_training_fails_that_jobs_cells_and_the_run_goes_on(
         tmp_path, monkeypatch, harness_plugin):
     import textwrap
 
-    from harness.model_cache import ModelCache
-    from harness.plan import BenchConfig
-    from harness.runner import Runner
-    from harness.store import ResultStore
+    from harness.planning.plan import BenchConfig
+    from harness.results.store import ResultStore
+    from harness.run.model_cache import ModelCache
+    from harness.run.runner import Runner
 
     (tmp_path / "harness_exiting_defense.py").write_text(textwrap.dedent(EXITING_DEFENSE))
     monkeypatch.syspath_prepend(str(tmp_path))

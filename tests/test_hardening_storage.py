@@ -14,16 +14,16 @@ import pytest
 import torch
 from safetensors.torch import save_model
 
-from harness import runner as runner_module
-from harness import store as store_module
 from harness.cli import main
-from harness.errors import UsageError
-from harness.files import folder_problem, output_problem
-from harness.model_cache import ModelCache, sha256_of
-from harness.plan import BenchConfig, make_plan
-from harness.plugins import load_registry
-from harness.runner import Runner
-from harness.store import ResultStore, StoreError
+from harness.planning.loading import load_registry
+from harness.planning.plan import BenchConfig, make_plan
+from harness.results import store as store_module
+from harness.results.store import ResultStore, StoreError
+from harness.run import runner as runner_module
+from harness.run.model_cache import ModelCache, sha256_of
+from harness.run.runner import Runner
+from harness.util.errors import UsageError
+from harness.util.files import folder_problem, output_problem
 
 TINY = dict(datasets=("digits",), models=("paper-cnn",), defenses=("none",),
             attacks=("fgsm",), n_train=200, n_test=40, epochs=2, device="cpu", checks=False)

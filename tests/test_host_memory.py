@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-CODE = ("import harness.host_memory as h; first = h.keep_large_blocks(); "
+CODE = ("import harness.util.host_memory as h; first = h.keep_large_blocks(); "
         "print(first, h.keep_large_blocks() == first)")
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from test_datasets import SHARED_DATA, load, specs_of
 
-from harness.errors import DatasetNotFoundError
+from harness.util.errors import DatasetNotFoundError
 from harness_plugins import imagenet
 
 WNIDS = {"n01440764": (200, 30, 30), "n03028079": (30, 200, 30), "n03888257": (30, 30, 200)}

@@ -17,7 +17,7 @@ from importlib.metadata import entry_points
 
 import pytest
 
-from harness.plugins import DISABLE_ENV
+from harness.planning.loading import DISABLE_ENV
 
 HEAVY = ("torch", "numpy", "art", "sklearn", "timm", "safetensors", "scipy", "PIL",
          "torchvision", "matplotlib")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import random
 
-from harness.leaderboard import render
-from harness.records import Result, ResultSet
+from harness.contracts.records import Result, ResultSet
+from harness.report.leaderboard import render
+from harness.results.results_file import results_json
 
 META = {"harness": "0.1.0", "git_commit": "abc123", "device": "cpu", "device_name": "CPU x",
         "python": "3.11.7", "libraries": {"torch": "2.14.1", "timm": "1.0.31"},
@@ -84,7 +85,7 @@ def test_same_results_give_identical_bytes_in_any_order():
 
 
 def test_results_file_and_older_list_of_records_render_the_same_page():
-    again = ResultSet.from_json(RESULTS.to_json())
+    again = ResultSet.from_json(results_json(RESULTS))
     assert again == RESULTS and render(again) == render(RESULTS)
     legacy = [{**r.as_dict(), "metadata": META} for r in RECORDS]
     assert render(ResultSet.from_json(json.dumps(legacy))) == render(RESULTS)

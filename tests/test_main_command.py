@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from harness.cli import main
-from harness.records import ResultSet
+from harness.contracts.records import ResultSet
 
 
 def test_advtrain_beats_the_undefended_model_against_fgsm_on_digits(tmp_path, capsys):

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from harness.model_cache import ModelCache
-from harness.outcomes import Outcomes, encode, worst_cases
-from harness.plan import BenchConfig
-from harness.plugins import load_registry
-from harness.records import Result, ResultSet
-from harness.runner import Runner
-from harness.store import ResultStore
+from harness.contracts.outcomes import Outcomes, encode, worst_cases
+from harness.contracts.records import Result, ResultSet
+from harness.planning.loading import load_registry
+from harness.planning.plan import BenchConfig
+from harness.results.results_file import results_json
+from harness.results.store import ResultStore
+from harness.run.model_cache import ModelCache
+from harness.run.runner import Runner
 
 
 def cell(attack: str, positions, correct, *, eps=0.1, defense="none", adaptive=None,
@@ -23,7 +24,7 @@ def cell(attack: str, positions, correct, *, eps=0.1, defense="none", adaptive=N
 
 def test_outcomes_round_trip_through_records_and_json():
     record = cell("fgsm", [0, 3, 4, 9], [True, False, True, True])
-    again = ResultSet.from_json(ResultSet([record]).to_json()).records[0]
+    again = ResultSet.from_json(results_json(ResultSet([record]))).records[0]
     o = Outcomes.of(again)
     assert o is not None
     assert o.seen == 0b1000011001 and o.correct == 0b1000010001

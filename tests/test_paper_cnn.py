@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from harness.data import ModelInput
-from harness.errors import UsageError
+from harness.contracts.data import ModelInput
+from harness.util.errors import UsageError
 from harness_plugins.paper_cnn import OPTIONS, block_count, build
 
 
@@ -58,11 +58,11 @@ def test_options_are_typed_and_bounded():
 
 def test_learns_real_mnist(shared_data, isolated_home):
     """A short run on 6000 real MNIST images: well above chance, far from the full budget."""
-    from harness.model_cache import ModelCache
-    from harness.plan import BenchConfig
-    from harness.plugins import load_registry
-    from harness.runner import Runner
-    from harness.store import ResultStore
+    from harness.planning.loading import load_registry
+    from harness.planning.plan import BenchConfig
+    from harness.results.store import ResultStore
+    from harness.run.model_cache import ModelCache
+    from harness.run.runner import Runner
 
     config = BenchConfig(datasets=("mnist",), defenses=("none",), n_train=6000, n_test=2000,
                          epochs=4, data_root=shared_data, device="cpu", checks=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from harness.records import Result, ResultSet
+from harness.contracts.records import Result, ResultSet
 from harness_plugins.paper_report import IMAGENETTE_NOTE, comparison
 
 

@@ -39,19 +39,19 @@ from harness import (
     tiny_image_data,
 )
 from harness.cli import main
-from harness.errors import InvalidAttackOutput
-from harness.evaluation import evaluate_attack
-from harness.leaderboard import render
-from harness.plugins import DISABLE_ENV
-from harness.provenance import (
+from harness.contracts.provenance import (
     plugin_of,
     provided_name,
     third_party,
     third_party_field,
     third_party_plugins,
 )
-from harness.records import ResultSet
-from harness.registry import Registry
+from harness.contracts.records import ResultSet
+from harness.planning.loading import DISABLE_ENV
+from harness.planning.registry import Registry
+from harness.report.leaderboard import render
+from harness.run.evaluators.scoring import evaluate_attack
+from harness.util.errors import InvalidAttackOutput
 
 OWNER = PluginInfo(name="acme", distribution="acme-attacks", version="1.0")
 
@@ -197,7 +197,7 @@ def test_a_type_typo_fails_at_registration_naming_the_plugin(harness_plugin):
 
 
 def test_a_type_typo_does_not_break_the_listing(capsys):
-    from harness import plugins
+    from harness.planning import loading as plugins
 
     plugins.TEST_PLUGINS.append((PluginInfo("typo", "<in-process>", "0"), TypoPlugin()))
     try:

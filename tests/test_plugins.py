@@ -16,16 +16,19 @@ import harness_example_plugin
 import pluggy
 import pytest
 
-import harness.plugins
+import harness.planning.loading
 import harness_plugins.fgsm
-from harness.errors import PluginError, UsageError
-from harness.hookspecs import hookimpl
-from harness.metrics import MetricSpec
-from harness.options import Option, options, parse_assignments, parse_value, resolve_options
-from harness.plugins import DISABLE_ENV, load_registry
-from harness.registry import KINDS, Registry, spec_problems
-from harness.roles import BASELINE, ITERATIVE, REFERENCE
-from harness.specs import (
+from harness.contracts.hookspecs import hookimpl
+from harness.contracts.metrics import MetricSpec
+from harness.contracts.options import (
+    Option,
+    options,
+    parse_assignments,
+    parse_value,
+    resolve_options,
+)
+from harness.contracts.roles import BASELINE, ITERATIVE, REFERENCE
+from harness.contracts.specs import (
     MODEL_FEATURES,
     AttackSpec,
     DatasetSpec,
@@ -35,7 +38,11 @@ from harness.specs import (
     ReportSpec,
     Spec,
 )
+from harness.planning.loading import DISABLE_ENV, load_registry
+from harness.planning.registry import KINDS, Registry
+from harness.planning.spec_checks import spec_problems
 from harness.testing import check_attack_spec
+from harness.util.errors import PluginError, UsageError
 
 pytest_plugins = ["pytester"]
 
@@ -114,7 +121,7 @@ raise RuntimeError("kaboom at import")
 """
 
 UNKNOWN_HOOK = """
-from harness.hookspecs import hookimpl
+from harness.contracts.hookspecs import hookimpl
 
 @hookimpl
 def harness_register_attackz(register):
@@ -122,7 +129,7 @@ def harness_register_attackz(register):
 """
 
 WRONG_ARGUMENT = """
-from harness.hookspecs import hookimpl
+from harness.contracts.hookspecs import hookimpl
 
 @hookimpl
 def harness_register_attacks(reg):
@@ -130,7 +137,7 @@ def harness_register_attacks(reg):
 """
 
 RAISING_HOOK = """
-from harness.hookspecs import hookimpl
+from harness.contracts.hookspecs import hookimpl
 
 @hookimpl
 def harness_register_attacks(register):
@@ -138,8 +145,8 @@ def harness_register_attacks(register):
 """
 
 WRONG_SPEC_TYPE = """
-from harness.hookspecs import hookimpl
-from harness.specs import DatasetSpec
+from harness.contracts.hookspecs import hookimpl
+from harness.contracts.specs import DatasetSpec
 
 @hookimpl
 def harness_register_attacks(register):
@@ -148,8 +155,8 @@ def harness_register_attacks(register):
 
 
 INVALID_FIELD = """
-from harness.hookspecs import hookimpl
-from harness.specs import AttackSpec
+from harness.contracts.hookspecs import hookimpl
+from harness.contracts.specs import AttackSpec
 
 @hookimpl
 def harness_register_attacks(register):
@@ -415,7 +422,8 @@ INVALID_FIELDS: list[tuple[str, dict, str]] = [
      "smoke_options: attack x: option 'steps' must be an integer >= 1; got 0"),
     ("attack", {"smoke_options": [("steps", 1)]}, "smoke_options must be a mapping"),
     ("attack", {"config": ["art_class"]}, "config must be a mapping"),
-    ("attack", {"metrics": ("mi_auc",)}, "metrics must be a tuple of harness.metrics.MetricSpec"),
+    ("attack", {"metrics": ("mi_auc",)},
+     "metrics must be a tuple of harness.MetricSpec"),
     ("attack", {"metrics": (MetricSpec(name="a", label="A"), MetricSpec(name="a", label="B"))},
      "metrics declares 'a' more than once"),
     ("defense", {"stage": "input-transform"},
@@ -430,7 +438,8 @@ INVALID_FIELDS: list[tuple[str, dict, str]] = [
      "single-step-training?"),
     ("defense", {"options": STEPS, "smoke_options": {"step": 2}},
      "smoke_options: defense x has no option 'step'. Did you mean: steps?"),
-    ("defense", {"metrics": [None]}, "metrics must be a tuple of harness.metrics.MetricSpec"),
+    ("defense", {"metrics": [None]},
+     "metrics must be a tuple of harness.MetricSpec"),
     ("defense", {"baseline": 1}, "baseline must be True or False"),
     ("defense", {"randomized": "yes"}, "randomized must be True or False"),
     ("defense", {"eot_samples": 0}, "eot_samples must be a positive integer; got 0"),
@@ -721,7 +730,7 @@ def test_harness_plugin_fixture_registers_for_the_test(harness_plugin):
     assert "fgsm" in registry.names("attack")  # beside the installed plugins
     # Every registry built during the test includes it.
     assert "in-process-noop" in load_registry().names("attack")
-    assert len(harness.plugins.TEST_PLUGINS) == 1
+    assert len(harness.planning.loading.TEST_PLUGINS) == 1
 
 
 def test_harness_plugin_fixture_without_entry_points(harness_plugin):
@@ -782,17 +791,17 @@ def test_harness_plugin_fixture_rejects_an_invalid_spec(harness_plugin,
 
 
 def test_no_test_plugins_without_the_fixture():
-    assert harness.plugins.TEST_PLUGINS == []
+    assert harness.planning.loading.TEST_PLUGINS == []
     assert "in-process-noop" not in load_registry().names("attack")
 
 
 def test_harness_plugin_fixture_is_removed_after_the_test(pytester: pytest.Pytester):
     """Order-independent: an inner session where one test uses the fixture, the next not."""
     pytester.makepyfile(test_inner="""
-        import harness.plugins
-        from harness.hookspecs import hookimpl
-        from harness.plugins import load_registry
-        from harness.specs import AttackSpec
+        import harness.planning.loading
+        from harness.contracts.hookspecs import hookimpl
+        from harness.planning.loading import load_registry
+        from harness.contracts.specs import AttackSpec
 
         class Plugin:
             @hookimpl
@@ -806,7 +815,7 @@ def test_harness_plugin_fixture_is_removed_after_the_test(pytester: pytest.Pytes
             assert "inner-attack" in load_registry(use_entry_points=False).names("attack")
 
         def test_2_after():
-            assert harness.plugins.TEST_PLUGINS == []
+            assert harness.planning.loading.TEST_PLUGINS == []
             assert "inner-attack" not in load_registry(use_entry_points=False).names("attack")
     """)
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-q")

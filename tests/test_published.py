@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.plugins import load_registry
-from harness.records import ResultSet
-from harness.reporting import Report
+from harness.contracts.records import ResultSet
+from harness.planning.loading import load_registry
+from harness.report.reporting import Report
 
 LEADERBOARDS = Path(__file__).resolve().parents[1] / "leaderboards"
 # Pages that are not rendered from results (the index; the throughput page has its own
@@ -82,7 +82,7 @@ def test_issue_bars_on_real_data():
 @pytest.mark.parametrize(("stem", "defended"), [("mnist", {"advtrain", "fbf", "madry-pgd"}),
                                                ("fashion-mnist", {"advtrain", "fbf", "madry-pgd"})])
 def test_page_has_the_standard_autoattack_the_worst_case_and_adaptive_rows(stem, defended):
-    from harness.outcomes import worst_cases
+    from harness.contracts.outcomes import worst_cases
 
     results = _results(stem)
     ok = [r for r in results.records if r.ok and r.model == "paper-cnn"]

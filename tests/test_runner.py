@@ -8,15 +8,15 @@ from multiprocessing import get_context
 
 import pytest
 
-from harness.errors import UsageError
-from harness.hookspecs import hookimpl
-from harness.model_cache import ModelCache
-from harness.plan import BenchConfig, make_plan
-from harness.plugins import load_registry
-from harness.runner import Runner
-from harness.specs import AttackSpec
-from harness.store import ResultStore
-from harness.work import WorkSetup, evaluate_cell, train_job
+from harness.contracts.hookspecs import hookimpl
+from harness.contracts.specs import AttackSpec
+from harness.planning.loading import load_registry
+from harness.planning.plan import BenchConfig, make_plan
+from harness.results.store import ResultStore
+from harness.run.model_cache import ModelCache
+from harness.run.runner import Runner
+from harness.run.work import WorkSetup, evaluate_cell, train_job
+from harness.util.errors import UsageError
 
 SMALL = dict(datasets=("digits",), models=("paper-cnn",), n_train=200, n_test=60, epochs=2,
              device="cpu", checks=False)
@@ -86,7 +86,7 @@ def test_rerun_reuses_models_and_results(isolated_home):
 
 
 def test_interrupted_run_keeps_what_was_done_and_resumes(isolated_home, monkeypatch):
-    from harness.evaluators import evasion
+    from harness.run.evaluators import evasion
 
     calls = {"n": 0}
     real = evasion.evaluate_attack

@@ -1,4 +1,5 @@
-"""Models supplied trained (harness.supplied): files evaluated as they are, cell for cell the
+"""Models supplied trained (harness.planning.supplied): files evaluated as they are, cell for cell
+the
 same as the harness's own model, and every bad file or contract refused before any work."""
 
 from __future__ import annotations
@@ -49,8 +50,8 @@ def trained(tmp_path_factory):
 
 
 def paper_cnn(weights: Path) -> nn.Module:
-    from harness.data import ModelInput
-    from harness.plugins import load_registry
+    from harness.contracts.data import ModelInput
+    from harness.planning.loading import load_registry
 
     spec = load_registry().model("paper-cnn")
     net = spec.build(ModelInput(1, 8, 8, 10), None, spec.resolve_options({}))
@@ -214,9 +215,9 @@ def test_bad_files_and_contracts_are_one_line_exit_2_nothing_stored(trained, tmp
 
 def test_a_model_expecting_standardized_images_gets_the_line_that_declares_it(
         trained, tmp_path, capsys):
-    from harness.data import DataOptions
-    from harness.plugins import load_registry
-    from harness.supplied import CHECK_IMAGES
+    from harness.contracts.data import DataOptions
+    from harness.planning.loading import load_registry
+    from harness.run.supplied_models import CHECK_IMAGES
 
     home, _, weights = trained
     data = load_registry().dataset("digits").load(DataOptions())

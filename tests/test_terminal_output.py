@@ -9,13 +9,13 @@ import random
 import pytest
 
 from harness.cli import main
-from harness.hookspecs import hookimpl
-from harness.options import Option, options
-from harness.plugins import DISABLE_ENV
-from harness.records import Result, ResultSet
-from harness.roles import BASELINE
-from harness.specs import AttackSpec, DefenseSpec
-from harness.summary import summary
+from harness.contracts.hookspecs import hookimpl
+from harness.contracts.options import Option, options
+from harness.contracts.records import Result, ResultSet
+from harness.contracts.roles import BASELINE
+from harness.contracts.specs import AttackSpec, DefenseSpec
+from harness.planning.loading import DISABLE_ENV
+from harness.report.summary import summary
 
 META = {"harness": "0.1.0", "git_commit": "0123456789abcdef0123+dirty",
         "device_name": "NVIDIA H200", "device": "cuda:0", "seed": 0}

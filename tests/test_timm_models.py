@@ -6,8 +6,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from harness.data import ModelInput
-from harness.errors import UsageError
+from harness.contracts.data import ModelInput
+from harness.util.errors import UsageError
 from harness_plugins.timm_models import OPTIONS
 from harness_plugins.timm_models import build as build_resolved
 

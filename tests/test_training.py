@@ -9,12 +9,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import harness.gradients as gradients
-import harness.training as training
-from harness.data import ModelInput
-from harness.plan import digest
+import harness.train.gradients as gradients
+import harness.train.loop as training
+from harness.contracts.data import ModelInput
+from harness.planning.plan import digest
 from harness.testing import tiny_classifier, tiny_image_data
-from harness.training import (
+from harness.train.loop import (
     TrainContext,
     TrainData,
     TrainSettings,

@@ -6,14 +6,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.data import DataOptions, ImageData, to_float
-from harness.hookspecs import hookimpl
-from harness.model_cache import ModelCache
-from harness.plan import BenchConfig
-from harness.runner import Runner
-from harness.specs import DatasetSpec
-from harness.store import ResultStore
-from harness.training import TrainData
+from harness.contracts.data import DataOptions, ImageData, to_float
+from harness.contracts.hookspecs import hookimpl
+from harness.contracts.specs import DatasetSpec
+from harness.planning.plan import BenchConfig
+from harness.results.store import ResultStore
+from harness.run.model_cache import ModelCache
+from harness.run.runner import Runner
+from harness.train.loop import TrainData
 from harness_plugins.digits import load_digits
 
 
@@ -94,7 +94,7 @@ def test_same_numbers_as_float_cell_by_cell(isolated_home, harness_plugin):
 
 
 def test_attack_contexts_share_one_float_copy(tmp_path):
-    from harness.provider import ModelProvider
+    from harness.run.provider import ModelProvider
 
     provider = ModelProvider(ModelCache(tmp_path), torch.device("cpu"))
     stored = _digits(True, DataOptions())

@@ -1,0 +1,3 @@
+"""The bridge to IBM's adversarial-robustness-toolbox: torch models as ART classifiers, and ART
+evasion attacks declared as plugins.
+"""

@@ -1,0 +1,207 @@
+"""Attack categories and defense stages as declarations, dispatched through one table each.
+
+A category declares the protocol its attacks implement, the evaluator that scores its cells,
+whether it gets one cell per eps, whether its cells train on the undefended model, the
+columns and note of its leaderboard table, and its contract check. A stage declares its
+protocol, whether its cells sit on the undefended model, and which pairings it refuses and
+why. A new category or stage touches this module and its evaluator, nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from harness.contracts.specs import AttackSpec, DefenseSpec
+
+
+@dataclass(frozen=True, kw_only=True)
+class Category:
+    """One attack category.
+
+    ``protocol`` names the method its attack objects implement (``perturb``, ``poison``,
+    ``run``); ``evaluator`` is the dotted path of its evaluator class (imported when a cell
+    of the category runs); ``contract`` the path of its contract check in
+    :mod:`harness.testing`. ``per_eps``: one cell per eps (bounded attacks). ``own_victims``:
+    the attack trains its own victims, so its cells sit on the undefended model whatever the
+    defense. ``robust_accuracy``: its cells report clean and robust accuracy (the checks and
+    the terminal's main table read those). ``columns`` are the metric names of its
+    leaderboard table (evasion has its own table), ``note`` the paragraph above it;
+    ``summary`` the numbers the terminal summary shows (empty: the record's first two
+    metrics).
+    """
+
+    name: str
+    title: str
+    protocol: str
+    evaluator: str
+    contract: str
+    per_eps: bool = False
+    robust_accuracy: bool = False
+    own_victims: bool = False
+    columns: tuple[str, ...] = ()
+    summary: tuple[str, ...] = ()
+    note: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Stage:
+    """One defense stage.
+
+    ``protocol`` is the method its defense objects implement; ``contract`` the path of its
+    contract check in :mod:`harness.testing`; ``on_baseline``: its cells
+    evaluate the undefended model (through the defense) instead of training a model of
+    their own; ``answers`` the categories it is evaluated against by default; ``refusal(defense,
+    category)`` says why that pairing is n/a (None: it is evaluated); ``needs`` model features
+    every defense of the stage needs. ``adaptive``: each evasion cell of the stage is also run
+    adaptively, the attack crafted on the whole pipeline (BPDA through the defense, EoT when
+    it is randomized; see :mod:`harness.run.evaluators.adaptive`) beside the attack crafted on the
+    undefended model.
+    """
+
+    name: str
+    protocol: str
+    contract: str
+    on_baseline: bool
+    answers: frozenset[str]
+    refusal: Callable[[DefenseSpec, str], str | None]
+    needs: frozenset[str] = frozenset()
+    marker: str = ""
+    adaptive: bool = False
+
+
+CATEGORIES: dict[str, Category] = {
+    "evasion": Category(
+        name="evasion", title="Evasion", protocol="perturb", per_eps=True, robust_accuracy=True,
+        evaluator="harness.run.evaluators.evasion:EvasionEvaluator",
+        contract="harness.testing.contracts:evasion_contract"),
+    "poisoning": Category(
+        name="poisoning", title="Poisoning", protocol="poison", own_victims=True,
+        summary=("clean_acc", "attack_success_rate"),
+        evaluator="harness.run.evaluators.poisoning:PoisoningEvaluator",
+        contract="harness.testing.contracts:poisoning_contract",
+        columns=("poison_rate", "n_poison", "clean_model_acc", "clean_acc",
+                 "attack_success_rate", "flagged", "precision", "recall", "f1",
+                 "clean_acc_after", "attack_success_after", "n_test", "attack_seconds"),
+        note=("The victim is trained on the poisoned training set. Clean acc is its accuracy "
+              "on the clean test set (unpoisoned: the same model trained on clean data); "
+              "attack success is the share of the attack's inputs (triggered test images or "
+              "chosen targets; n test of them) classified as the attacker wants. A detector's "
+              "flags are scored against the true poisons; the victim is then retrained "
+              "without the flagged samples.")),
+    "inference": Category(
+        name="inference", title="Inference", protocol="run",
+        evaluator="harness.run.evaluators.model_attack:ModelAttackEvaluator",
+        contract="harness.testing.contracts:model_attack_contract",
+        columns=("clean_acc",),
+        note=("Inference attacks against the trained victim (clean acc is the victim's). "
+              "Membership: attack accuracy on a balanced held-out set of members and "
+              "non-members (50% is chance). Inversion: the victim's confidence in the "
+              "reconstructed class and the L2 distance to the class mean, beside the same "
+              "distance from the overall mean.")),
+    "extraction": Category(
+        name="extraction", title="Extraction", protocol="run",
+        evaluator="harness.run.evaluators.model_attack:ModelAttackEvaluator",
+        contract="harness.testing.contracts:model_attack_contract",
+        columns=("clean_acc",),
+        note=("The attacker queries the victim on unlabelled images and trains a copy of its "
+              "architecture; stolen model acc and agreement with the victim are measured on "
+              "test images the attacker never queried.")),
+}
+
+
+def _detector_refusal(defense: DefenseSpec, category: str) -> str | None:
+    if category == "poisoning":
+        return None
+    return (f"{defense.name} is a poisoning detector: it inspects the training set, which "
+            f"{category} attacks do not touch")
+
+
+def _transformation_refusal(defense: DefenseSpec, category: str) -> str | None:
+    if category in answered_categories(defense):
+        return None
+    return (f"{defense.name} is an input transformation against evasion; {category} attacks "
+            "are not evaluated through it")
+
+
+def _training_refusal(defense: DefenseSpec, category: str) -> str | None:
+    # A trained model can be attacked by anything; only poisoning, which trains its own
+    # victims, is measured on the undefended model instead (unless the defense answers it).
+    if category != "poisoning" or category in answered_categories(defense):
+        return None
+    return (f"{defense.name} is a training defense against evasion; poisoning is measured "
+            "on the undefended model and against the poisoning detectors")
+
+
+STAGES: dict[str, Stage] = {
+    "training": Stage(name="training", protocol="train", on_baseline=False,
+                      contract="harness.testing.contracts:training_contract",
+                      answers=frozenset({"evasion"}), refusal=_training_refusal,
+                      needs=frozenset({"training-loop"})),
+    "input-transformation": Stage(name="input-transformation", protocol="transform",
+                                  on_baseline=True, answers=frozenset({"evasion"}),
+                                  contract="harness.testing.contracts:transformation_contract",
+                                  refusal=_transformation_refusal, marker="†",
+                                  adaptive=True),
+    "poisoning-detection": Stage(name="poisoning-detection", protocol="detect",
+                                 on_baseline=True, answers=frozenset({"poisoning"}),
+                                 contract="harness.testing.contracts:detector_contract",
+                                 refusal=_detector_refusal),
+}
+
+
+def reports_robust_accuracy(category: str) -> bool:
+    """Whether records of ``category`` (a name, as records store it) carry robust accuracy."""
+    declared = CATEGORIES.get(category)
+    return declared is not None and declared.robust_accuracy
+
+
+def category_of(attack: AttackSpec) -> Category:
+    """The declaration of ``attack``'s category."""
+    return CATEGORIES[attack.category]
+
+
+def stage_of(defense: DefenseSpec) -> Stage:
+    """The declaration of ``defense``'s stage."""
+    return STAGES[defense.stage]
+
+
+def answered_categories(defense: DefenseSpec) -> frozenset[str]:
+    """The categories ``defense`` is evaluated against: all for the baseline, else its own
+    ``answers`` or its stage's."""
+    if defense.baseline:
+        return frozenset(CATEGORIES)
+    return defense.answers if defense.answers is not None else stage_of(defense).answers
+
+
+def defense_needs(defense: DefenseSpec) -> frozenset[str]:
+    """The model features ``defense`` needs: its own and its stage's (not the baseline's)."""
+    return defense.needs | (frozenset() if defense.baseline else stage_of(defense).needs)
+
+
+def refusal(defense: DefenseSpec, attack: AttackSpec) -> str | None:
+    """Why ``defense`` is not evaluated against ``attack``'s category, or None."""
+    if defense.baseline:
+        return None
+    return stage_of(defense).refusal(defense, attack.category)
+
+
+def trains_on_baseline(defense: DefenseSpec, attack: AttackSpec) -> bool:
+    """Whether the cell evaluates the undefended model (its own victims, or a defense that
+    sits on top of the undefended model) rather than training ``defense``'s own."""
+    return category_of(attack).own_victims or stage_of(defense).on_baseline
+
+
+def load_declared(path: str) -> Any:
+    """The object a declaration names as ``'module:attribute'`` (imported now)."""
+    import importlib
+
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def load_evaluator(category: Category) -> Any:
+    """The evaluator class of ``category`` (imported now)."""
+    return load_declared(category.evaluator)

@@ -1,0 +1,350 @@
+"""Declared plugin options: a typed schema per spec, and ``NAME.OPTION=VALUE`` parsing.
+
+Each spec declares its options once (:class:`OptionSchema` of :class:`Option`): name, type,
+default, bounds, help. The core parses ``--attack-opt pgd.steps=20`` into the schema before
+any work (unknown key with "Did you mean", wrong type, out of range: a :class:`UsageError`),
+hands the resolved options (:class:`ResolvedOptions`) to the spec's ``build``, and puts the
+defaults into the cache key, so changing a default re-runs what it affects. ``harness list
+attacks --options`` shows them. A registered spec's ``build`` refuses options that were not
+resolved (:class:`CheckedBuild`), naming ``spec.resolve_options(given)`` as the fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, NoReturn
+
+from harness.util.errors import OptionsNotResolvedError, UsageError, quoted
+
+OptionType = Literal["int", "float", "bool", "str", "int-list", "float-list", "json"]
+
+_TYPE_WORDS: dict[str, str] = {
+    "int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
+    "int-list": "a list of integers, e.g. [32,64]", "float-list": "a list of numbers",
+    "json": "a JSON value",
+}
+# What other languages and schemas call the types, for "Did you mean".
+_TYPE_SYNONYMS: dict[str, str] = {
+    "integer": "int", "number": "float", "double": "float", "real": "float",
+    "boolean": "bool", "string": "str", "text": "str", "list": "float-list",
+    "int_list": "int-list", "float_list": "float-list", "dict": "json", "object": "json",
+}
+
+
+def type_problem(kind: object) -> str | None:
+    """Why ``kind`` is not an :data:`OptionType` (with "Did you mean"), or None."""
+    if isinstance(kind, str) and kind in _TYPE_WORDS:
+        return None
+    close: list[str] = []
+    if isinstance(kind, str):
+        close = ([_TYPE_SYNONYMS[kind.lower()]] if kind.lower() in _TYPE_SYNONYMS else
+                 difflib.get_close_matches(kind.lower(), list(_TYPE_WORDS), n=2, cutoff=0.6))
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    return f"type {kind!r} is not one of {', '.join(_TYPE_WORDS)}.{hint}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Option:
+    """One declared option.
+
+    ``type`` is one of :data:`OptionType`; ``nullable`` allows ``null`` (the plugin then picks
+    a value at run time, e.g. the dataset's eps; say so in ``help``). ``min``/``max`` bound a
+    number (or every item of a list) inclusively; ``min_exclusive`` makes ``min`` strict.
+    ``choices`` limits a string.
+    """
+
+    name: str
+    type: OptionType
+    default: Any
+    help: str = ""
+    nullable: bool = False
+    min: float | None = None
+    max: float | None = None
+    min_exclusive: bool = False
+    choices: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        wrong_type = type_problem(self.type)
+        if wrong_type:
+            raise ValueError(f"option '{self.name}': {wrong_type}")
+        if self.default is not None or not self.nullable:
+            problem = self.problem(self.default)
+            if problem:
+                raise ValueError(f"option '{self.name}': its default {self.default!r} "
+                                 f"{problem}")
+
+    def describe(self) -> str:
+        """``'an integer >= 1 (or null)'``: what a value must be, for messages and listings."""
+        text = _TYPE_WORDS[self.type]
+        if self.choices:
+            text = "one of " + ", ".join(self.choices)
+        lo = (">" if self.min_exclusive else ">=") if self.min is not None else None
+        if self.min is not None and self.max is not None:
+            text += f" in {'(' if self.min_exclusive else '['}{self.min:g}, {self.max:g}]"
+        elif lo is not None:
+            text += f" {lo} {self.min:g}"
+        elif self.max is not None:
+            text += f" <= {self.max:g}"
+        return text + (" (or null)" if self.nullable else "")
+
+    def _number_problem(self, value: Any, integer: bool) -> str | None:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return "is not " + ("an integer" if integer else "a number")
+        if integer and not isinstance(value, int):
+            return "is not an integer"
+        if not math.isfinite(value):
+            return "is not a finite number"
+        if self.min is not None and (value < self.min or (self.min_exclusive
+                                                          and value == self.min)):
+            return "is out of range"
+        if self.max is not None and value > self.max:
+            return "is out of range"
+        return None
+
+    def problem(self, value: Any) -> str | None:
+        """Why ``value`` is not valid for this option, or None."""
+        if value is None:
+            return None if self.nullable else "may not be null"
+        if self.type in ("int", "float"):
+            return self._number_problem(value, self.type == "int")
+        if self.type == "bool":
+            return None if isinstance(value, bool) else "is not true or false"
+        if self.type == "str":
+            if not isinstance(value, str):
+                return "is not a string"
+            if self.choices and value not in self.choices:
+                return "is not one of the choices"
+            return None
+        if self.type in ("int-list", "float-list"):
+            if not isinstance(value, list | tuple) or not value:
+                return "is not a non-empty list"
+            for item in value:
+                if self._number_problem(item, self.type == "int-list"):
+                    return f"has an item {item!r} that is not valid"
+            return None
+        return None
+
+    def normalize(self, value: Any) -> Any:
+        """The value as stored: ints given for a float option become floats, lists stay."""
+        if value is None:
+            return None
+        if self.type == "float":
+            return float(value)
+        if self.type in ("int-list", "float-list"):
+            cast = float if self.type == "float-list" else int
+            return [cast(v) for v in value]
+        return value
+
+
+class ResolvedOptions(dict[str, Any]):
+    """The options a spec's ``build`` receives: every declared option, the values given over
+    the declared defaults, each checked (what :meth:`OptionSchema.resolve` and
+    ``spec.resolve_options(given)`` return). Read-only; to change a value, copy it
+    (``{**resolved, "steps": 3}``)."""
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise TypeError("resolved options are read-only; copy them to change a value: "
+                        "{**resolved, 'name': value}")
+
+    __setitem__ = __delitem__ = pop = popitem = clear = update = setdefault = _refuse
+    __ior__ = _refuse
+
+    def copy(self) -> dict[str, Any]:
+        """A plain, writable copy."""
+        return dict(self)
+
+    def __reduce__(self) -> tuple[type[ResolvedOptions], tuple[dict[str, Any]]]:
+        return (ResolvedOptions, (dict(self),))
+
+
+@dataclass(frozen=True)
+class OptionSchema:
+    """The options of one spec. ``passthrough`` accepts undeclared keys too and leaves them to
+    the spec's ``build`` to check (a wrapper of a library class whose constructor takes more
+    arguments than the harness declares; ``build`` runs before any work)."""
+
+    options: tuple[Option, ...] = ()
+    passthrough: bool = False
+    _by_name: dict[str, Option] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_name = {o.name: o for o in self.options}
+        if len(by_name) != len(self.options):
+            raise ValueError("two options share a name")
+        object.__setattr__(self, "_by_name", by_name)
+
+    def __iter__(self):
+        return iter(self.options)
+
+    def __len__(self) -> int:
+        return len(self.options)
+
+    def names(self) -> list[str]:
+        """The declared option names, in declaration order."""
+        return [o.name for o in self.options]
+
+    def defaults(self) -> dict[str, Any]:
+        """Every declared option at its default."""
+        return {o.name: o.normalize(o.default) for o in self.options}
+
+    @property
+    def undeclared(self) -> bool:
+        """Whether this is the schema of a spec that declares no options (every option is
+        passed to ``build`` unchecked: :data:`harness.contracts.specs.UNDECLARED`)."""
+        return not self.options and self.passthrough
+
+    def resolve(self, owner: str, given: Mapping[str, Any]) -> ResolvedOptions:
+        """The defaults updated with ``given``, each value checked; ``owner`` names the spec
+        in errors (``'attack pgd'``). Raises :class:`UsageError`."""
+        out = self.defaults()
+        for key, value in given.items():
+            option = self._by_name.get(key)
+            if option is None:
+                if self.passthrough:
+                    out[key] = value
+                    continue
+                raise UsageError(unknown_option_message(owner, key, self.names()))
+            problem = option.problem(value)
+            if problem:
+                raise UsageError(f"{owner}: option '{key}' must be {option.describe()}; "
+                                 f"got {_shown(value)}, which {problem}")
+            out[key] = option.normalize(value)
+        return ResolvedOptions(out)
+
+    def ensure_resolved(self, owner: str, given: Any) -> Any:
+        """What a spec's ``build`` is handed for ``given``: resolved options as they are; a
+        plain mapping that holds every declared option, checked and resolved; a plain mapping
+        without some declared option refused (:class:`OptionsNotResolvedError`, saying to call
+        ``spec.resolve_options(given)``). Anything else is passed on unchanged."""
+        if isinstance(given, ResolvedOptions) or not isinstance(given, Mapping):
+            return given
+        missing = [name for name in self.names() if name not in given]
+        if missing:
+            raise OptionsNotResolvedError(
+                f"{owner}: options not resolved: build got {_shown(dict(given))}, without "
+                f"the declared {', '.join(repr(m) for m in missing)}. Call "
+                "spec.resolve_options(given) and pass what it returns to spec.build: it "
+                "checks the given options and fills in the declared defaults")
+        return self.resolve(owner, given)
+
+
+class CheckedBuild:
+    """A spec's ``build`` as the registry keeps it: the options argument (the last
+    positional one) goes through :meth:`OptionSchema.ensure_resolved` first, so a caller that
+    passes raw options gets told to resolve them instead of a bare ``KeyError`` from inside
+    the plugin. Compares and hashes as the function it wraps."""
+
+    def __init__(self, build: Callable[..., Any], owner: str, schema: OptionSchema):
+        self.__wrapped__ = build
+        self.owner, self.schema = owner, schema
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """The wrapped ``build`` with its options argument resolved (or refused)."""
+        if args:
+            args = (*args[:-1], self.schema.ensure_resolved(self.owner, args[-1]))
+        return self.__wrapped__(*args, **kwargs)
+
+    def __eq__(self, other: object) -> bool:
+        inner = other.__wrapped__ if isinstance(other, CheckedBuild) else other
+        return bool(self.__wrapped__ == inner)
+
+    def __hash__(self) -> int:
+        return hash(self.__wrapped__)
+
+    def __repr__(self) -> str:
+        return f"<checked {self.__wrapped__!r}>"
+
+
+def options(*declared: Option, passthrough: bool = False) -> OptionSchema:
+    """``options(Option(...), ...)``: the schema a spec declares."""
+    return OptionSchema(tuple(declared), passthrough)
+
+
+def from_defaults(defaults: Mapping[str, Any], help: Mapping[str, str] | None = None,
+                  **bounds: dict[str, Any]) -> OptionSchema:
+    """A schema inferred from a dict of defaults (type from each default; None -> a nullable
+    number); ``bounds[name]`` adds keyword arguments of :class:`Option` (min, max, type...)."""
+    declared = []
+    for name, default in defaults.items():
+        extra = dict(bounds.get(name, {}))
+        kind = extra.pop("type", None) or _infer_type(default)
+        nullable = extra.pop("nullable", default is None)
+        declared.append(Option(name=name, type=kind, default=default, nullable=nullable,
+                               help=(help or {}).get(name, ""), **extra))
+    return OptionSchema(tuple(declared))
+
+
+def _infer_type(default: Any) -> OptionType:
+    if isinstance(default, bool):
+        return "bool"
+    if isinstance(default, int):
+        return "int"
+    if isinstance(default, float) or default is None:
+        return "float"
+    if isinstance(default, str):
+        return "str"
+    if isinstance(default, list | tuple):
+        return "int-list" if all(isinstance(v, int) for v in default) else "float-list"
+    return "json"
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def unknown_option_message(owner: str, key: str, known: Sequence[str]) -> str:
+    """``attack pgd has no option 'stepz'. Did you mean: steps? Its options: ...``."""
+    close = difflib.get_close_matches(key, list(known), n=2)
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    listed = ", ".join(sorted(known)) or "(none)"
+    return f"{owner} has no option {_shown(key)}.{hint} Its options: {listed}"
+
+
+def parse_value(text: str) -> Any:
+    """``'20'`` -> 20, ``'0.5'`` -> 0.5, ``'true'`` -> True, ``'[1,2]'`` -> [1, 2], else text."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "yes", "on"):
+        return True
+    if lowered in ("false", "no", "off"):
+        return False
+    if lowered in ("none", "null"):
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def parse_assignments(items: Iterable[str], flag: str) -> dict[str, dict[str, Any]]:
+    """``['pgd.steps=20', 'pgd.seed=1']`` -> ``{'pgd': {'steps': 20, 'seed': 1}}``.
+
+    The plugin name is everything before the last dot of the key, so ``timm:resnet18.pretrained``
+    works.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        name, dot, option = key.rpartition(".")
+        if not eq or not dot or not name or not option:
+            raise UsageError(f"{flag} {quoted(item)}: expected NAME.OPTION=VALUE, e.g. {flag} "
+                             "pgd.steps=20")
+        out.setdefault(name.strip(), {})[option.strip()] = parse_value(value)
+    return out
+
+
+def resolve_options(owner: str, given: Mapping[str, Any], defaults: Mapping[str, Any]
+                    ) -> dict[str, Any]:
+    """``defaults`` updated with ``given``; an unknown key is a :class:`UsageError`.
+
+    For plugins that keep a dict of defaults instead of declaring a schema (the core then
+    passes their options through unchecked, and this is where they check them).
+    """
+    for key in given:
+        if key not in defaults:
+            raise UsageError(unknown_option_message(owner, key, list(defaults)))
+    return {**defaults, **given}

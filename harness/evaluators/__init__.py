@@ -1,9 +1,0 @@
-"""One evaluator per attack category: ``evaluate(cell, trained, data) -> Result``.
-
-Each owns the caches its category needs (the poisoned victims shared by a poisoning attack's
-cells); :mod:`harness.categories` maps a category to its evaluator.
-"""
-
-from harness.evaluators.base import EvalEnv, Evaluator, failed_result, ok_result
-
-__all__ = ["EvalEnv", "Evaluator", "failed_result", "ok_result"]

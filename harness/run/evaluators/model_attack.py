@@ -1,0 +1,42 @@
+"""Inference and extraction cells: the attack runs against the trained victim and reports
+its own (declared) metrics."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, cast
+
+from harness.contracts.metrics import plugin_metrics
+from harness.run.evaluators.base import EvalEnv, ok_result
+from harness.run.evaluators.scoring import predict
+from harness.util.devices import synchronize
+
+if TYPE_CHECKING:
+    from harness.contracts.data import ImageData
+    from harness.contracts.records import Result
+    from harness.contracts.specs import ModelAttack
+    from harness.planning.plan import Cell
+    from harness.run.provider import TrainedModel
+
+
+class ModelAttackEvaluator:
+    """Scores cells whose attack takes the whole trained model (``run(model, ctx)``)."""
+
+    def __init__(self, env: EvalEnv):
+        self.env = env
+
+    def evaluate(self, cell: Cell, trained: TrainedModel, data: ImageData) -> Result:
+        """The attack's metrics, the victim's clean accuracy and the attack's time."""
+        env = self.env
+        ctx = env.provider.context(cell, trained, data, env.seed)
+        synchronize(env.device)
+        t0 = time.perf_counter()
+        attack = cast("ModelAttack", cell.attack.build(cell.attack_params))
+        metrics = attack.run(trained.model, ctx)
+        synchronize(env.device)
+        seconds = time.perf_counter() - t0
+        measured = plugin_metrics(f"attack {cell.attack.name}", metrics)
+        clean = float((predict(trained.model, data.x_test) == data.y_test).float().mean())
+        return ok_result(cell, env, trained, clean_acc=clean,
+                         metrics=measured,
+                         n_test=cell.n_test, attack_seconds=seconds)
