@@ -34,8 +34,8 @@ _PUBLIC: dict[str, tuple[str, ...]] = {
     "harness.contracts.specs": (
         "DatasetSpec", "ModelSpec", "AttackSpec", "DefenseSpec", "ReportSpec", "PluginInfo",
         "Attack", "PoisoningAttack", "ModelAttack", "TrainingDefense", "InputTransformation",
-        "PoisonDetector", "MODEL_FEATURES", "TORCH_MODEL_OFFERS", "UNDECLARED", "EOT_SAMPLES",
-        "NORMS", "THREAT_MODELS", "ATTACK_CATEGORIES", "DEFENSE_STAGES",
+        "PoisonDetector", "AttackObject", "MODEL_FEATURES", "TORCH_MODEL_OFFERS", "UNDECLARED",
+        "EOT_SAMPLES", "NORMS", "THREAT_MODELS", "ATTACK_CATEGORIES", "DEFENSE_STAGES",
     ),
     "harness.contracts.hookspecs": ("hookimpl",),
     "harness.contracts.options": ("Option", "OptionSchema", "ResolvedOptions", "options",
@@ -157,6 +157,7 @@ if TYPE_CHECKING:
         TORCH_MODEL_OFFERS,
         UNDECLARED,
         Attack,
+        AttackObject,
         AttackSpec,
         DatasetSpec,
         DefenseSpec,

@@ -10,7 +10,8 @@ import torch
 
 from harness.contracts.context import PoisonedSet
 from harness.contracts.hookspecs import hookimpl
-from harness.contracts.specs import AttackSpec, DefenseSpec, ModelSpec
+from harness.contracts.options import options
+from harness.contracts.specs import AttackSpec, DefenseSpec, ModelSpec, PluginInfo
 from harness.planning.plan import BenchConfig, make_plan
 from harness.report.leaderboard import render
 from harness.results.store import ResultStore
@@ -203,3 +204,46 @@ def test_attack_success_counts_what_the_attacker_wants():
     scores = detection_scores(torch.tensor([True, True, False]), s.is_poison)
     assert scores["precision"] == 0.5 and scores["recall"] == 1.0
     assert abs(scores["f1"] - 2 / 3) < 1e-9
+
+
+def test_every_category_and_stage_has_its_evaluator_and_contract_check():
+    from harness.contracts.categories import CATEGORIES, STAGES
+    from harness.run.evaluators import EVALUATORS
+    from harness.testing.contracts import CONTRACTS, STAGE_CONTRACTS
+
+    assert set(EVALUATORS) == set(CATEGORIES) == set(CONTRACTS)
+    assert set(STAGE_CONTRACTS) == set(STAGES)
+
+
+def test_an_object_that_is_not_its_categorys_protocol_is_refused_before_any_work(tmp_path,
+                                                                               capsys):
+    """A plugin whose build returns something without ``perturb`` is named, exit 2, before
+    any model is trained (the check of what a spec's build returns)."""
+    from harness.cli import main
+    from harness.planning import loading
+
+    class NotAnAttack:
+        def attack(self, model, x, y, eps):
+            return x
+
+    class Plugin:
+        @staticmethod
+        @hookimpl
+        def harness_register_attacks(register):
+            register(AttackSpec(name="not-an-attack", description="returns no attack",
+                                build=lambda o: NotAnAttack(), threat_model="white-box",
+                                norm="inf", options=options()))
+
+    info = PluginInfo(name="not-an-attack", distribution="<in-process>", version="0")
+    loading.TEST_PLUGINS.append((info, Plugin()))
+    try:
+        code = main(["bench", "--attack", "not-an-attack", "--defense", "none", "--quiet",
+                     "--no-checks", "--db", str(tmp_path / "r.sqlite")])
+    finally:
+        loading.TEST_PLUGINS.pop()
+    err = capsys.readouterr().err
+    assert code == 2
+    assert ("attack not-an-attack: build returned NotAnAttack, which does not implement Attack "
+            "(it needs perturb)") in err
+    assert not (tmp_path / "harness-home" / "models").exists() or \
+        not list((tmp_path / "harness-home" / "models").glob("*.safetensors"))

@@ -11,33 +11,40 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from harness.contracts.specs import AttackSpec, DefenseSpec
+from harness.contracts.specs import (
+    Attack,
+    AttackSpec,
+    DefenseSpec,
+    InputTransformation,
+    ModelAttack,
+    PoisonDetector,
+    PoisoningAttack,
+    TrainingDefense,
+)
+from harness.util.errors import PluginError
 
 
 @dataclass(frozen=True, kw_only=True)
 class Category:
     """One attack category.
 
-    ``protocol`` names the method its attack objects implement (``perturb``, ``poison``,
-    ``run``); ``evaluator`` is the dotted path of its evaluator class (imported when a cell
-    of the category runs); ``contract`` the path of its contract check in
-    :mod:`harness.testing`. ``per_eps``: one cell per eps (bounded attacks). ``own_victims``:
-    the attack trains its own victims, so its cells sit on the undefended model whatever the
-    defense. ``robust_accuracy``: its cells report clean and robust accuracy (the checks and
-    the terminal's main table read those). ``columns`` are the metric names of its
-    leaderboard table (evasion has its own table), ``note`` the paragraph above it;
-    ``summary`` the numbers the terminal summary shows (empty: the record's first two
-    metrics).
+    ``protocol`` is the protocol its attack objects implement (:class:`Attack`,
+    :class:`PoisoningAttack`, :class:`ModelAttack`); what a spec's ``build`` returns is
+    checked against it (:func:`not_built`). The evaluator of each category is
+    :data:`harness.run.evaluators.EVALUATORS`'s, its contract check
+    :data:`harness.testing.contracts.CONTRACTS`'s. ``per_eps``: one cell per eps (bounded
+    attacks). ``own_victims``: the attack trains its own victims, so its cells sit on the
+    undefended model whatever the defense. ``robust_accuracy``: its cells report clean and
+    robust accuracy (the checks and the terminal's main table read those). ``columns`` are
+    the metric names of its leaderboard table (evasion has its own table), ``note`` the
+    paragraph above it; ``summary`` the numbers the terminal summary shows (empty: the
+    record's first two metrics).
     """
 
     name: str
     title: str
-    protocol: str
-    evaluator: str
-    contract: str
+    protocol: type
     per_eps: bool = False
     robust_accuracy: bool = False
     own_victims: bool = False
@@ -50,38 +57,36 @@ class Category:
 class Stage:
     """One defense stage.
 
-    ``protocol`` is the method its defense objects implement; ``contract`` the path of its
-    contract check in :mod:`harness.testing`; ``on_baseline``: its cells
-    evaluate the undefended model (through the defense) instead of training a model of
-    their own; ``answers`` the categories it is evaluated against by default; ``refusal(defense,
-    category)`` says why that pairing is n/a (None: it is evaluated); ``needs`` model features
-    every defense of the stage needs. ``adaptive``: each evasion cell of the stage is also run
-    adaptively, the attack crafted on the whole pipeline (BPDA through the defense, EoT when
-    it is randomized; see :mod:`harness.run.evaluators.adaptive`) beside the attack crafted on the
-    undefended model.
+    ``protocol`` is the protocol its defense objects implement (checked: :func:`not_built`);
+    its contract check is :data:`harness.testing.contracts.STAGE_CONTRACTS`'s. ``detects``: its
+    defenses flag training samples (scored, then removed before retraining).
+    ``on_baseline``: its cells evaluate the undefended model (through the defense) instead
+    of training a model of their own; ``answers`` the categories it is evaluated against by
+    default; ``refusal(defense, category)`` says why that pairing is n/a (None: it is
+    evaluated); ``needs`` model features every defense of the stage needs. ``adaptive``:
+    each evasion cell of the stage is also run adaptively, the attack crafted on the whole
+    pipeline (BPDA through the defense, EoT when it is randomized; see
+    :mod:`harness.run.evaluators.adaptive`) beside the attack crafted on the undefended
+    model.
     """
 
     name: str
-    protocol: str
-    contract: str
+    protocol: type
     on_baseline: bool
     answers: frozenset[str]
     refusal: Callable[[DefenseSpec, str], str | None]
     needs: frozenset[str] = frozenset()
     marker: str = ""
     adaptive: bool = False
+    detects: bool = False
 
 
 CATEGORIES: dict[str, Category] = {
     "evasion": Category(
-        name="evasion", title="Evasion", protocol="perturb", per_eps=True, robust_accuracy=True,
-        evaluator="harness.run.evaluators.evasion:EvasionEvaluator",
-        contract="harness.testing.contracts:evasion_contract"),
+        name="evasion", title="Evasion", protocol=Attack, per_eps=True, robust_accuracy=True),
     "poisoning": Category(
-        name="poisoning", title="Poisoning", protocol="poison", own_victims=True,
+        name="poisoning", title="Poisoning", protocol=PoisoningAttack, own_victims=True,
         summary=("clean_acc", "attack_success_rate"),
-        evaluator="harness.run.evaluators.poisoning:PoisoningEvaluator",
-        contract="harness.testing.contracts:poisoning_contract",
         columns=("poison_rate", "n_poison", "clean_model_acc", "clean_acc",
                  "attack_success_rate", "flagged", "precision", "recall", "f1",
                  "clean_acc_after", "attack_success_after", "n_test", "attack_seconds"),
@@ -92,9 +97,7 @@ CATEGORIES: dict[str, Category] = {
               "flags are scored against the true poisons; the victim is then retrained "
               "without the flagged samples.")),
     "inference": Category(
-        name="inference", title="Inference", protocol="run",
-        evaluator="harness.run.evaluators.model_attack:ModelAttackEvaluator",
-        contract="harness.testing.contracts:model_attack_contract",
+        name="inference", title="Inference", protocol=ModelAttack,
         columns=("clean_acc",),
         note=("Inference attacks against the trained victim (clean acc is the victim's). "
               "Membership: attack accuracy on a balanced held-out set of members and "
@@ -102,9 +105,7 @@ CATEGORIES: dict[str, Category] = {
               "reconstructed class and the L2 distance to the class mean, beside the same "
               "distance from the overall mean.")),
     "extraction": Category(
-        name="extraction", title="Extraction", protocol="run",
-        evaluator="harness.run.evaluators.model_attack:ModelAttackEvaluator",
-        contract="harness.testing.contracts:model_attack_contract",
+        name="extraction", title="Extraction", protocol=ModelAttack,
         columns=("clean_acc",),
         note=("The attacker queries the victim on unlabelled images and trains a copy of its "
               "architecture; stolen model acc and agreement with the victim are measured on "
@@ -136,18 +137,15 @@ def _training_refusal(defense: DefenseSpec, category: str) -> str | None:
 
 
 STAGES: dict[str, Stage] = {
-    "training": Stage(name="training", protocol="train", on_baseline=False,
-                      contract="harness.testing.contracts:training_contract",
+    "training": Stage(name="training", protocol=TrainingDefense, on_baseline=False,
                       answers=frozenset({"evasion"}), refusal=_training_refusal,
                       needs=frozenset({"training-loop"})),
-    "input-transformation": Stage(name="input-transformation", protocol="transform",
+    "input-transformation": Stage(name="input-transformation", protocol=InputTransformation,
                                   on_baseline=True, answers=frozenset({"evasion"}),
-                                  contract="harness.testing.contracts:transformation_contract",
                                   refusal=_transformation_refusal, marker="†",
                                   adaptive=True),
-    "poisoning-detection": Stage(name="poisoning-detection", protocol="detect",
+    "poisoning-detection": Stage(name="poisoning-detection", protocol=PoisonDetector, detects=True,
                                  on_baseline=True, answers=frozenset({"poisoning"}),
-                                 contract="harness.testing.contracts:detector_contract",
                                  refusal=_detector_refusal),
 }
 
@@ -194,14 +192,13 @@ def trains_on_baseline(defense: DefenseSpec, attack: AttackSpec) -> bool:
     return category_of(attack).own_victims or stage_of(defense).on_baseline
 
 
-def load_declared(path: str) -> Any:
-    """The object a declaration names as ``'module:attribute'`` (imported now)."""
-    import importlib
-
-    module, _, name = path.partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
-def load_evaluator(category: Category) -> Any:
-    """The evaluator class of ``category`` (imported now)."""
-    return load_declared(category.evaluator)
+def not_built(obj: object, protocol: type, owner: str) -> PluginError:
+    """The error for ``obj``, what ``owner``'s ``build`` returned, when it does not implement
+    ``protocol`` (the protocol of the spec's category or stage): it names the plugin's spec and
+    the methods it lacks. Callers check ``isinstance(obj, protocol)`` themselves, which also
+    tells the type checker what the object is."""
+    methods = sorted(n for n in vars(protocol) if not n.startswith("_"))
+    return PluginError(f"{owner}: build returned {type(obj).__name__}, which does not "
+                       f"implement {protocol.__name__} (it needs {', '.join(methods)}): the "
+                       "object a spec's build returns implements the protocol of its category "
+                       "or stage")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from harness.contracts.metrics import MetricSpec
 from harness.contracts.options import OptionSchema, ResolvedOptions
@@ -189,7 +189,7 @@ class AttackSpec(_Configurable):
     name: str
     description: str
     default: bool = False
-    build: Callable[[Mapping[str, Any]], Attack]
+    build: Callable[[Mapping[str, Any]], AttackObject]
     threat_model: ThreatModel
     norm: Norm
     default_eps: float | None = None
@@ -285,6 +285,7 @@ class ReportSpec:
 Spec = DatasetSpec | ModelSpec | AttackSpec | DefenseSpec | ReportSpec
 
 
+@runtime_checkable
 class Attack(Protocol):
     """What an attack spec's factory returns."""
 
@@ -305,6 +306,7 @@ class Attack(Protocol):
         ...
 
 
+@runtime_checkable
 class PoisoningAttack(Protocol):
     """What a poisoning attack spec's factory returns."""
 
@@ -318,6 +320,7 @@ class PoisoningAttack(Protocol):
         ...
 
 
+@runtime_checkable
 class ModelAttack(Protocol):
     """What an inference or extraction attack spec's factory returns."""
 
@@ -331,6 +334,7 @@ class ModelAttack(Protocol):
         ...
 
 
+@runtime_checkable
 class TrainingDefense(Protocol):
     """What a training-stage defense spec's factory returns."""
 
@@ -339,6 +343,7 @@ class TrainingDefense(Protocol):
         ...
 
 
+@runtime_checkable
 class InputTransformation(Protocol):
     """What an input-transformation defense spec's factory returns.
 
@@ -360,6 +365,7 @@ class InputTransformation(Protocol):
         ...
 
 
+@runtime_checkable
 class PoisonDetector(Protocol):
     """What a poisoning-detection defense spec's factory returns."""
 
@@ -371,3 +377,9 @@ class PoisonDetector(Protocol):
         the truth, removes the flagged samples and retrains.
         """
         ...
+
+
+#: What an attack spec's ``build`` returns: its category's protocol (:class:`Attack`,
+#: :class:`PoisoningAttack` or :class:`ModelAttack`); the evaluators check which
+#: (:func:`harness.contracts.categories.built`).
+AttackObject = Attack | PoisoningAttack | ModelAttack

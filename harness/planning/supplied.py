@@ -40,18 +40,26 @@ class ModelContractError(UsageError):
 SUPPLIED_NAME = "supplied"
 
 
-def _nothing(options: Mapping[str, Any]) -> None:
-    """The supplied defense does nothing: the model is used as it came."""
-    return None
+class _AsSupplied:
+    """The training defense of a supplied model, which is never called: the provider loads a
+    supplied model instead of training it."""
+
+    def train(self, model: Any, data: Any, ctx: Any) -> Any:
+        """Refuse: a supplied model is not trained here."""
+        raise ModelContractError("a supplied model is evaluated as it is: the harness does "
+                                 "not train it")
+
+
+def _as_supplied(options: Mapping[str, Any]) -> _AsSupplied:
+    return _AsSupplied()
 
 
 #: The defense of a supplied model's own cells: the model as it came (the reference row that
-#: input transformations sit on). Its ``build`` gives nothing: no job ever trains with it
-#: (the provider loads a supplied model instead of training it).
+#: input transformations sit on). No job ever trains with it.
 SUPPLIED_DEFENSE = DefenseSpec(
     name=SUPPLIED_NAME, stage="training", baseline=True, roles=frozenset({BASELINE}),
     description="the supplied model as it is: trained elsewhere, evaluated without training",
-    build=_nothing)
+    build=_as_supplied)
 
 #: Options every supplied model takes (``--model-opt KIND:PATH.label=...``), handled by the
 #: core whatever plugin loads the file.

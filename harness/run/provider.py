@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from harness.contracts.categories import not_built
 from harness.contracts.context import AttackContext
 from harness.contracts.data import ImageData, ModelInput
+from harness.contracts.specs import TrainingDefense
 from harness.results.metadata import now
 from harness.run.model_cache import DamagedEntry
 from harness.run.supplied_models import Contract, check_contract, load_supplied, reinitialize
@@ -178,7 +180,10 @@ class ModelProvider:
         if fit is not None:
             report = fit(model, train_data, ctx)
         else:
-            report = job.defense.build(job.defense_params).train(model, train_data, ctx)
+            trainer = job.defense.build(job.defense_params)
+            if not isinstance(trainer, TrainingDefense):
+                raise not_built(trainer, TrainingDefense, f"defense {job.defense.name}")
+            report = trainer.train(model, train_data, ctx)
         model.eval()
         return report
 

@@ -21,12 +21,14 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from harness.contracts.categories import category_of, load_evaluator
+from harness.contracts.categories import category_of, not_built, stage_of
 from harness.contracts.data import DataOptions, ImageData
+from harness.contracts.specs import AttackSpec, DefenseSpec
 from harness.planning.plan import Cell, Plan, TrainingJob, digest, make_plan
 from harness.planning.setup import WorkSetup
 from harness.results.metadata import peak_memory
 from harness.run.adversarial import AdversarialStore
+from harness.run.evaluators import evaluator_for
 from harness.run.evaluators.base import EvalEnv, Evaluator, failed_result
 from harness.run.model_cache import ModelCache
 from harness.run.provider import ModelProvider, TrainedModel
@@ -112,7 +114,7 @@ class Worker:
                 once = digest({"kind": type(spec).__name__, "name": spec.name,
                                "params": params})
                 if once not in built:
-                    spec.build(params)
+                    _check_built(spec, spec.build(params))
                     built.add(once)
         for job in jobs:
             data = self.data(job)
@@ -133,7 +135,7 @@ class Worker:
         """The evaluator of ``cell``'s category (one per worker)."""
         category = category_of(cell.attack)
         if category.name not in self._evaluators:
-            self._evaluators[category.name] = load_evaluator(category)(self.env)
+            self._evaluators[category.name] = evaluator_for(category)(self.env)
         return self._evaluators[category.name]
 
     def evaluate(self, cell: Cell, trained: TrainedModel) -> Result:
@@ -172,7 +174,7 @@ class Worker:
         torch.cuda.empty_cache()
         half = max(1, self.env.attack_batch_size // 2)
         env = dataclasses.replace(self.env, attack_batch_size=half)
-        evaluator = load_evaluator(category_of(cell.attack))(env)
+        evaluator = evaluator_for(category_of(cell.attack))(env)
         result = evaluator.evaluate(cell, trained, self.data(cell.job))
         return result.replace(config={**result.config, "oom_retry": {
             "attack_batch_size": half, "was": self.env.attack_batch_size}})
@@ -189,6 +191,15 @@ class Worker:
         text = error if isinstance(error, str) else error_text(error)
         return failed_result(cell, self.env.seed, self.env.attack_batch_size,
                              f"training failed: {text}")
+
+
+def _check_built(spec: AttackSpec | DefenseSpec, obj: object) -> None:
+    """Refuse, before any work, an object a spec's ``build`` gave that does not implement the
+    protocol of its category or stage (a :class:`PluginError` naming the spec)."""
+    protocol = category_of(spec).protocol if isinstance(spec, AttackSpec) \
+        else stage_of(spec).protocol
+    if not isinstance(obj, protocol):
+        raise not_built(obj, protocol, f"{spec.KIND} {spec.name}")
 
 
 def _cell_error(cell: Cell, exc: BaseException) -> str:

@@ -4,18 +4,19 @@ factory run on tiny inputs, and what the runner relies on asserted."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import Any, cast
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import pytest
 import torch
 from torch import nn
 
-from harness.contracts.categories import category_of, load_declared, stage_of
+from harness.contracts.categories import category_of, not_built, stage_of
 from harness.contracts.context import AttackContext, PoisonedSet
 from harness.contracts.data import DataOptions, ImageData, ModelInput, to_float
 from harness.contracts.specs import (
     LP_NORMS,
+    Attack,
     AttackSpec,
     DatasetSpec,
     DefenseSpec,
@@ -151,7 +152,7 @@ def check_attack_spec(spec: AttackSpec, eps: float = CONTRACT_EPS, *,
     registration checks them.
     """
     _check_common(spec, AttackSpec)
-    contract = load_declared(category_of(spec).contract)
+    contract = CONTRACTS[category_of(spec).name]
     return contract(spec, _options(spec, options), eps=eps, ctx=ctx, model=model)
 
 
@@ -161,7 +162,9 @@ def model_attack_contract(spec: AttackSpec, resolved: dict[str, Any], *, eps: fl
     ctx = ctx or tiny_context()
     victim = model if model is not None else ctx.clean_model()
     before = {k: v.clone() for k, v in victim.state_dict().items()}
-    metrics = cast(ModelAttack, spec.build(resolved)).run(victim, ctx)
+    attack = spec.build(resolved)
+    assert isinstance(attack, ModelAttack), not_built(attack, ModelAttack, f"attack {spec.name}")
+    metrics = attack.run(victim, ctx)
     assert isinstance(metrics, dict) and metrics, f"{spec.name}: no metrics returned"
     for key, value in metrics.items():
         assert isinstance(key, str) and isinstance(value, int | float), (key, value)
@@ -211,7 +214,9 @@ def evasion_contract(spec: AttackSpec, resolved: dict[str, Any], *, eps: float,
     where = (f"{spec.name} (evasion contract: {len(x)} test images with pixels at exactly 0 "
              f"and 1, eps {eps if spec.bounded else 'None (unbounded)'})")
     x_copy = x.clone()
-    x_adv = spec.build(resolved).perturb(model, x, y, eps if spec.bounded else None)
+    attack = spec.build(resolved)
+    assert isinstance(attack, Attack), not_built(attack, Attack, f"attack {spec.name}")
+    x_adv = attack.perturb(model, x, y, eps if spec.bounded else None)
     assert torch.equal(x, x_copy), f"{where}: the attack modified its input in place"
     _check_adversarial(where, spec, x, x_adv, eps)
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items()), \
@@ -225,7 +230,10 @@ def poisoning_contract(spec: AttackSpec, resolved: dict[str, Any], *, eps: float
     ctx = ctx or tiny_context()
     data = ctx.data
     x_before = data.x_train.clone()
-    poisoned = cast(PoisoningAttack, spec.build(resolved)).poison(ctx)
+    attack = spec.build(resolved)
+    assert isinstance(attack, PoisoningAttack), \
+        not_built(attack, PoisoningAttack, f"attack {spec.name}")
+    poisoned = attack.poison(ctx)
     assert isinstance(poisoned, PoisonedSet), f"{spec.name}: poison() must return a PoisonedSet"
     assert torch.equal(data.x_train, x_before), f"{spec.name}: modified the clean data in place"
     assert poisoned.x_train.shape[1:] == data.x_train.shape[1:]
@@ -252,7 +260,7 @@ def check_defense_spec(spec: DefenseSpec, *, options: Mapping[str, Any] | None =
     declared defaults). The declared fields are checked first, as registration checks them.
     """
     _check_common(spec, DefenseSpec)
-    contract = load_declared(stage_of(spec).contract)
+    contract = STAGE_CONTRACTS[stage_of(spec).name]
     return contract(spec, _options(spec, options), ctx=ctx, poisoned=poisoned)
 
 
@@ -299,3 +307,19 @@ def training_contract(spec: DefenseSpec, resolved: dict[str, Any], *,
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True)), \
         f"{spec.name}: training left the weights unchanged"
     return report
+
+
+#: The contract check of each attack category, by name (a test keeps it in step with
+#: :data:`harness.contracts.categories.CATEGORIES`).
+CONTRACTS: dict[str, Callable[..., Any]] = {
+    "evasion": evasion_contract,
+    "poisoning": poisoning_contract,
+    "inference": model_attack_contract,
+    "extraction": model_attack_contract,
+}
+#: The contract check of each defense stage, by name.
+STAGE_CONTRACTS: dict[str, Callable[..., Any]] = {
+    "training": training_contract,
+    "input-transformation": transformation_contract,
+    "poisoning-detection": detector_contract,
+}

@@ -1,9 +1,29 @@
 """One evaluator per attack category: ``evaluate(cell, trained, data) -> Result``.
 
 Each owns the caches its category needs (the poisoned victims shared by a poisoning attack's
-cells); :mod:`harness.contracts.categories` maps a category to its evaluator.
+cells). :data:`EVALUATORS` maps every category of :data:`harness.contracts.categories.CATEGORIES`
+to its evaluator class (a test keeps the two tables in step).
 """
 
-from harness.run.evaluators.base import EvalEnv, Evaluator, failed_result, ok_result
+from __future__ import annotations
 
-__all__ = ["EvalEnv", "Evaluator", "failed_result", "ok_result"]
+from harness.contracts.categories import Category
+from harness.run.evaluators.base import EvalEnv, Evaluator, failed_result, ok_result
+from harness.run.evaluators.evasion import EvasionEvaluator
+from harness.run.evaluators.model_attack import ModelAttackEvaluator
+from harness.run.evaluators.poisoning import PoisoningEvaluator
+
+#: The evaluator class of each attack category, by name.
+EVALUATORS: dict[str, type[Evaluator]] = {
+    "evasion": EvasionEvaluator,
+    "poisoning": PoisoningEvaluator,
+    "inference": ModelAttackEvaluator,
+    "extraction": ModelAttackEvaluator,
+}
+
+__all__ = ["EVALUATORS", "EvalEnv", "Evaluator", "evaluator_for", "failed_result", "ok_result"]
+
+
+def evaluator_for(category: Category) -> type[Evaluator]:
+    """The evaluator class of ``category``."""
+    return EVALUATORS[category.name]

@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from harness.contracts.categories import stage_of
+from harness.contracts.categories import not_built, stage_of
 from harness.contracts.metrics import plugin_metrics
 from harness.contracts.outcomes import encode
+from harness.contracts.specs import Attack, InputTransformation
 from harness.run.adversarial import examples
 from harness.run.evaluators.base import EvalEnv, ok_result
 from harness.run.evaluators.scoring import Budget, evaluate_attack, predict
@@ -74,12 +75,17 @@ class EvasionEvaluator:
         defended = target = None
         if stage_of(cell.defense).on_baseline and not cell.defense.baseline:
             transformation = cell.defense.build(cell.defense_params)
+            if not isinstance(transformation, InputTransformation):
+                raise not_built(transformation, InputTransformation,
+                                f"defense {cell.defense.name}")
             defended = Transformed(transformation, model)
             if cell.adaptive:   # crafted on the whole pipeline: BPDA (+ EoT if randomized)
                 from harness.run.evaluators.adaptive import adaptive_model_of
 
                 target = adaptive_model_of(cell.defense, transformation, model)
         attack = cell.attack.build(cell.attack_params)
+        if not isinstance(attack, Attack):
+            raise not_built(attack, Attack, f"attack {cell.attack.name}")
         # An input transformation may be random: its clean predictions stay the cell's own.
         clean = (self.clean_predictions(model, data.x_test, cell.n_test) if defended is None
                  else None)

@@ -4,9 +4,11 @@ its own (declared) metrics."""
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
+from harness.contracts.categories import not_built
 from harness.contracts.metrics import plugin_metrics
+from harness.contracts.specs import ModelAttack
 from harness.run.evaluators.base import EvalEnv, ok_result
 from harness.run.evaluators.scoring import predict
 from harness.util.devices import synchronize
@@ -14,7 +16,6 @@ from harness.util.devices import synchronize
 if TYPE_CHECKING:
     from harness.contracts.data import ImageData
     from harness.contracts.records import Result
-    from harness.contracts.specs import ModelAttack
     from harness.planning.plan import Cell
     from harness.run.provider import TrainedModel
 
@@ -31,7 +32,9 @@ class ModelAttackEvaluator:
         ctx = env.provider.context(cell, trained, data, env.seed)
         synchronize(env.device)
         t0 = time.perf_counter()
-        attack = cast("ModelAttack", cell.attack.build(cell.attack_params))
+        attack = cell.attack.build(cell.attack_params)
+        if not isinstance(attack, ModelAttack):
+            raise not_built(attack, ModelAttack, f"attack {cell.attack.name}")
         metrics = attack.run(trained.model, ctx)
         synchronize(env.device)
         seconds = time.perf_counter() - t0

@@ -4,11 +4,12 @@ the attack's success on its aimed-at inputs, and a detector's flags scored and r
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from harness.contracts.categories import stage_of
+from harness.contracts.categories import not_built, stage_of
+from harness.contracts.specs import PoisonDetector, PoisoningAttack
 from harness.planning.plan import digest
 from harness.run.evaluators.base import EvalEnv, ok_result
 from harness.run.evaluators.scoring import predict
@@ -18,7 +19,6 @@ if TYPE_CHECKING:
     from harness.contracts.context import AttackContext, PoisonedSet
     from harness.contracts.data import ImageData
     from harness.contracts.records import Result
-    from harness.contracts.specs import PoisoningAttack
     from harness.planning.plan import Cell
     from harness.run.provider import TrainedModel
 
@@ -47,7 +47,9 @@ class PoisoningEvaluator:
                 self._poisoned.clear()    # a new job: the last job's victims are done
             synchronize(self.env.device)
             t0 = time.perf_counter()
-            attack = cast("PoisoningAttack", cell.attack.build(cell.attack_params))
+            attack = cell.attack.build(cell.attack_params)
+            if not isinstance(attack, PoisoningAttack):
+                raise not_built(attack, PoisoningAttack, f"attack {cell.attack.name}")
             poisoned = attack.poison(ctx)
             victim = ctx.new_model()
             ctx.train(victim, poisoned.x_train, poisoned.y_train, "poisoned victim")
@@ -68,7 +70,7 @@ class PoisoningEvaluator:
         values: dict[str, Any] = {"clean_acc": _accuracy(victim, x_test, y_test),
                                   "attack_success_rate": attack_success(victim, poisoned),
                                   "n_test": len(poisoned.x_eval)}
-        if stage_of(cell.defense).protocol == "detect":
+        if stage_of(cell.defense).detects:
             t0 = time.perf_counter()
             metrics.update(self._detect(cell, ctx, victim, poisoned, x_test, y_test))
             seconds += time.perf_counter() - t0
@@ -80,6 +82,8 @@ class PoisoningEvaluator:
                 poisoned: PoisonedSet, x_test: torch.Tensor, y_test: torch.Tensor
                 ) -> dict[str, float]:
         detector = cell.defense.build(cell.defense_params)
+        if not isinstance(detector, PoisonDetector):
+            raise not_built(detector, PoisonDetector, f"defense {cell.defense.name}")
         flagged = detector.detect(victim, poisoned.x_train, poisoned.y_train, ctx)
         scores = detection_scores(flagged, poisoned.is_poison)
         keep = ~flagged.to(poisoned.x_train.device).bool()
