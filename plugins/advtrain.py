@@ -16,7 +16,8 @@ from harness import SINGLE_STEP_TRAINING, DefenseSpec, Option, hookimpl, options
 
 OPTIONS = options(
     Option(name="eps", type="float", default=None, nullable=True, min=0.0, max=1.0,
-           min_exclusive=True, help="Linf budget of the FGSM examples; null: the dataset's eps"),
+           min_exclusive=True, dataset_eps=True,
+           help="Linf budget of the FGSM examples; null: the dataset's eps"),
 )
 
 
@@ -32,7 +33,7 @@ class FGSMAdversarialTraining:
 
         from harness import gradients, train_supervised
 
-        eps = self.eps if self.eps is not None else ctx.dataset_eps
+        eps = self.eps     # the harness puts the dataset's eps in when the option is null
 
         def fgsm_pairs(m, x, y):
             return torch.cat([x, gradients.fgsm_step(m, x, y, eps)]), torch.cat([y, y])

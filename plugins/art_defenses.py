@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 
 _BOUNDS: dict[str, dict[str, Any]] = {
     "eps": {"type": "float", "nullable": True, "min": 0.0, "max": 1.0, "min_exclusive": True,
+            "dataset_eps": True,
             "help": "Linf budget of the training attack; null: the dataset's eps"},
     "eps_step": {"type": "float", "nullable": True, "min": 0.0, "min_exclusive": True,
                  "help": "step size of the training attack; null: eps / 4"},
@@ -127,7 +128,8 @@ def _quiet_art() -> Iterator[None]:
 
 
 def _eps(options: Mapping[str, Any], ctx: TrainContext) -> float:
-    return float(options["eps"]) if options["eps"] is not None else float(ctx.dataset_eps)
+    """The ``eps`` option: a number (the harness puts the dataset's eps in for null)."""
+    return float(options["eps"])
 
 
 def _eps_step(options: Mapping[str, Any], eps: float) -> float:

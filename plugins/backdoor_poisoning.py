@@ -119,6 +119,7 @@ CLEAN_LABEL_OPTIONS = options(
            help="poisons as a share of the target class's training images, below 1 (ART "
                 "draws them with replacement)"),
     Option(name="eps", type="float", default=None, nullable=True, min=0, min_exclusive=True,
+           dataset_eps=True,
            max=1,
            help="Linf budget of the PGD perturbation in pixel units; null: the dataset's eps"),
     Option(name="eps_step", type="float", default=None, nullable=True, min=0,
@@ -218,7 +219,7 @@ class CleanLabelBackdoor:
         k = data.num_classes
         o = self.o
         target = _target_class(o["target"], "clean-label-backdoor", k)
-        eps = float(ctx.dataset_eps) if o["eps"] is None else o["eps"]
+        eps = float(o["eps"])     # the harness puts the dataset's eps in for null
         step = eps / 4 if o["eps_step"] is None else o["eps_step"]
         x, y = data.x_train, data.y_train
         if int((y == target).sum()) * o["pp_poison"] < 1:

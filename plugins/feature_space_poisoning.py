@@ -136,8 +136,8 @@ def _relative_gap(tap: FeatureTap, poisons: torch.Tensor, target: torch.Tensor,
 
 
 def _eps(ctx: AttackContext, options: Mapping[str, Any]) -> float:
-    """The ``eps`` option, or the dataset's eps when it is null."""
-    return float(ctx.dataset_eps) if options["eps"] is None else options["eps"]
+    """The ``eps`` option: a number (the harness puts the dataset's eps in for null)."""
+    return float(options["eps"])
 
 
 # --------------------------------------------------------------------------- options
@@ -150,7 +150,8 @@ _TARGETED = (
     Option(name="n_poison", type="int", default=5, min=1,
            help="bases poisoned: the base-class training images nearest to the target"),
     Option(name="eps", type="float", default=None, nullable=True, min=0, min_exclusive=True,
-           max=1, help="Linf budget around each base in pixel units; null: the dataset's eps"),
+           max=1, dataset_eps=True,
+           help="Linf budget around each base in pixel units; null: the dataset's eps"),
 )
 
 BULLSEYE_OPTIONS = options(

@@ -35,7 +35,7 @@ def _ctx(epochs: int = 3, patience: int = 3, early_stop_on: str = "clean",
 def _build(name: str, **options):
     """The defense ``name`` built as the core builds it: with its resolved options."""
     spec = _DECLARED[name].spec()
-    return spec.build(spec.resolve_options(options))
+    return spec.build(spec.resolve_options(options, dataset_eps=0.1))
 
 
 @pytest.mark.parametrize("name", TRAINING + TRANSFORMS)
@@ -51,7 +51,8 @@ def test_training_report_and_best_weights(harness_plugin, name):
     spec = harness_plugin(art_defenses, entry_points=False).defense(name)
     data = TrainData.split(tiny_image_data(), 0.1, 0)
     model = tiny_classifier(num_classes=data.num_classes)
-    report = spec.build(spec.resolve_options(dict(spec.smoke_options))).train(model, data, _ctx())
+    report = spec.build(spec.resolve_options(dict(spec.smoke_options), dataset_eps=0.1)).train(
+        model, data, _ctx())
     assert not model.training
     student = [h for h in report.history if h.get("phase", "student") == "student"]
     assert report.epochs_run == len(student) and report.best_epoch >= 1

@@ -86,7 +86,7 @@ def test_the_harness_epoch_augments_reproducibly():
 
 def _art(name: str):
     spec = next(d for d in art_defenses.TRAINING if d.name == name).spec()
-    return spec.build(spec.resolve_options({}))
+    return spec.build(spec.resolve_options({}, dataset_eps=0.1))
 
 
 def test_fbf_augments_and_library_fits_refuse():

@@ -64,19 +64,25 @@ def test_advtrain_updates_on_x_and_fgsm_of_x_with_labels_repeated(monkeypatch):
         assert torch.equal(x_adv, fgsm(reference.eval(), x, y_tilde[:half], 0.2))
 
 
-def test_advtrain_eps_defaults_to_the_datasets(monkeypatch):
-    used = []
+def test_advtrain_eps_defaults_to_the_datasets_in_the_plan_and_its_key():
+    """The planner puts the dataset's eps into a null ``dataset_eps`` option before the key is
+    computed: advtrain receives 0.1 on digits and the key shows it; another eps is another
+    key."""
+    from harness.planning.loading import load_registry
+    from harness.planning.plan import BenchConfig, make_plan
 
-    def spy(model, x, y, eps):
-        used.append(eps)
-        return fgsm(model, x, y, eps)
-
-    monkeypatch.setattr(gradients, "fgsm_step", spy)
-    data = TrainData.split(tiny_image_data(n_train=32), 0.0, 0)
-    ctx = _ctx(epochs=1)
-    ctx.dataset_eps = 0.07
-    FGSMAdversarialTraining(eps=None).train(tiny_classifier(), data, ctx)
-    assert used and set(used) == {0.07}
+    registry = load_registry()
+    jobs = {}
+    for given in ({}, {"advtrain": {"eps": 0.1}}, {"advtrain": {"eps": 0.2}}):
+        plan = make_plan(BenchConfig(defenses=("advtrain",), defense_options=given,
+                                     baseline=False), registry)
+        (job,) = plan.jobs
+        jobs[str(given)] = job
+    default, named, other = jobs.values()
+    assert default.defense_params["eps"] == 0.1 and default.key_fields["defense_eps"] == {
+        "eps": 0.1}
+    assert named.defense_params["eps"] == 0.1 and "defense_eps" not in named.key_fields
+    assert other.defense_params["eps"] == 0.2 and other.key != default.key
 
 
 def test_early_stopping_keeps_the_best_weights():

@@ -52,9 +52,11 @@ class Option:
     """One declared option.
 
     ``type`` is one of :data:`OptionType`; ``nullable`` allows ``null`` (the plugin then picks
-    a value at run time, e.g. the dataset's eps; say so in ``help``). ``min``/``max`` bound a
-    number (or every item of a list) inclusively; ``min_exclusive`` makes ``min`` strict.
-    ``choices`` limits a string.
+    a value at run time; say so in ``help``). ``dataset_eps`` (a nullable float): ``null``
+    stands for the dataset's eps, which the harness puts in before ``build`` and before any
+    cache key is computed, so the plugin always receives a number and the key shows it.
+    ``min``/``max`` bound a number (or every item of a list) inclusively; ``min_exclusive``
+    makes ``min`` strict. ``choices`` limits a string.
     """
 
     name: str
@@ -66,6 +68,7 @@ class Option:
     max: float | None = None
     min_exclusive: bool = False
     choices: tuple[str, ...] | None = None
+    dataset_eps: bool = False
 
     def __post_init__(self) -> None:
         wrong_type = type_problem(self.type)
@@ -76,6 +79,11 @@ class Option:
             if problem:
                 raise ValueError(f"option '{self.name}': its default {self.default!r} "
                                  f"{problem}")
+        if self.dataset_eps and not (self.type == "float" and self.nullable
+                                     and self.default is None):
+            raise ValueError(f"option '{self.name}': dataset_eps=True needs type='float', "
+                             "nullable=True and default=None (null stands for the dataset's "
+                             "eps)")
 
     def describe(self) -> str:
         """``'an integer >= 1 (or null)'``: what a value must be, for messages and listings."""
@@ -186,6 +194,16 @@ class OptionSchema:
     def names(self) -> list[str]:
         """The declared option names, in declaration order."""
         return [o.name for o in self.options]
+
+    def with_dataset_eps(self, resolved: ResolvedOptions, eps: float
+                         ) -> tuple[ResolvedOptions, dict[str, float]]:
+        """``resolved`` with every ``dataset_eps`` option left null set to ``eps``, and the
+        values so set (by name; empty when none was)."""
+        filled = {o.name: float(eps) for o in self.options
+                  if o.dataset_eps and resolved.get(o.name) is None}
+        if not filled:
+            return resolved, {}
+        return ResolvedOptions({**resolved, **filled}), filled
 
     def defaults(self) -> dict[str, Any]:
         """Every declared option at its default."""

@@ -84,11 +84,17 @@ class _Configurable:
     config: Mapping[str, Any]
     KIND = ""
 
-    def resolve_options(self, given: Mapping[str, Any]) -> ResolvedOptions:
+    def resolve_options(self, given: Mapping[str, Any], *, dataset_eps: float | None = None
+                        ) -> ResolvedOptions:
         """``given`` checked against the declared options, over their defaults: what
         ``build`` receives (a read-only dict; a registered spec's ``build`` refuses a plain
-        one that lacks a declared option). Raises :class:`harness.util.errors.UsageError`."""
-        return self.options.resolve(f"{self.KIND} {self.name}", given)
+        one that lacks a declared option). With ``dataset_eps``, every option declared
+        ``dataset_eps`` and left null is set to it, as the harness's planner does with the
+        dataset's eps. Raises :class:`harness.util.errors.UsageError`."""
+        resolved = self.options.resolve(f"{self.KIND} {self.name}", given)
+        if dataset_eps is None:
+            return resolved
+        return self.options.with_dataset_eps(resolved, dataset_eps)[0]
 
     def key_config(self) -> dict[str, Any]:
         """The fixed declarations and option defaults: part of every cache key it shapes."""

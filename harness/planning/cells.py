@@ -9,6 +9,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.contracts.options import ResolvedOptions
 from harness.contracts.settings import TrainSettings
 from harness.contracts.specs import AttackSpec, DatasetSpec, DefenseSpec, ModelSpec
 from harness.planning.config import BenchConfig
@@ -161,10 +162,25 @@ def training_job(config: BenchConfig, ds: DatasetSpec, model_name: str, model: M
         fields["amp"] = config.amp
     if config.cudnn_benchmark:
         fields["cudnn_benchmark"] = True
+    model_params, model_eps = resolved_for(model, m_opts, ds)
+    defense_params, defense_eps = resolved_for(defense, d_opts, ds)
+    fields.update(_eps_fields(model_eps=model_eps, defense_eps=defense_eps))
     return TrainingJob(ds, model_name, model, variant, m_opts, defense, d_opts, settings,
-                       config.n_train, digest(fields), fields,
-                       model_params=model.resolve_options(m_opts),
-                       defense_params=defense.resolve_options(d_opts), amp=config.amp)
+                       config.n_train, digest(fields), fields, model_params=model_params,
+                       defense_params=defense_params, amp=config.amp)
+
+
+def resolved_for(spec: ModelSpec | AttackSpec | DefenseSpec, given: dict[str, Any],
+                 ds: DatasetSpec) -> tuple[ResolvedOptions, dict[str, float]]:
+    """``given`` resolved for ``spec``'s ``build``, every option declared ``dataset_eps`` and
+    left null set to ``ds``'s eps; and the values so set (part of the key that uses them)."""
+    return spec.options.with_dataset_eps(spec.resolve_options(given), ds.default_eps)
+
+
+def _eps_fields(**filled: dict[str, float]) -> dict[str, Any]:
+    """The key fields of dataset-eps options set by the planner: only those that were, so a
+    key without such an option is what it was."""
+    return {name: values for name, values in filled.items() if values}
 
 
 def skipped_pairing(ds: DatasetSpec, model_name: str, defense: DefenseSpec, attack: AttackSpec,
@@ -188,13 +204,17 @@ def cell_of(config: BenchConfig, job: TrainingJob, defense: DefenseSpec, d_opts:
     fields = {"job": job.key, "attack": attack.name, "attack_plugin": plugin_version(attack),
               "attack_config": attack.key_config(), "attack_options": a_opts, "eps": eps,
               "n_test": n_test, "seed": config.seed}
+    attack_params, attack_eps = resolved_for(attack, a_opts, job.dataset)
+    defense_params, defense_eps = resolved_for(defense, d_opts, job.dataset)
+    fields.update(_eps_fields(attack_eps=attack_eps))
     if defense.name != job.defense.name:
         fields.update(defense=defense.name, defense_plugin=plugin_version(defense),
-                      defense_config=defense.key_config(), defense_options=d_opts)
+                      defense_config=defense.key_config(), defense_options=d_opts,
+                      **_eps_fields(defense_eps=defense_eps))
     if adaptive is not None:
         fields["adaptive"] = adaptive
         if defense.randomized:
             fields["eot_samples"] = defense.eot_samples
     return Cell(job, defense, d_opts, attack, a_opts, eps, n_test, digest(fields),
-                attack_params=attack.resolve_options(a_opts),
-                defense_params=defense.resolve_options(d_opts), check=check, adaptive=adaptive)
+                attack_params=attack_params, defense_params=defense_params, check=check,
+                adaptive=adaptive)

@@ -50,10 +50,16 @@ def _check_common(spec: Spec, kind: type) -> None:
 KIND_NAMES: dict[type, str] = {spec_type: name for name, spec_type in KINDS.items()}
 
 
+#: The eps the tiny data and contexts declare as their dataset's.
+TINY_DATASET_EPS = 0.1
+
+
 def _options(spec: ModelSpec | AttackSpec | DefenseSpec,
              options: Mapping[str, Any] | None) -> dict[str, Any]:
-    """What ``build`` gets: ``options`` (None: the spec's smoke_options) over the defaults."""
-    return spec.resolve_options(spec.smoke_options if options is None else options)
+    """What ``build`` gets: ``options`` (None: the spec's smoke_options) over the defaults,
+    options declared ``dataset_eps`` left null set to the tiny data's eps (0.1)."""
+    return spec.resolve_options(spec.smoke_options if options is None else options,
+                                dataset_eps=TINY_DATASET_EPS)
 
 
 def check_dataset_spec(spec: DatasetSpec, options: DataOptions | None = None) -> ImageData:
