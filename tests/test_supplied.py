@@ -280,3 +280,22 @@ def test_inference_and_extraction_run_on_a_supplied_model(trained, tmp_path):
     done = {r["attack"]: r for r in records(out)}
     assert set(done) == {"membership-inference", "copycat"}
     assert 0 <= done["copycat"]["metrics"]["agreement"] <= 1
+
+
+def test_a_supplied_model_is_never_shipped_between_workers(trained, tmp_path):
+    """Executors without a shared folder ship trained weights with the job's outcome; a
+    supplied model is read from its file by each worker instead (nothing is cached to ship)."""
+    from harness.planning.plan import BenchConfig
+    from harness.planning.setup import WorkSetup
+    from harness.run.work import train_job, worker_for
+
+    _, _, weights = trained
+    path = tmp_path / "m.pt"
+    torch.jit.script(paper_cnn(weights)).save(str(path))
+    setup = WorkSetup(BenchConfig(models=(f"torchscript:{path}",), attacks=("fgsm",),
+                                  defenses=("none",),
+                                  checks=False), tmp_path / "home")
+    (job,) = worker_for(setup).plan.jobs
+    outcome = train_job(setup, job.key, ship=True)
+    assert outcome.error is None and outcome.weights is None
+    assert outcome.info is not None and outcome.info["supplied"]["sha256"]

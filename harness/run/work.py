@@ -273,7 +273,9 @@ def train_job(setup: WorkSetup, train_key: str, ship: bool = False) -> TrainOutc
         raise
     except BaseException as exc:    # a plugin's SystemExit fails the job, not the run
         return TrainOutcome(train_key, error=error_text(exc), worker=worker_id())
-    weights = worker.provider.cache.export(job.key)[0] if ship else None
+    # a supplied model is read from its file by every worker, never shipped or cached
+    weights = worker.provider.cache.export(job.key)[0] if ship and job.supplied is None \
+        else None
     return TrainOutcome(train_key, trained.info, weights=weights, worker=worker_id())
 
 
