@@ -36,12 +36,27 @@ class MetricSpec:
         if math.isnan(value):
             return ""
         if self.format == "percent":
-            return f"{100 * value:.2f}%"
+            return percent_text(value)
         if self.format == "count":
             return str(int(value))
         if self.format == "rate":
             return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
         return f"{value:.{self.digits}f}"
+
+
+def percent_digits(value: float | None) -> str | None:
+    """A fraction as a percentage with two decimals, ``0.985`` -> ``'98.50'`` (None when
+    missing or NaN): the one place every percentage the harness shows is formatted (pages,
+    terminal summary, checks, claims, which write RobustBench's strings without the sign)."""
+    if value is None or math.isnan(value):
+        return None
+    return f"{100 * value:.2f}"
+
+
+def percent_text(value: float | None) -> str:
+    """``0.985`` -> ``'98.50%'`` ('' when missing or NaN)."""
+    digits = percent_digits(value)
+    return "" if digits is None else f"{digits}%"
 
 
 def _m(name: str, label: str, fmt: MetricFormat = "number", digits: int = 4,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from harness.contracts import roles
 from harness.contracts.categories import reports_robust_accuracy
+from harness.contracts.metrics import percent_text
 from harness.contracts.outcomes import attack_label
 from harness.contracts.records import Result
 
@@ -76,7 +77,7 @@ def _noise(a: Result, b: Result) -> float:
 
 
 def _pct(v: float | None) -> str:
-    return f"{100 * (v or 0.0):.2f}%"
+    return percent_text(v or 0.0)
 
 
 def _acc(r: Result) -> float:

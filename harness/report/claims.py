@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.contracts import roles
+from harness.contracts.metrics import percent_digits, percent_text
 from harness.contracts.outcomes import attack_label
 from harness.contracts.provenance import third_party_field
 from harness.contracts.records import Result, ResultSet
@@ -70,11 +71,8 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 Key = tuple[str, str, str]
 
 
-def percent(value: float | None) -> str | None:
-    """A fraction as RobustBench's percent string with two decimals (None when unknown)."""
-    if value is None or math.isnan(value):
-        return None
-    return f"{100 * value:.2f}"
+#: A fraction as RobustBench's percent string with two decimals (None when unknown).
+percent = percent_digits
 
 
 def parse_percent(value: Any, where: str) -> float | None:
@@ -216,7 +214,7 @@ def _below(label: str, value: float, reported: float) -> str | None:
     gap = reported - 100 * value
     if gap <= MARGIN_POINTS:
         return None
-    return (f"{label} is {100 * value:.2f}%, {gap:.2f} points below the reported "
+    return (f"{label} is {percent_text(value)}, {gap:.2f} points below the reported "
             f"{reported:.2f}% (margin {MARGIN_POINTS:g} points)")
 
 

@@ -18,7 +18,13 @@ from tabulate import tabulate
 
 from harness.contracts.categories import CATEGORIES, STAGES
 from harness.contracts.figures import Figure, markdown
-from harness.contracts.metrics import CORE_METRICS, TRAILING_METRICS, MetricSpec, metric_table
+from harness.contracts.metrics import (
+    CORE_METRICS,
+    TRAILING_METRICS,
+    MetricSpec,
+    metric_table,
+    percent_text,
+)
 from harness.contracts.outcomes import attack_label
 from harness.contracts.provenance import named_by, provided_name
 from harness.contracts.records import Result, ResultSet
@@ -28,10 +34,8 @@ from harness.report.figures import plan_figures
 from harness.report.headline import HeadlineRow, column_names, defense_label, headline_rows
 from harness.report.provenance_section import footer
 
-
-def percent(value: float | None) -> str:
-    """A fraction as ``12.34%`` ('' when missing or NaN)."""
-    return "" if value is None or math.isnan(value) else f"{100 * value:.2f}%"
+#: A fraction as the pages show it (the one formatter: contracts.metrics.percent_text).
+percent = percent_text
 
 
 def _num(value: float | None, digits: int = 4) -> str:
