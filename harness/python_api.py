@@ -192,8 +192,9 @@ def _model_name(model: Any, registry: Registry) -> str:
             known = sorted(f"{x} ({s.name})" for s in registry.models.values() if s.supplied
                            for x in s.suffixes)
             raise ModelContractError(
-                f"cannot tell the kind of model file {path} from its suffix ({', '.join(known)}"
-                f"): name it KIND:PATH (harness list models) or, for a state dict, ARCH@PATH")
+                f"cannot tell the kind of model file {str(path)!r} from its suffix "
+                f"({', '.join(known)}): name it KIND:PATH (harness list models) or, for a state "
+                "dict, ARCH@PATH")
         return f"{kinds[0]}:{path}"
     if isinstance(model, str):
         return model

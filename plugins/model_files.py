@@ -48,10 +48,10 @@ def load_torchscript(model_input: Any, variant: str | None, resolved: Mapping[st
         text = str(exc)
         if "constants.pkl" in text or "data.pkl" in text or "code/" in text:
             raise ModelContractError(
-                f"model torchscript:{path.name}: {path} is a pickled Python object, not a "
+                f"model file {str(path)!r} is a pickled Python object, not a "
                 f"TorchScript archive; {PICKLE_ADVICE}") from None
         raise ModelContractError(
-            f"model torchscript:{path.name}: {path} is not a readable TorchScript archive "
+            f"model file {str(path)!r} is not a readable TorchScript archive "
             f"({_problem(exc)}); is it truncated? save it with torch.jit.script(model)"
             ".save(PATH)") from None
 
@@ -65,13 +65,13 @@ def load_export(model_input: Any, variant: str | None, resolved: Mapping[str, An
         program = torch.export.load(str(path))
     except Exception as exc:  # noqa: BLE001
         raise ModelContractError(
-            f"model export:{path.name}: {path} is not a readable torch.export archive "
+            f"model file {str(path)!r} is not a readable torch.export archive "
             f"({_problem(exc)}); save one with torch.export.save(torch.export.export(model, "
             "(x,), dynamic_shapes=...), PATH)") from None
     static = _static_batch(program)
     if static is not None:
         raise ModelContractError(
-            f"model export:{path.name} was exported for batches of exactly {static} images; "
+            f"model file {str(path)!r} was exported for batches of exactly {static} images; "
             "the harness attacks batches of any size: export it with a dynamic batch, "
             "dynamic_shapes=({0: torch.export.Dim('batch')},)")
     return exported_module(program.module())
@@ -119,20 +119,20 @@ def load_onnx(model_input: Any, variant: str | None, resolved: Mapping[str, Any]
         from onnx2torch import convert
     except ImportError:
         raise ModelContractError(
-            f"model onnx:{path.name}: reading ONNX needs onnx and onnx2torch: pip install "
+            f"model file {str(path)!r}: reading ONNX needs onnx and onnx2torch: pip install "
             "'robustness-harness[onnx]'") from None
     try:
         graph = onnx.load(str(path))
         onnx.checker.check_model(graph)
     except Exception as exc:  # noqa: BLE001
         raise ModelContractError(
-            f"model onnx:{path.name}: {path} is not a valid ONNX model ({_problem(exc)}); is "
+            f"model file {str(path)!r} is not a valid ONNX model ({_problem(exc)}); is "
             "it truncated?") from None
     try:
         return convert(_without_identity_initializers(graph))
     except Exception as exc:  # noqa: BLE001
         raise ModelContractError(
-            f"model onnx:{path.name}: onnx2torch cannot convert it ({_problem(exc)})") from None
+            f"model file {str(path)!r}: onnx2torch cannot convert it ({_problem(exc)})") from None
 
 
 def _without_identity_initializers(graph: Any) -> Any:

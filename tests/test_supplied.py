@@ -299,3 +299,21 @@ def test_a_supplied_model_is_never_shipped_between_workers(trained, tmp_path):
     outcome = train_job(setup, job.key, ship=True)
     assert outcome.error is None and outcome.weights is None
     assert outcome.info is not None and outcome.info["supplied"]["sha256"]
+
+
+def test_names_and_options_a_user_hands_over_are_checked_and_shown_safely(trained, tmp_path,
+                                                                          capsys):
+    home, _, weights = trained
+    net = paper_cnn(weights)
+    odd = tmp_path / "we|ird\nname.pt"
+    torch.jit.script(net).save(str(odd))
+    name = f"torchscript:{odd}"
+    err = _refused(home, capsys, "--model", name, "--model-opt", f"{name}.lable=x")
+    assert "has no option 'lable'. Did you mean: label?" in err
+    err = _refused(home, capsys, "--model", name, "--model-opt", f"{name}.label=a|b")
+    assert "must be one line of printable characters" in err
+    err = _refused(home, capsys, "--model", f"paper-cnn@{odd}")
+    assert "it is a TorchScript archive: give it as --model torchscript:PATH" in err
+    out = tmp_path / "odd.json"
+    assert bench(home, "--model", name, out=out) == 0
+    assert {r["model"] for r in records(out)} == {"torchscript:we_ird_name.pt"}

@@ -91,15 +91,10 @@ def _output_format(args: argparse.Namespace) -> str:
 
 def _check_outputs(args: argparse.Namespace, home: Path) -> None:
     """``--out``, ``--json`` and ``HARNESS_HOME`` usable, before any work (UsageError)."""
-    from harness.util.files import folder_problem, output_problem
+    from harness.util.files import folder_problem, refuse_unwritable
 
-    for option, path in (("--out", args.out), ("--json", args.json_out)):
-        problem = output_problem(path) if path is not None else None
-        if problem:
-            raise UsageError(f"{option}: cannot write {path}: {problem}")
-    problem = folder_problem(args.claims) if args.claims is not None else None
-    if problem:
-        raise UsageError(f"--claims: cannot write {args.claims}: {problem}")
+    refuse_unwritable([("--out", args.out), ("--json", args.json_out)],
+                      [("--claims", args.claims)])
     for folder in (home, home / "models", home / "adversarial"):
         problem = folder_problem(folder)
         if problem:

@@ -125,15 +125,10 @@ def leaderboard(args: argparse.Namespace) -> int:
     """``harness leaderboard``: the stored results (or a results file) as a page, and claims."""
     from harness.report.reporting import Report
     from harness.results.results_file import results_json
-    from harness.util.files import folder_problem, output_problem
+    from harness.util.files import refuse_unwritable
 
-    for flag, path in (("--out", args.out), ("--save-results", args.save_results)):
-        problem = output_problem(path) if path is not None else None
-        if problem:
-            raise UsageError(f"{flag}: cannot write {path}: {problem}")
-    problem = folder_problem(args.claims) if args.claims is not None else None
-    if problem:
-        raise UsageError(f"--claims: cannot write {args.claims}: {problem}")
+    refuse_unwritable([("--out", args.out), ("--save-results", args.save_results)],
+                      [("--claims", args.claims)])
     registry = listing_registry(args)
     results = _load_results(args, registry)
     report = Report.of(results, registry)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.contracts.options import unknown_option_message
 from harness.contracts.specs import ModelSpec
 from harness.planning.registry import Registry
 from harness.planning.supplied import (
@@ -55,6 +56,10 @@ def choose_model(name: str, given: dict[str, Any], registry: Registry) -> ModelC
                              "model (KIND:PATH or ARCH@WEIGHTS) takes "
                              f"{', '.join(sorted(SUPPLIED_KEYS))}")
         return ModelChoice(name, spec, variant, plugin)
+    known = [*spec.options.names(), *sorted(SUPPLIED_KEYS)]
+    for key in plugin:
+        if key not in spec.options.names() and not spec.options.passthrough:
+            raise UsageError(unknown_option_message(f"model {quoted(name)}", key, known))
     resolved = SUPPLIED_OPTIONS.resolve(f"model {name}", core)
     if weights is not None:
         if spec.supplied:

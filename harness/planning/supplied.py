@@ -18,7 +18,6 @@ reason. Reading it and checking its input contract before any attack is
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from harness.contracts.options import Option, options
 from harness.contracts.roles import BASELINE
 from harness.contracts.specs import DefenseSpec
 from harness.util.errors import UsageError, quoted
+from harness.util.files import sha256_of
 
 
 class ModelContractError(UsageError):
@@ -117,22 +117,23 @@ def file_sha256(path: Path, what: str) -> str:
     """The SHA-256 of the file ``path`` (a :class:`ModelContractError` when there is none)."""
     if not path.is_file():
         where = "is a folder" if path.is_dir() else "does not exist"
-        raise ModelContractError(f"{what}: {path} {where}; give the path of a model file")
-    digest = hashlib.sha256()
+        raise ModelContractError(f"{what}: {str(path)!r} {where}; give the path of a model file")
     try:
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+        return sha256_of(path)
     except OSError as exc:
-        raise ModelContractError(f"{what}: cannot read {path}: {exc.strerror or exc}") from None
-    return digest.hexdigest()
+        raise ModelContractError(f"{what}: cannot read {str(path)!r}: "
+                                 f"{exc.strerror or exc}") from None
 
 
 def describe_supplied(kind_label: str, path: Path | None, given: Mapping[str, Any],
                       sha256: str, weights_for: str | None = None) -> SuppliedModel:
     """The :class:`SuppliedModel` of ``kind_label`` (``torchscript``, ``paper-cnn@``) read
     from ``path`` with the core options ``given`` (already resolved)."""
-    shown = f"{kind_label}{path.name}" if path is not None else kind_label
+    shown = f"{kind_label}{_printable(path.name)}" if path is not None else kind_label
+    label = given.get("label")
+    if label is not None and (not label.strip() or _printable(label) != label):
+        raise ModelContractError(f"model {shown}: label {quoted(label)} must be one line of "
+                                 "printable characters without '|' (it names a table row)")
     mean, std = given.get("mean"), given.get("std")
     if (mean is None) != (std is None):
         raise ModelContractError(f"model {shown}: give mean and std together (or neither)")
@@ -140,10 +141,15 @@ def describe_supplied(kind_label: str, path: Path | None, given: Mapping[str, An
                                                  or len(std) != len(mean)):
         raise ModelContractError(f"model {shown}: std must be positive, one value per channel "
                                  "like mean")
-    return SuppliedModel(label=given.get("label") or shown, source=shown, sha256=sha256,
+    return SuppliedModel(label=label or shown, source=shown, sha256=sha256,
                          file=path.name if path is not None else None, weights_for=weights_for,
                          mean=tuple(mean) if mean else None, std=tuple(std) if std else None,
                          reported=given.get("reported"))
+
+
+def _printable(text: str) -> str:
+    """``text`` as a table cell can hold it: control characters and ``|`` replaced by ``_``."""
+    return "".join("_" if ch == "|" or not ch.isprintable() else ch for ch in text)
 
 
 # ---------------------------------------------------------------- reading files safely

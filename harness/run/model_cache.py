@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.util.errors import HarnessError
-from harness.util.files import atomic_write, set_aside
+from harness.util.files import atomic_write, set_aside, sha256_of
 
 if TYPE_CHECKING:   # torch and safetensors are imported when weights are read or written
     import torch
@@ -34,15 +34,6 @@ class DamagedEntry(Exception):
 
 class DamagedCacheError(HarnessError):
     """A damaged cache file met with ``refuse_damaged``: the cells of its job fail."""
-
-
-def sha256_of(path: Path) -> str:
-    """The SHA-256 of ``path``'s bytes, hex."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class ModelCache:

@@ -7,6 +7,7 @@ an input gradient where an attack needs one). What identifies a supplied model i
 from __future__ import annotations
 
 import hashlib
+import warnings
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,24 +34,28 @@ def load_state_dict(path: Path, what: str) -> dict[str, torch.Tensor]:
         try:
             return load_file(str(path))
         except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
-            raise ModelContractError(f"{what}: {path} is not a readable safetensors file "
+            raise ModelContractError(f"{what}: {str(path)!r} is not a readable safetensors file "
                                      f"({type(exc).__name__}: {exc}); is it truncated?") from None
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():    # the refusal below says what torch warns about
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - pickle, zip and torch errors alike
-        raise ModelContractError(f"{what}: {path} is not a state dict of tensors "
+        raise ModelContractError(f"{what}: {str(path)!r} is not a state dict of tensors "
                                  f"({_load_problem(exc)}); {PICKLE_ADVICE}") from None
     if isinstance(state, Mapping) and isinstance(state.get("state_dict"), Mapping):
         state = state["state_dict"]
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor)
                                                  for v in state.values()):
-        raise ModelContractError(f"{what}: {path} holds no state dict (a mapping of names to "
-                                 f"tensors); {PICKLE_ADVICE}")
+        raise ModelContractError(f"{what}: {str(path)!r} holds no state dict (a mapping of names "
+                                 f"to tensors); {PICKLE_ADVICE}")
     return dict(state)
 
 
 def _load_problem(exc: BaseException) -> str:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if "TorchScript" in text:
+        return "it is a TorchScript archive: give it as --model torchscript:PATH"
     if "Unsupported global" in str(exc):
         return "it holds pickled Python objects"
     if isinstance(exc, zipfile.BadZipFile) or "zip" in text.lower() or "EOF" in text:
@@ -167,14 +172,14 @@ def check_contract(model: torch.nn.Module, data: ImageData, label: str, dataset:
     acc = float((logits.argmax(1) == y).float().mean())
     _check_normalization(model, x, y, acc, label, dataset, data.num_classes, mean, std,
                          asked or label)
-    differentiable = _gradient_problem(model, x[:8], y[:8]) is None
-    if needs_gradients and not differentiable:
+    problem = _gradient_problem(model, x[:8], y[:8])
+    if needs_gradients and problem is not None:
         raise ModelContractError(
-            f"model {label} is not differentiable ({_gradient_problem(model, x[:8], y[:8])}), "
+            f"model {label} is not differentiable ({problem}), "
             "and a gradient attack of this run needs its input gradient: export the model "
             "without torch.no_grad/detach in forward, or run only attacks that need no "
             "gradient (harness list attacks --long shows what each needs)")
-    return Contract(len(x), acc, differentiable)
+    return Contract(len(x), acc, problem is None)
 
 
 def _forward(model: torch.nn.Module, x: torch.Tensor, label: str, dataset: str,

@@ -1,5 +1,6 @@
-"""Writing files safely when several processes share a folder: atomic replacement through
-per-process temporary names, and an exclusive lock per piece of work.
+"""Files and folders: writing safely when several processes share a folder (atomic
+replacement through per-process temporary names, an exclusive lock per piece of work), output
+paths checked before any work, a file's SHA-256, and where ``HARNESS_HOME`` is.
 
 Two ``harness bench`` runs (or two workers) on one ``HARNESS_HOME`` never write the same
 temporary file, and never train the same model at the same time: the second waits for the
@@ -10,10 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from uuid import uuid4
+
+from harness.util.errors import UsageError
 
 
 def temporary_name(path: Path) -> Path:
@@ -45,6 +49,20 @@ def exclusive(lock_path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def refuse_unwritable(files: Iterable[tuple[str, Path | None]],
+                      folders: Iterable[tuple[str, Path | None]]) -> None:
+    """Raise :class:`UsageError` (``'--out: cannot write PATH: why'``) for the first output
+    file or folder, each named by its option, that cannot be written; None paths are skipped."""
+    for option, path in files:
+        problem = output_problem(path) if path is not None else None
+        if problem:
+            raise UsageError(f"{option}: cannot write {path}: {problem}")
+    for option, folder in folders:
+        problem = folder_problem(folder) if folder is not None else None
+        if problem:
+            raise UsageError(f"{option}: cannot write {folder}: {problem}")
 
 
 def set_aside(path: Path, folder: Path) -> Path:
@@ -102,3 +120,12 @@ def harness_home() -> Path:
         return Path(os.environ["HARNESS_HOME"])
     cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(cache) / "harness"
+
+
+def sha256_of(path: Path) -> str:
+    """The SHA-256 of ``path``'s bytes, hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
