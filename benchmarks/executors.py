@@ -45,7 +45,8 @@ def bench(args: list[str], home: Path, out: Path) -> float:
 def numbers(path: Path) -> dict[str, tuple]:
     """Each cell's numbers in a results file (NaN as None)."""
     data = json.loads(path.read_text())
-    return {r["cell_key"]: (r["status"], r["clean_acc"], r["robust_acc"], r["n_test"])
+    return {r["cell_key"]: (r["status"], *(r["metrics"].get(k) for k in
+                                           ("clean_acc", "robust_acc", "n_test")))
             for r in data["records"] if r["status"] != "n/a"}
 
 

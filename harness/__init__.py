@@ -34,12 +34,13 @@ _PUBLIC: dict[str, tuple[str, ...]] = {
     "harness.contracts.specs": (
         "DatasetSpec", "ModelSpec", "AttackSpec", "DefenseSpec", "ReportSpec", "PluginInfo",
         "Attack", "PoisoningAttack", "ModelAttack", "TrainingDefense", "InputTransformation",
-        "PoisonDetector", "AttackObject", "MODEL_FEATURES", "TORCH_MODEL_OFFERS", "UNDECLARED",
-        "EOT_SAMPLES", "NORMS", "THREAT_MODELS", "ATTACK_CATEGORIES", "DEFENSE_STAGES",
+        "PoisonDetector", "AttackObject", "DefenseObject", "MODEL_FEATURES", "TORCH_MODEL_OFFERS",
+        "UNDECLARED", "EOT_SAMPLES", "NORMS", "THREAT_MODELS", "ATTACK_CATEGORIES",
+        "DEFENSE_STAGES", "Norm", "ThreatModel", "AttackCategory", "DefenseStage",
     ),
     "harness.contracts.hookspecs": ("hookimpl",),
     "harness.contracts.options": ("Option", "OptionSchema", "ResolvedOptions", "options",
-                        "from_defaults", "resolve_options"),
+                                  "count", "positive", "fraction"),
     "harness.contracts.metrics": ("MetricSpec",),
     "harness.contracts.roles": (
         "roles", "SINGLE_STEP", "ITERATIVE", "ENSEMBLE", "BLACK_BOX", "REFERENCE", "BASELINE",
@@ -129,9 +130,10 @@ if TYPE_CHECKING:
         Option,
         OptionSchema,
         ResolvedOptions,
-        from_defaults,
+        count,
+        fraction,
         options,
-        resolve_options,
+        positive,
     )
     from harness.contracts.outcomes import attack_label
     from harness.contracts.records import Result, ResultSet
@@ -157,17 +159,22 @@ if TYPE_CHECKING:
         TORCH_MODEL_OFFERS,
         UNDECLARED,
         Attack,
+        AttackCategory,
         AttackObject,
         AttackSpec,
         DatasetSpec,
+        DefenseObject,
         DefenseSpec,
+        DefenseStage,
         InputTransformation,
         ModelAttack,
         ModelSpec,
+        Norm,
         PluginInfo,
         PoisonDetector,
         PoisoningAttack,
         ReportSpec,
+        ThreatModel,
         TrainingDefense,
     )
     from harness.planning.loading import load_registry

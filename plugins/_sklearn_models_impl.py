@@ -10,29 +10,29 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
-from harness import UsageError
+from harness import ResolvedOptions, TrainContext, TrainData, TrainReport, UsageError
 
 # The logit bias of a class absent from the training set (the model never predicts it).
 ABSENT_CLASS_BIAS = -1e4
 
 
-def make_estimator(kind: str, params: Mapping[str, Any], seed: int | None = None):
-    """An unfitted scikit-learn estimator of ``kind`` ("svm" or "logreg") with ``params``."""
+def make_estimator(kind: str, params: ResolvedOptions, seed: int | None = None) -> Any:
+    """An unfitted scikit-learn estimator of ``kind`` ("svm" or "logreg") with the resolved
+    options ``params`` (C, tol, max_iter)."""
     if kind == "svm":
         from sklearn.svm import LinearSVC
 
-        return LinearSVC(C=params["C"], tol=params["tol"], max_iter=params["max_iter"],
-                         dual="auto", random_state=seed)
+        return LinearSVC(C=params.C, tol=params.tol, max_iter=params.max_iter, dual="auto",
+                         random_state=seed)
     if kind == "logreg":
         from sklearn.linear_model import LogisticRegression
 
-        return LogisticRegression(C=params["C"], tol=params["tol"], max_iter=params["max_iter"],
+        return LogisticRegression(C=params.C, tol=params.tol, max_iter=params.max_iter,
                                   random_state=seed)
     raise ValueError(f"unknown scikit-learn model kind {kind!r}")
 
@@ -48,10 +48,10 @@ class SklearnLinear(nn.Module):
     fitted: torch.Tensor  # a registered buffer: whether the estimator was fitted
 
     def __init__(self, kind: str, num_features: int, num_classes: int,
-                 params: Mapping[str, Any]):
+                 params: ResolvedOptions):
         super().__init__()
         self.kind = kind
-        self.params = dict(params)
+        self.params = params
         self.num_classes = num_classes
         self.linear = nn.Linear(num_features, num_classes)
         self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
@@ -101,8 +101,9 @@ def _logit_weights(est, num_classes: int, num_features: int):
     return w, b
 
 
-def fit(model: SklearnLinear, data, ctx):
-    """Fit the scikit-learn estimator on ``data.x``/``data.y`` and copy it into ``model``.
+def fit(model: nn.Module, data: TrainData, ctx: TrainContext) -> TrainReport:
+    """Fit the scikit-learn estimator on ``data.x``/``data.y`` and copy it into ``model`` (a
+    :class:`SklearnLinear`, as the spec's ``build`` makes).
 
     Reports one "epoch": the fit's time, and the validation cross-entropy of the logits for
     ``logreg`` (NaN for ``svm``, whose decision values are not log-probabilities); the history
@@ -111,8 +112,11 @@ def fit(model: SklearnLinear, data, ctx):
     import numpy as np
     from sklearn.exceptions import ConvergenceWarning
 
-    from harness import TrainReport, refuse_augment
+    from harness import refuse_augment
 
+    if not isinstance(model, SklearnLinear):
+        raise UsageError(f"the scikit-learn fit trains the SklearnLinear its spec builds, not a "
+                         f"{type(model).__name__}: build the model with the svm or logreg spec")
     refuse_augment(ctx.settings.augment, f"model {model.kind} (scikit-learn)")
     x = data.x.detach().flatten(1).cpu().numpy()
     y = data.y.detach().cpu().numpy()
@@ -127,7 +131,7 @@ def fit(model: SklearnLinear, data, ctx):
     seconds = time.perf_counter() - t0
     converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
     if not converged:
-        warnings.warn(f"{model.kind} did not converge in max_iter={model.params['max_iter']} "
+        warnings.warn(f"{model.kind} did not converge in max_iter={model.params.max_iter} "
                       f"iterations; raise it with --model-opt {model.kind}.max_iter=...",
                       stacklevel=3)  # the caller of harness_plugins.sklearn_models.fit
     w, b = _logit_weights(est, model.num_classes, x.shape[1])

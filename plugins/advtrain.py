@@ -9,10 +9,22 @@ harness's own epoch (:func:`harness.train.loop.train_supervised`) runs it, so wi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from harness import SINGLE_STEP_TRAINING, DefenseSpec, Option, hookimpl, options
+from harness import (
+    SINGLE_STEP_TRAINING,
+    DefenseSpec,
+    Option,
+    ResolvedOptions,
+    hookimpl,
+    options,
+)
+
+if TYPE_CHECKING:
+    import torch
+
+    from harness import TrainContext, TrainData, TrainReport
 
 OPTIONS = options(
     Option(name="eps", type="float", default=None, nullable=True, min=0.0, max=1.0,
@@ -22,32 +34,34 @@ OPTIONS = options(
 
 
 class FGSMAdversarialTraining:
-    """Algorithm 2; ``eps`` None means the dataset's default eps."""
+    """Algorithm 2 with the Linf budget ``eps`` (the harness puts the dataset's eps in when
+    the option is null)."""
 
-    def __init__(self, eps: float | None):
+    def __init__(self, eps: float):
         self.eps = eps
 
-    def train(self, model, data, ctx):
+    def train(self, model: torch.nn.Module, data: TrainData, ctx: TrainContext) -> TrainReport:
         """Train ``model`` on [x, FGSM(x)] minibatches with labels [y, y]."""
         import torch
 
         from harness import gradients, train_supervised
 
-        eps = self.eps     # the harness puts the dataset's eps in when the option is null
+        eps = self.eps
 
-        def fgsm_pairs(m, x, y):
+        def fgsm_pairs(m: torch.nn.Module, x: torch.Tensor, y: torch.Tensor
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
             return torch.cat([x, gradients.fgsm_step(m, x, y, eps)]), torch.cat([y, y])
 
         return train_supervised(model, data, ctx, augment=fgsm_pairs)
 
 
-def build(options: Mapping[str, Any]) -> FGSMAdversarialTraining:
+def build(options: ResolvedOptions) -> FGSMAdversarialTraining:
     """The defense with its resolved options (eps)."""
-    return FGSMAdversarialTraining(eps=options["eps"])
+    return FGSMAdversarialTraining(eps=options.eps)
 
 
 @hookimpl
-def harness_register_defenses(register):
+def harness_register_defenses(register: Callable[[DefenseSpec], None]) -> None:
     """Register ``advtrain``."""
     register(DefenseSpec(
         name="advtrain",

@@ -34,7 +34,15 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from harness import DefenseSpec, HarnessError, Option, OptionSchema, hookimpl, options
+from harness import (
+    DefenseSpec,
+    HarnessError,
+    Option,
+    OptionSchema,
+    ResolvedOptions,
+    hookimpl,
+    options,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -43,7 +51,7 @@ if TYPE_CHECKING:
 
     from harness import EpochFn, TrainContext, TrainData, TrainReport
 
-    EpochMaker = Callable[[Any, np.ndarray, np.ndarray, TrainContext, Mapping[str, Any]],
+    EpochMaker = Callable[[Any, np.ndarray, np.ndarray, TrainContext, ResolvedOptions],
                           EpochFn]
 
 # ---------------------------------------------------------------------------------------------
@@ -127,23 +135,23 @@ def _quiet_art() -> Iterator[None]:
 # One function per ART trainer: build ART's objects, hand one epoch of them to the loop.
 
 
-def _eps(options: Mapping[str, Any], ctx: TrainContext) -> float:
+def _eps(options: ResolvedOptions, ctx: TrainContext) -> float:
     """The ``eps`` option: a number (the harness puts the dataset's eps in for null)."""
-    return float(options["eps"])
+    return float(options.eps)
 
 
-def _eps_step(options: Mapping[str, Any], eps: float) -> float:
-    return float(options["eps_step"]) if options["eps_step"] is not None else eps / 4
+def _eps_step(options: ResolvedOptions, eps: float) -> float:
+    return float(options.eps_step) if options.eps_step is not None else eps / 4
 
 
 def single_phase(make_epoch: EpochMaker
-                 ) -> Callable[[nn.Module, TrainData, TrainContext, dict[str, Any]], TrainReport]:
+                 ) -> Callable[[nn.Module, TrainData, TrainContext, ResolvedOptions], TrainReport]:
     """A defense's ``run`` from ``make_epoch(classifier, x, y, ctx, options)``, which builds
     the ART trainer on the wrapped model (Adam at ``settings.lr``) and returns its one-epoch
     function for :func:`~harness.train.loop.fit_epochs`."""
 
     def run(model: nn.Module, data: TrainData, ctx: TrainContext,
-            options: dict[str, Any]) -> TrainReport:
+            options: ResolvedOptions) -> TrainReport:
         import torch
 
         from harness import fit_epochs
@@ -166,7 +174,7 @@ def _fit_epoch(trainer: Any, x: np.ndarray, y: np.ndarray, ctx: TrainContext) ->
 
 
 def _adversarial_trainer(classifier: Any, x: np.ndarray, y: np.ndarray, ctx: TrainContext,
-                         options: Mapping[str, Any]) -> EpochFn:
+                         options: ResolvedOptions) -> EpochFn:
     """ART's AdversarialTrainer: a ``ratio`` of each minibatch replaced by FGSM examples."""
     import numpy as np
     from art.attacks.evasion import FastGradientMethod
@@ -175,24 +183,24 @@ def _adversarial_trainer(classifier: Any, x: np.ndarray, y: np.ndarray, ctx: Tra
     eps = _eps(options, ctx)
     fgsm = FastGradientMethod(classifier, norm=np.inf, eps=eps, eps_step=eps,
                               batch_size=ctx.settings.batch_size)
-    return _fit_epoch(AdversarialTrainer(classifier, fgsm, ratio=options["ratio"]), x, y, ctx)
+    return _fit_epoch(AdversarialTrainer(classifier, fgsm, ratio=options.ratio), x, y, ctx)
 
 
 def _madry_pgd(classifier: Any, x: np.ndarray, y: np.ndarray, ctx: TrainContext,
-               options: Mapping[str, Any]) -> EpochFn:
+               options: ResolvedOptions) -> EpochFn:
     """ART's AdversarialTrainerMadryPGD: every minibatch replaced by its PGD examples."""
     from art.defences.trainer import AdversarialTrainerMadryPGD
 
     eps, bs = _eps(options, ctx), ctx.settings.batch_size
     trainer = AdversarialTrainerMadryPGD(classifier, nb_epochs=1, batch_size=bs, eps=eps,
                                          eps_step=_eps_step(options, eps),
-                                         max_iter=options["max_iter"], num_random_init=1)
+                                         max_iter=options.max_iter, num_random_init=1)
     trainer.attack.set_params(batch_size=bs)
     return _fit_epoch(trainer, x, y, ctx)
 
 
 def _trades(classifier: Any, x: np.ndarray, y: np.ndarray, ctx: TrainContext,
-            options: Mapping[str, Any]) -> EpochFn:
+            options: ResolvedOptions) -> EpochFn:
     """ART's AdversarialTrainerTRADESPyTorch: clean loss + beta * KL(clean || PGD), with ART's
     Linf PGD (random start, ``max_iter`` steps of ``eps_step``) on the cross-entropy."""
     import numpy as np
@@ -202,14 +210,14 @@ def _trades(classifier: Any, x: np.ndarray, y: np.ndarray, ctx: TrainContext,
     eps = _eps(options, ctx)
     pgd = ProjectedGradientDescent(classifier, norm=np.inf, eps=eps,
                                    eps_step=_eps_step(options, eps),
-                                   max_iter=options["max_iter"], num_random_init=1,
+                                   max_iter=options.max_iter, num_random_init=1,
                                    batch_size=ctx.settings.batch_size, verbose=False)
-    return _fit_epoch(AdversarialTrainerTRADESPyTorch(classifier, pgd, beta=options["beta"]),
+    return _fit_epoch(AdversarialTrainerTRADESPyTorch(classifier, pgd, beta=options.beta),
                       x, y, ctx)
 
 
 def _fbf(classifier: Any, x: np.ndarray, y: np.ndarray, ctx: TrainContext,
-         options: Mapping[str, Any]) -> EpochFn:
+         options: ResolvedOptions) -> EpochFn:
     """ART's AdversarialTrainerFBFPyTorch minibatch step under a cyclic Adam learning rate.
 
     ART's own ``fit`` hard-codes a cycle peaking at 0.21 (an SGD rate for CIFAR-10) over the
@@ -233,7 +241,7 @@ def _fbf(classifier: Any, x: np.ndarray, y: np.ndarray, ctx: TrainContext,
                            "_batch_process step; fbf was written for ART 1.20")
     optimizer = classifier.optimizer
     for group in optimizer.param_groups:
-        group["lr"] = options["lr_max"] if options["lr_max"] is not None else ctx.settings.lr
+        group["lr"] = options.lr_max if options.lr_max is not None else ctx.settings.lr
     epochs, bs = ctx.settings.epochs, ctx.settings.batch_size
     n, nb = len(x), math.ceil(len(x) / bs)
 
@@ -263,7 +271,7 @@ def _fbf(classifier: Any, x: np.ndarray, y: np.ndarray, ctx: TrainContext,
 
 
 def _distillation(model: nn.Module, data: TrainData, ctx: TrainContext,
-                  options: Mapping[str, Any]) -> TrainReport:
+                  options: ResolvedOptions) -> TrainReport:
     """ART's DefensiveDistillation: a teacher trained at temperature T on the labels, then
     ``model`` (the student) trained at T on the teacher's soft labels; each phase runs the
     shared loop (validated at T). ``model`` is then evaluated at temperature 1 (its own
@@ -280,8 +288,8 @@ def _distillation(model: nn.Module, data: TrainData, ctx: TrainContext,
 
     from harness import SoftCrossEntropy, TrainReport, fit_epochs
 
-    t, bs = options["temperature"], ctx.settings.batch_size
-    lr = ctx.settings.lr * options["lr_factor"]
+    t, bs = options.temperature, ctx.settings.batch_size
+    lr = ctx.settings.lr * options.lr_factor
     x, y = _arrays(data)
     teacher = copy.deepcopy(model)
     teacher_optimizer = torch.optim.Adam(teacher.parameters(), lr=lr)
@@ -319,7 +327,7 @@ class ArtTraining:
     art_name: str
     description: str
     defaults: Mapping[str, Any]
-    run: Callable[[nn.Module, TrainData, TrainContext, dict[str, Any]], TrainReport]
+    run: Callable[[nn.Module, TrainData, TrainContext, ResolvedOptions], TrainReport]
     needs: frozenset[str] = frozenset({"gradients"})
     smoke_options: Mapping[str, Any] = field(default_factory=dict)
     augments: bool = False  # whether ``run`` applies settings.augment to each minibatch
@@ -332,15 +340,15 @@ class ArtTraining:
                            options=declared(self.defaults),
                            smoke_options=self.smoke_options, augments=self.augments)
 
-    def build(self, options: Mapping[str, Any]) -> ArtTrainingDefense:
+    def build(self, options: ResolvedOptions) -> ArtTrainingDefense:
         """The defense with its resolved options."""
-        return ArtTrainingDefense(self, dict(options))
+        return ArtTrainingDefense(self, options)
 
 
 class ArtTrainingDefense:
     """One declared ART training defense with its options: a :class:`TrainingDefense`."""
 
-    def __init__(self, declaration: ArtTraining, options: dict[str, Any]):
+    def __init__(self, declaration: ArtTraining, options: ResolvedOptions):
         self.declaration = declaration
         self.options = options
 
@@ -435,7 +443,7 @@ class ArtPreprocessor:
                            stage="input-transformation", config={"art_class": self.art_name},
                            options=declared(self.defaults))
 
-    def build(self, options: Mapping[str, Any]) -> ArtTransformation:
+    def build(self, options: ResolvedOptions) -> ArtTransformation:
         """The transformation with its resolved options."""
         import art.defences.preprocessor as preprocessor
 
@@ -445,7 +453,7 @@ class ArtPreprocessor:
 class ArtTransformation:
     """Runs one ART preprocessor on harness tensors: an :class:`InputTransformation`."""
 
-    def __init__(self, preprocessor):
+    def __init__(self, preprocessor: Any):
         self.preprocessor = preprocessor
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
@@ -494,7 +502,9 @@ TRANSFORMATIONS: tuple[ArtPreprocessor, ...] = (
 
 
 @hookimpl
-def harness_register_defenses(register):
+def harness_register_defenses(register: Callable[[DefenseSpec], None]) -> None:
     """Register the ART training defenses and input transformations."""
-    for declaration in (*TRAINING, *TRANSFORMATIONS):
-        register(declaration.spec())
+    for training in TRAINING:
+        register(training.spec())
+    for transformation in TRANSFORMATIONS:
+        register(transformation.spec())

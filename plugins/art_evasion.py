@@ -12,7 +12,7 @@ minimal perturbation, and their median perturbation size is the result.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable
 from typing import Any
 
 from harness import (
@@ -20,22 +20,14 @@ from harness import (
     ENSEMBLE,
     ITERATIVE,
     ArtEvasion,
+    AttackSpec,
     Option,
+    ResolvedOptions,
     UsageError,
+    count,
     hookimpl,
+    positive,
 )
-
-
-def count(name: str, default: int, help: str, low: int = 1, high: int | None = None
-          ) -> Option:
-    """An integer option >= ``low`` (and <= ``high``)."""
-    return Option(name=name, type="int", default=default, help=help, min=low, max=high)
-
-
-def positive(name: str, default: float, help: str, high: float | None = None) -> Option:
-    """A number option > 0 (and <= ``high``)."""
-    return Option(name=name, type="float", default=default, help=help, min=0,
-                  min_exclusive=True, max=high)
 
 
 def flag(name: str, default: bool, help: str) -> Option:
@@ -53,7 +45,8 @@ def iterations(default: int, help: str = "iterations") -> Option:
     return count("max_iter", default, help)
 
 
-def autoattack_ensemble(classifier, eps: float | None, own: Mapping[str, Any]) -> dict:
+def autoattack_ensemble(classifier: Any, eps: float | None, own: ResolvedOptions
+                        ) -> dict[str, Any]:
     """ART's AutoAttack ensemble: APGD-CE, APGD-DLR, Square (``art-autoattack``).
 
     ``apgd_iter`` APGD iterations each (100) and ``square_iter`` Square queries per image
@@ -69,10 +62,10 @@ def autoattack_ensemble(classifier, eps: float | None, own: Mapping[str, Any]) -
               "verbose": False}
     return {"attacks": [
         AutoProjectedGradientDescent(classifier, loss_type="cross_entropy",
-                                     max_iter=own["apgd_iter"], nb_random_init=1, **common),
+                                     max_iter=own.apgd_iter, nb_random_init=1, **common),
         AutoProjectedGradientDescent(classifier, loss_type="difference_logits_ratio",
-                                     max_iter=own["apgd_iter"], nb_random_init=1, **common),
-        SquareAttack(classifier, norm="inf", eps=eps, max_iter=own["square_iter"],
+                                     max_iter=own.apgd_iter, nb_random_init=1, **common),
+        SquareAttack(classifier, norm="inf", eps=eps, max_iter=own.square_iter,
                      nb_restarts=1, batch_size=128, verbose=False),
     ]}
 
@@ -313,7 +306,7 @@ DECLARATIONS: tuple[ArtEvasion, ...] = (
 
 
 @hookimpl
-def harness_register_attacks(register):
+def harness_register_attacks(register: Callable[[AttackSpec], None]) -> None:
     """Register every declared ART evasion attack."""
     for declaration in DECLARATIONS:
         register(declaration.spec())

@@ -63,20 +63,24 @@ from __future__ import annotations
 import copy
 import functools
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from harness import (
+    AttackObject,
     AttackSpec,
     HarnessError,
     MetricSpec,
     Option,
     OptionSchema,
+    ResolvedOptions,
     UsageError,
+    count,
     derive_seed,
     hookimpl,
     options,
+    positive,
 )
 
 if TYPE_CHECKING:
@@ -86,25 +90,15 @@ if TYPE_CHECKING:
 SURVEY_TABLE = "Table 5"
 
 
-def _count(name: str, default: int, help: str, low: int = 1) -> Option:
-    return Option(name=name, type="int", default=default, min=low, help=help)
-
-
-def _positive(name: str, default: float, help: str) -> Option:
-    return Option(name=name, type="float", default=default, min=0, min_exclusive=True,
-                  help=help)
-
-
-_POOL_FRACTION = Option(name="pool_fraction", type="float", default=0.5, min=0, max=1,
-                        min_exclusive=True,
-                        help="share of the test set that is the attacker's query pool, in "
-                             "(0, 1); the rest is where the stolen model is judged")
+_POOL_FRACTION = positive("pool_fraction", 0.5,
+                          "share of the test set that is the attacker's query pool, in (0, 1); "
+                          "the rest is where the stolen model is judged", high=1)
 _THIEF_OPTIONS = (
-    _count("nb_stolen", 1000, "pool images the victim is asked about"), _POOL_FRACTION,
-    _count("nb_epochs", 50, "epochs of the thief's training"),
-    _positive("lr", 1e-3, "the thief's Adam learning rate"),
-    _count("batch_size_fit", 32, "the thief's training batch size"),
-    _count("batch_size_query", 256, "images per query of the victim"),
+    count("nb_stolen", 1000, "pool images the victim is asked about"), _POOL_FRACTION,
+    count("nb_epochs", 50, "epochs of the thief's training"),
+    positive("lr", 1e-3, "the thief's Adam learning rate"),
+    count("batch_size_fit", 32, "the thief's training batch size"),
+    count("batch_size_query", 256, "images per query of the victim"),
     Option(name="use_probability", type="bool", default=False,
            help="train on the victim's softmax scores instead of its labels"),
 )
@@ -121,15 +115,15 @@ FEE_OPTIONS: OptionSchema = options(
     _POOL_FRACTION,
     Option(name="num_neurons", type="int", default=None, nullable=True, min=1,
            help="hidden units to extract (null: the victim's hidden width)"),
-    _count("max_hidden", 128, "widest victim attacked (the search grows with its square)"),
-    _count("restarts", 2, "new random lines after a failed critical-point search", low=0),
-    _count("max_queries", 4_000_000, "queries after which the attack gives up"),
-    _positive("delta_0", 1.0, "first step of the critical-point search"),
-    _positive("fraction_true", 0.3, "share of the logits that must agree"),
-    _positive("rel_diff_slope", 1e-5, "relative tolerance of equal slopes"),
-    _positive("rel_diff_value", 1e-6, "relative tolerance of equal values"),
-    _positive("delta_init_value", 1e-5, "step of the second differences (weights)"),
-    _positive("delta_sign", 2e-5, "step of the second differences (signs)"),
+    count("max_hidden", 128, "widest victim attacked (the search grows with its square)"),
+    count("restarts", 2, "new random lines after a failed critical-point search", low=0),
+    count("max_queries", 4_000_000, "queries after which the attack gives up"),
+    positive("delta_0", 1.0, "first step of the critical-point search"),
+    positive("fraction_true", 0.3, "share of the logits that must agree"),
+    positive("rel_diff_slope", 1e-5, "relative tolerance of equal slopes"),
+    positive("rel_diff_value", 1e-6, "relative tolerance of equal values"),
+    positive("delta_init_value", 1e-5, "step of the second differences (weights)"),
+    positive("delta_sign", 2e-5, "step of the second differences (signs)"),
 )
 EXTRACTION_METRICS = (
     MetricSpec(name="victim_acc", label="victim acc", format="percent"),
@@ -201,15 +195,19 @@ def extraction_metrics(victim: torch.nn.Module, thief_labels: torch.Tensor,
 class ThiefTrainingAttack:
     """CopycatCNN or KnockoffNets: label pool images with the victim, train a thief on them."""
 
-    def __init__(self, name: str, art_name: str, resolved: Mapping[str, Any]):
+    def __init__(self, name: str, art_name: str, resolved: ResolvedOptions,
+                 sampling: tuple[str, str] | None = None):
+        """``sampling``: KnockoffNets' ``(sampling_strategy, reward)``; None for CopycatCNN,
+        which has neither."""
         self.name = name
         self.art_name = art_name
-        o = dict(resolved)
-        check_pool_fraction(f"attack {name}", o["pool_fraction"])
-        if o.get("sampling_strategy") == "adaptive" and o["use_probability"]:
+        self.sampling = sampling
+        self.adaptive = sampling is not None and sampling[0] == "adaptive"
+        check_pool_fraction(f"attack {name}", resolved.pool_fraction)
+        if self.adaptive and resolved.use_probability:
             raise UsageError(f"attack {name}: use_probability needs sampling_strategy=random "
                              "(ART's adaptive strategy trains on labels only)")
-        self.options = o
+        self.options = resolved
 
     def run(self, victim: torch.nn.Module, ctx) -> dict[str, float]:
         """Steal ``victim`` with ART and measure the thief on the held-out test images."""
@@ -220,28 +218,28 @@ class ThiefTrainingAttack:
         from harness import QueryCounter, art_classifier, predict, seeded, to_numpy
 
         o = self.options
-        split = split_test_set(ctx, o["pool_fraction"])
+        split = split_test_set(ctx, o.pool_fraction)
         shape = tuple(split.x_pool.shape[1:])
         k = ctx.data.num_classes
         counter = QueryCounter(victim).eval()
         oracle = art_classifier(counter, shape, k, ctx.device,
-                                probabilities=o["use_probability"])
-        adaptive = o.get("sampling_strategy") == "adaptive"
+                                probabilities=o.use_probability)
+        adaptive = self.adaptive
         # The random strategies query each pool image at most once; the adaptive one samples
         # the pool with replacement, so its budget may exceed the pool.
-        nb_stolen = o["nb_stolen"] if adaptive else min(o["nb_stolen"], len(split.x_pool))
-        kwargs = {"batch_size_fit": o["batch_size_fit"],
-                  "batch_size_query": o["batch_size_query"], "nb_epochs": o["nb_epochs"],
-                  "nb_stolen": nb_stolen, "use_probability": o["use_probability"]}
-        if "sampling_strategy" in o:
-            kwargs.update(sampling_strategy=o["sampling_strategy"], reward=o["reward"],
+        nb_stolen = o.nb_stolen if adaptive else min(o.nb_stolen, len(split.x_pool))
+        kwargs = {"batch_size_fit": o.batch_size_fit, "batch_size_query": o.batch_size_query,
+                  "nb_epochs": o.nb_epochs, "nb_stolen": nb_stolen,
+                  "use_probability": o.use_probability}
+        if self.sampling is not None:
+            kwargs.update(sampling_strategy=self.sampling[0], reward=self.sampling[1],
                           verbose=False)
         with seeded(derive_seed(ctx.seed, self.name, "attack"), ctx.device):
             # a fresh initialization, not the victim's initial weights
             thief = ctx.new_model(derive_seed(ctx.seed, self.name, "thief-init"))
             thief_clf = art_classifier(
                 thief, shape, k, ctx.device,
-                optimizer=torch.optim.Adam(thief.parameters(), lr=o["lr"]))
+                optimizer=torch.optim.Adam(thief.parameters(), lr=o.lr))
             attack = getattr(extraction, self.art_name)(oracle, **kwargs)
             y = None
             if adaptive:  # the attacker's own labels of its pool, as contiguous action ids
@@ -251,14 +249,15 @@ class ThiefTrainingAttack:
         return extraction_metrics(victim, predict(thief, split.x_eval), split, counter.images)
 
 
-def build_copycat(resolved: Mapping[str, Any]) -> ThiefTrainingAttack:
+def build_copycat(resolved: ResolvedOptions) -> ThiefTrainingAttack:
     """The ``copycat`` attack with the resolved options (:data:`COPYCAT_OPTIONS`)."""
     return ThiefTrainingAttack("copycat", "CopycatCNN", resolved)
 
 
-def build_knockoff(resolved: Mapping[str, Any]) -> ThiefTrainingAttack:
+def build_knockoff(resolved: ResolvedOptions) -> ThiefTrainingAttack:
     """The ``knockoff`` attack with the resolved options (:data:`KNOCKOFF_OPTIONS`)."""
-    return ThiefTrainingAttack("knockoff", "KnockoffNets", resolved)
+    return ThiefTrainingAttack("knockoff", "KnockoffNets", resolved,
+                               (resolved.sampling_strategy, resolved.reward))
 
 
 # --- Functionally equivalent extraction -----------------------------------------------------
@@ -416,9 +415,9 @@ def _oracle_class() -> type:
 class FunctionallyEquivalentAttack:
     """Recover a two-layer ReLU victim's weights from its logits (ART, with fixes)."""
 
-    def __init__(self, resolved: Mapping[str, Any]):
-        check_pool_fraction("attack functionally-equivalent", resolved["pool_fraction"])
-        self.options = dict(resolved)
+    def __init__(self, resolved: ResolvedOptions):
+        check_pool_fraction("attack functionally-equivalent", resolved.pool_fraction)
+        self.options = resolved
 
     def run(self, victim: torch.nn.Module, ctx) -> dict[str, float]:
         """Extract the victim, then compare the extracted network with it on held-out images."""
@@ -429,11 +428,11 @@ class FunctionallyEquivalentAttack:
 
         o = self.options
         width = self._width(victim)
-        split = split_test_set(ctx, o["pool_fraction"])
+        split = split_test_set(ctx, o.pool_fraction)
         image_shape = tuple(split.x_pool.shape[1:])
         exact = copy.deepcopy(victim).to(device="cpu", dtype=torch.float64).eval()
         counter = QueryCounter(exact)
-        limit = o["max_queries"]
+        limit = o.max_queries
 
         @torch.no_grad()
         def ask(x: np.ndarray) -> np.ndarray:
@@ -463,13 +462,13 @@ class FunctionallyEquivalentAttack:
         """The hidden width to extract (the victim's unless ``num_neurons`` says), refused
         above ``max_hidden``."""
         o = self.options
-        width = hidden_width(victim) if o["num_neurons"] is None else o["num_neurons"]
-        if width > o["max_hidden"]:
+        width = hidden_width(victim) if o.num_neurons is None else o.num_neurons
+        if width > o.max_hidden:
             raise UsageError(
                 f"functionally-equivalent: the victim has {width} hidden neurons, more than "
-                f"max_hidden={o['max_hidden']}; its search grows with the width squared "
+                f"max_hidden={o.max_hidden}; its search grows with the width squared "
                 "(about 12-20 s at 128 on 8x8 digits, 40 s at 256). Train a narrower victim "
-                f"with --model-opt mlp.hidden={o['max_hidden']} (or less), or allow this one "
+                f"with --model-opt mlp.hidden={o.max_hidden} (or less), or allow this one "
                 f"with --attack-opt functionally-equivalent.max_hidden={width}")
         return width
 
@@ -482,14 +481,14 @@ class FunctionallyEquivalentAttack:
         from harness import seeded
 
         o = self.options
-        extract_args = {key: o[key] for key in (
-            "delta_0", "fraction_true", "rel_diff_slope", "rel_diff_value", "delta_init_value",
-            "delta_sign")}
+        extract_args = {"delta_0": o.delta_0, "fraction_true": o.fraction_true,
+                        "rel_diff_slope": o.rel_diff_slope, "rel_diff_value": o.rel_diff_value,
+                        "delta_init_value": o.delta_init_value, "delta_sign": o.delta_sign}
         failures: list[str] = []
         n_features = x_pool.shape[1]
         with seeded(seed, torch.device("cpu")):
             line = np.random.default_rng(seed)
-            for _ in range(o["restarts"] + 1):
+            for _ in range(o.restarts + 1):
                 attack = _fee_class()(oracle, num_neurons=width)
                 attack.vector_u = line.normal(size=(1, n_features))
                 attack.vector_v = line.normal(size=(1, n_features))
@@ -499,7 +498,7 @@ class FunctionallyEquivalentAttack:
                     failures.append(str(exc))
                 except _QueryBudgetSpent:
                     raise HarnessError(
-                        f"functionally-equivalent: spent max_queries={o['max_queries']} "
+                        f"functionally-equivalent: spent max_queries={o.max_queries} "
                         "queries without finishing; raise --attack-opt "
                         "functionally-equivalent.max_queries or use a narrower victim"
                     ) from None
@@ -509,34 +508,39 @@ class FunctionallyEquivalentAttack:
             "--attack-opt functionally-equivalent.restarts or another --seed")
 
 
-def build_fee(resolved: Mapping[str, Any]) -> FunctionallyEquivalentAttack:
+def build_fee(resolved: ResolvedOptions) -> FunctionallyEquivalentAttack:
     """The ``functionally-equivalent`` attack with the resolved options (:data:`FEE_OPTIONS`)."""
     return FunctionallyEquivalentAttack(resolved)
 
 
+def _extraction_spec(name: str, description: str,
+                     build: Callable[[ResolvedOptions], AttackObject], needs: frozenset[str],
+                     art_class: str, schema: OptionSchema,
+                     smoke_options: Mapping[str, Any] | None = None) -> AttackSpec:
+    """The spec of one extraction attack: black-box, unbounded, of the survey's Table 5,
+    reporting :data:`EXTRACTION_METRICS`."""
+    return AttackSpec(
+        name=name, description=description, build=build, needs=needs,
+        config={"art_class": art_class}, options=schema, metrics=EXTRACTION_METRICS,
+        smoke_options=dict(smoke_options or {}), category="extraction",
+        survey_table=SURVEY_TABLE, bounded=False, norm="none", threat_model="black-box")
+
+
 @hookimpl
-def harness_register_attacks(register):
+def harness_register_attacks(register: Callable[[AttackSpec], None]) -> None:
     """Register ``copycat``, ``knockoff`` and ``functionally-equivalent``."""
-    common = {"category": "extraction", "survey_table": SURVEY_TABLE, "bounded": False,
-              "norm": "none", "threat_model": "black-box"}
-    register(AttackSpec(
-        name="copycat",
-        description="Copycat CNN (ART): train a fresh copy of the victim on its labels "
-                    "for unlabelled pool images",
-        build=build_copycat, needs=frozenset({"labels"}), config={"art_class": "CopycatCNN"},
-        options=COPYCAT_OPTIONS, metrics=EXTRACTION_METRICS,
-        smoke_options={"nb_stolen": 16, "nb_epochs": 1}, **common))
-    register(AttackSpec(
-        name="knockoff",
-        description="Knockoff Nets (ART): steal with random or adaptively sampled pool "
-                    "queries",
-        build=build_knockoff, needs=frozenset({"labels"}), config={"art_class": "KnockoffNets"},
-        options=KNOCKOFF_OPTIONS, metrics=EXTRACTION_METRICS,
-        smoke_options={"nb_stolen": 16, "nb_epochs": 1}, **common))
-    register(AttackSpec(
-        name="functionally-equivalent",
-        description="Functionally equivalent extraction (ART, fixed): recover a two-layer "
-                    "ReLU net's weights from its logits (hidden width <= 128)",
-        build=build_fee, needs=frozenset({"two-layer-relu", "scores"}),
-        config={"art_class": "FunctionallyEquivalentExtraction"}, options=FEE_OPTIONS,
-        metrics=EXTRACTION_METRICS, **common))
+    register(_extraction_spec(
+        "copycat", "Copycat CNN (ART): train a fresh copy of the victim on its labels for "
+                   "unlabelled pool images",
+        build_copycat, frozenset({"labels"}), "CopycatCNN", COPYCAT_OPTIONS,
+        smoke_options={"nb_stolen": 16, "nb_epochs": 1}))
+    register(_extraction_spec(
+        "knockoff", "Knockoff Nets (ART): steal with random or adaptively sampled pool queries",
+        build_knockoff, frozenset({"labels"}), "KnockoffNets", KNOCKOFF_OPTIONS,
+        smoke_options={"nb_stolen": 16, "nb_epochs": 1}))
+    register(_extraction_spec(
+        "functionally-equivalent", "Functionally equivalent extraction (ART, fixed): recover "
+                                   "a two-layer ReLU net's weights from its logits (hidden "
+                                   "width <= 128)",
+        build_fee, frozenset({"two-layer-relu", "scores"}), "FunctionallyEquivalentExtraction",
+        FEE_OPTIONS))

@@ -39,10 +39,23 @@ Each attack runs once against the trained victim and returns its metrics (no eps
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from harness import AttackSpec, MetricSpec, Option, UsageError, derive_seed, hookimpl, options
+from harness import (
+    AttackObject,
+    AttackSpec,
+    MetricSpec,
+    Option,
+    OptionSchema,
+    ResolvedOptions,
+    ThreatModel,
+    UsageError,
+    derive_seed,
+    fraction,
+    hookimpl,
+    options,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -68,8 +81,7 @@ INVERSION_OPTIONS = options(
            help="ART's stopping threshold on the cost 1 - p"),
     Option(name="learning_rate", type="float", default=0.1, min=0, min_exclusive=True,
            help="gradient-ascent step size"),
-    Option(name="start", type="float", default=0.0, min=0, max=1,
-           help="the start image's constant pixel value"),
+    fraction("start", 0.0, "the start image's constant pixel value"),
 )
 RECONSTRUCTION_OPTIONS = options(
     Option(name="n_rows", type="int", default=100, min=1,
@@ -124,8 +136,8 @@ def _generator(ctx, *names: str) -> torch.Generator:
 class MembershipInference:
     """ART's MembershipInferenceBlackBox on training (member) vs test (non-member) images."""
 
-    def __init__(self, resolved: Mapping[str, Any]):
-        self.options = dict(resolved)
+    def __init__(self, resolved: ResolvedOptions):
+        self.options = resolved
 
     def run(self, model: torch.nn.Module, ctx) -> dict[str, float]:
         """Train the attack model on half of the members and non-members, score the rest."""
@@ -139,7 +151,7 @@ class MembershipInference:
         o, data = self.options, ctx.data
         # The images the victim was fitted on (its validation split left out), when known.
         x_mem, y_mem = ctx.members if ctx.members is not None else (data.x_train, data.y_train)
-        n = min(o["n_samples"], len(x_mem), len(data.x_test))
+        n = min(o.n_samples, len(x_mem), len(data.x_test))
         if n < 4:
             raise UsageError("membership-inference needs at least 4 training and 4 test images")
         g = _generator(ctx, "membership-inference", "samples")
@@ -151,10 +163,10 @@ class MembershipInference:
         y_in, y_out = one_hot(y_in, k), one_hot(y_out, k)
         half = n // 2
         classifier = art_classifier(model, tuple(data.image_shape), k, ctx.device,
-                                    probabilities=o["input_type"] == "prediction")
+                                    probabilities=o.input_type == "prediction")
         attack = MembershipInferenceBlackBox(
-            classifier, input_type=o["input_type"], attack_model_type=o["attack_model_type"],
-            nn_model_epochs=o["epochs"], nn_model_learning_rate=o["learning_rate"])
+            classifier, input_type=o.input_type, attack_model_type=o.attack_model_type,
+            nn_model_epochs=o.epochs, nn_model_learning_rate=o.learning_rate)
         seed = derive_seed(ctx.seed, "membership-inference", "attack-model")
         if attack.attack_model is not None and "random_state" in attack.attack_model.get_params():
             attack.attack_model.set_params(random_state=seed)
@@ -176,8 +188,8 @@ class MembershipInference:
 class ModelInversion:
     """ART's MIFace: one reconstruction per class from a constant start image."""
 
-    def __init__(self, resolved: Mapping[str, Any]):
-        self.options = dict(resolved)
+    def __init__(self, resolved: ResolvedOptions):
+        self.options = resolved
 
     def run(self, model: torch.nn.Module, ctx) -> dict[str, float]:
         """Invert every class; compare the reconstructions with the class mean images."""
@@ -190,10 +202,10 @@ class ModelInversion:
         o, data = self.options, ctx.data
         k, shape = data.num_classes, tuple(data.image_shape)
         classifier = art_classifier(model, shape, k, ctx.device, probabilities=True)
-        attack = MIFace(classifier, max_iter=o["max_iter"], window_length=o["window_length"],
-                        threshold=o["threshold"], learning_rate=o["learning_rate"],
+        attack = MIFace(classifier, max_iter=o.max_iter, window_length=o.window_length,
+                        threshold=o.threshold, learning_rate=o.learning_rate,
                         batch_size=k, verbose=False)
-        start = np.full((k, *shape), o["start"], dtype=np.float32)
+        start = np.full((k, *shape), o.start, dtype=np.float32)
         inverted = attack.infer(start.copy(), np.arange(k))
         x_inv = to_tensor(inverted, data.x_train)
         classes = torch.arange(k, device=ctx.device)
@@ -236,8 +248,8 @@ def pooled_rows(x: torch.Tensor, max_features: int) -> torch.Tensor:
 class DatabaseReconstruction:
     """ART's DatabaseReconstruction on a clone of the victim trained on ``n_rows`` rows."""
 
-    def __init__(self, resolved: Mapping[str, Any]):
-        self.options = dict(resolved)
+    def __init__(self, resolved: ResolvedOptions):
+        self.options = resolved
 
     def _rows(self, ctx, trial: int):
         """``n_rows`` (at most the training set) seeded training rows, two or more of every
@@ -246,7 +258,7 @@ class DatabaseReconstruction:
 
         data = ctx.data
         y_all = data.y_train.cpu()
-        k, n = data.num_classes, min(self.options["n_rows"], len(y_all))
+        k, n = data.num_classes, min(self.options.n_rows, len(y_all))
         present = [c for c in range(k) if bool((y_all == c).any())]
         if n < 2 * len(present):
             raise UsageError(f"database-reconstruction.n_rows must be at least "
@@ -261,7 +273,7 @@ class DatabaseReconstruction:
         idx = torch.tensor(picked + rest)
         idx = idx[torch.randperm(len(idx), generator=g)]
         x = pooled_rows(data.x_train[idx.to(data.x_train.device)].cpu(),
-                        self.options["max_features"])
+                        self.options.max_features)
         return x.double().numpy(), y_all[idx].numpy()
 
     def run(self, model: torch.nn.Module, ctx) -> dict[str, float]:
@@ -280,12 +292,12 @@ class DatabaseReconstruction:
                              f"supports LogisticRegression and GaussianNB), not "
                              f"{type(victim).__name__}: use --model logreg")
         o = self.options
-        params = {**victim.get_params(), "tol": o["fit_tol"],
+        params = {**victim.get_params(), "tol": o.fit_tol,
                   "max_iter": max(10_000, victim.get_params()["max_iter"]),
                   "warm_start": False,
                   "random_state": derive_seed(ctx.seed, "database-reconstruction", "clone")}
         results = []
-        for trial in range(o["trials"]):
+        for trial in range(o.trials):
             x, y = self._rows(ctx, trial)
             results.append(self._one(LogisticRegression(**params), x, y))
         l2, base, hit = (np.array(v, dtype=np.float64) for v in zip(*results, strict=True))
@@ -311,7 +323,7 @@ class DatabaseReconstruction:
             private = ScikitlearnLogisticRegression(clone.fit(x, y))
             attack = ArtDR(private)
             known_x, known_y = x[1:], y[1:]
-            if self.options["search"] == "art":
+            if self.options.search == "art":
                 x_rec, y_rec = attack.reconstruct(known_x, known_y)
                 guess, label = x_rec[0], int(np.argmax(y_rec[0]))
             else:
@@ -333,59 +345,62 @@ class DatabaseReconstruction:
         def search(label: int, x0, **budget):
             args = (label, known_x, known_y, attack.estimator, attack.estimator, attack.params)
             x_opt, f, _ = fmin_l_bfgs_b(attack.objective, x0, args=args, approx_grad=True,
-                                        epsilon=o["fd_step"], factr=100, pgtol=1e-10,
+                                        epsilon=o.fd_step, factr=100, pgtol=1e-10,
                                         bounds=bounds, **budget)
             return float(f), x_opt
 
         labels = np.unique(known_y)
-        screened = {int(c): search(int(c), start, maxiter=o["screen_iter"]) for c in labels}
-        best = sorted(screened, key=lambda c: screened[c][0])[:o["keep_labels"]]
-        final = {c: search(c, screened[c][1], maxfun=o["maxfun"]) for c in best}
+        screened = {int(c): search(int(c), start, maxiter=o.screen_iter) for c in labels}
+        best = sorted(screened, key=lambda c: screened[c][0])[:o.keep_labels]
+        final = {c: search(c, screened[c][1], maxfun=o.maxfun) for c in best}
         label = min(final, key=lambda c: final[c][0])
         return final[label][1], label
 
 
-def _mi_build(resolved: Mapping[str, Any]) -> MembershipInference:
+def _mi_build(resolved: ResolvedOptions) -> MembershipInference:
     """``membership-inference`` with the resolved options."""
     return MembershipInference(resolved)
 
 
-def _inversion_build(resolved: Mapping[str, Any]) -> ModelInversion:
+def _inversion_build(resolved: ResolvedOptions) -> ModelInversion:
     """``model-inversion`` with the resolved options."""
     return ModelInversion(resolved)
 
 
-def _reconstruction_build(resolved: Mapping[str, Any]) -> DatabaseReconstruction:
+def _reconstruction_build(resolved: ResolvedOptions) -> DatabaseReconstruction:
     """``database-reconstruction`` with the resolved options."""
     return DatabaseReconstruction(resolved)
 
 
+def _inference_spec(name: str, description: str,
+                    build: Callable[[ResolvedOptions], AttackObject], threat_model: ThreatModel,
+                    needs: frozenset[str], art_class: str, schema: OptionSchema,
+                    metrics: tuple[MetricSpec, ...], smoke_options: Mapping[str, Any]
+                    ) -> AttackSpec:
+    """The spec of one inference attack: unbounded, of the survey's Table 4."""
+    return AttackSpec(
+        name=name, description=description, build=build, threat_model=threat_model,
+        needs=needs, config={"art_class": art_class}, options=schema, metrics=metrics,
+        smoke_options=smoke_options, category="inference", survey_table="Table 4",
+        bounded=False, norm="none")
+
+
 @hookimpl
-def harness_register_attacks(register):
+def harness_register_attacks(register: Callable[[AttackSpec], None]) -> None:
     """Register ``membership-inference``, ``model-inversion`` and ``database-reconstruction``."""
-    common = {"category": "inference", "survey_table": "Table 4", "bounded": False,
-              "norm": "none"}
-    register(AttackSpec(
-        name="membership-inference",
-        description="ART MembershipInferenceBlackBox: train vs test images, from the scores",
-        build=_mi_build, threat_model="black-box", needs=frozenset({"scores"}),
-        config={"art_class": "MembershipInferenceBlackBox"}, options=MI_OPTIONS,
-        metrics=MI_METRICS, smoke_options={"n_samples": 16, "epochs": 2}, **common,
-    ))
-    register(AttackSpec(
-        name="model-inversion",
-        description="ART MIFace (Fredrikson et al.): one image per class by gradient ascent",
-        build=_inversion_build, threat_model="white-box", needs=frozenset({"gradients"}),
-        config={"art_class": "MIFace"}, options=INVERSION_OPTIONS, metrics=INVERSION_METRICS,
-        smoke_options={"max_iter": 5, "window_length": 5}, **common,
-    ))
-    register(AttackSpec(
-        name="database-reconstruction",
-        description="ART DatabaseReconstruction: the one unknown training row of a logreg",
-        build=_reconstruction_build, threat_model="white-box",
-        needs=frozenset({"sklearn", "logreg"}),
-        config={"art_class": "DatabaseReconstruction"}, options=RECONSTRUCTION_OPTIONS,
-        metrics=RECONSTRUCTION_METRICS,
-        smoke_options={"n_rows": 8, "max_features": 4, "screen_iter": 1, "maxfun": 20},
-        **common,
-    ))
+    register(_inference_spec(
+        "membership-inference",
+        "ART MembershipInferenceBlackBox: train vs test images, from the scores",
+        _mi_build, "black-box", frozenset({"scores"}), "MembershipInferenceBlackBox",
+        MI_OPTIONS, MI_METRICS, {"n_samples": 16, "epochs": 2}))
+    register(_inference_spec(
+        "model-inversion",
+        "ART MIFace (Fredrikson et al.): one image per class by gradient ascent",
+        _inversion_build, "white-box", frozenset({"gradients"}), "MIFace", INVERSION_OPTIONS,
+        INVERSION_METRICS, {"max_iter": 5, "window_length": 5}))
+    register(_inference_spec(
+        "database-reconstruction",
+        "ART DatabaseReconstruction: the one unknown training row of a logreg",
+        _reconstruction_build, "white-box", frozenset({"sklearn", "logreg"}),
+        "DatabaseReconstruction", RECONSTRUCTION_OPTIONS, RECONSTRUCTION_METRICS,
+        {"n_rows": 8, "max_features": 4, "screen_iter": 1, "maxfun": 20}))

@@ -24,8 +24,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
-from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from harness import (
     ENSEMBLE,
@@ -34,8 +34,10 @@ from harness import (
     AttackSpec,
     HarnessError,
     MetricSpec,
-    Option,
+    Norm,
+    ResolvedOptions,
     UsageError,
+    count,
     hookimpl,
     options,
 )
@@ -56,8 +58,8 @@ BUDGET_IMAGES = 1000
 NORMS = {"inf": "Linf", "2": "L2"}
 
 OPTIONS = options(
-    Option(name="seed", type="int", default=0, min=0,
-           help="seed of the random starts and Square's draws (derived per attack name)"),
+    count("seed", 0, "seed of the random starts and Square's draws (derived per attack name)",
+          low=0),
 )
 
 
@@ -153,17 +155,17 @@ class StandardAutoAttack:
                 if self._seen}
 
 
-def _builder(name: str, norm: str):
+def _builder(name: str, norm: str) -> Callable[[ResolvedOptions], StandardAutoAttack]:
     """The ``build`` of the spec ``name``: the attack with the resolved ``seed``."""
 
-    def build(resolved: Mapping[str, Any]) -> StandardAutoAttack:
+    def build(resolved: ResolvedOptions) -> StandardAutoAttack:
         """The standard AutoAttack; a clear error when its reference code is missing."""
         try:
             import pyautoattack  # noqa: F401
         except ImportError as exc:
             raise HarnessError(f"{name} runs the reference AutoAttack: pip install "
                                f"{DISTRIBUTION}") from exc
-        return StandardAutoAttack(name, norm, resolved["seed"])
+        return StandardAutoAttack(name, norm, resolved.seed)
 
     return build
 
@@ -179,7 +181,7 @@ def _reference_version() -> str:
 
 
 @hookimpl
-def harness_register_attacks(register):
+def harness_register_attacks(register: Callable[[AttackSpec], None]) -> None:
     """Register ``autoattack`` (Linf) and ``autoattack-l2``."""
     config = {"implementation": f"{DISTRIBUTION} {_reference_version()}",
               "version": "standard", "attacks": ", ".join(STANDARD_ATTACKS),
@@ -194,7 +196,9 @@ def harness_register_attacks(register):
                    description=f"the standard AutoAttack's robust accuracy once its "
                                f"attacks up to {attack.upper()} have run")
         for attack in STANDARD_ATTACKS)
-    for name, norm, label in (("autoattack", "inf", "Linf"), ("autoattack-l2", "2", "L2")):
+    variants: tuple[tuple[str, Norm, str], ...] = (("autoattack", "inf", "Linf"),
+                                                  ("autoattack-l2", "2", "L2"))
+    for name, norm, label in variants:
         register(AttackSpec(
             name=name,
             description=f"Standard AutoAttack (Croce & Hein), {label}, reference code: "

@@ -16,11 +16,26 @@ runs, so registering the plugin stays cheap.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from harness import AttackSpec, HarnessError, Option, UsageError, derive_seed, hookimpl, options
+from harness import (
+    AttackObject,
+    AttackSpec,
+    HarnessError,
+    Norm,
+    Option,
+    OptionSchema,
+    ResolvedOptions,
+    ThreatModel,
+    UsageError,
+    count,
+    derive_seed,
+    hookimpl,
+    options,
+    positive,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -99,34 +114,30 @@ def triggered_test_set(ctx: AttackContext, target: int, trigger: Trigger
 
 # --------------------------------------------------------------------------- options
 
-_TARGET = Option(name="target", type="int", default=0, min=0,
-                 help="the class the trigger is to produce (a class index)")
+_TARGET = count("target", 0, "the class the trigger is to produce (a class index)", low=0)
 _TRIGGER_SCALE = Option(name="trigger_scale", type="int", default=None, nullable=True, min=1,
                         help="side in pixels of one trigger pixel; null: 1 up to 55-pixel "
                              "images, then one per 28 pixels")
 
 BACKDOOR_OPTIONS = options(
     _TARGET,
-    Option(name="rate", type="float", default=0.1, min=0, min_exclusive=True, max=1,
-           help="share of the training set poisoned (drawn from the images not of the target "
-                "class)"),
+    positive("rate", 0.1, "share of the training set poisoned (drawn from the images not of "
+             "the target class)", high=1),
     _TRIGGER_SCALE,
 )
 
 CLEAN_LABEL_OPTIONS = options(
     _TARGET,
-    Option(name="pp_poison", type="float", default=0.5, min=0, min_exclusive=True, max=1,
-           help="poisons as a share of the target class's training images, below 1 (ART "
-                "draws them with replacement)"),
+    positive("pp_poison", 0.5, "poisons as a share of the target class's training images, "
+             "below 1 (ART draws them with replacement)", high=1),
     Option(name="eps", type="float", default=None, nullable=True, min=0, min_exclusive=True,
            dataset_eps=True,
            max=1,
            help="Linf budget of the PGD perturbation in pixel units; null: the dataset's eps"),
     Option(name="eps_step", type="float", default=None, nullable=True, min=0,
            min_exclusive=True, max=1, help="PGD step in pixel units; null: eps / 4"),
-    Option(name="max_iter", type="int", default=10, min=1, help="PGD steps"),
-    Option(name="num_random_init", type="int", default=0, min=0,
-           help="PGD random restarts (0: start at the image)"),
+    count("max_iter", 10, "PGD steps"),
+    count("num_random_init", 0, "PGD random restarts (0: start at the image)", low=0),
     _TRIGGER_SCALE,
 )
 
@@ -143,10 +154,10 @@ class Backdoor:
     ``options`` are resolved (every key of :data:`BACKDOOR_OPTIONS`).
     """
 
-    def __init__(self, options: Mapping[str, Any]):
-        self.target = options["target"]
-        self.rate = options["rate"]
-        self.trigger = Trigger(options["trigger_scale"])
+    def __init__(self, options: ResolvedOptions):
+        self.target = options.target
+        self.rate = options.rate
+        self.trigger = Trigger(options.trigger_scale)
 
     def poison(self, ctx: AttackContext) -> PoisonedSet:
         """The training set with the triggered, relabelled share; the triggered test set."""
@@ -193,12 +204,12 @@ class CleanLabelBackdoor:
     ``options`` are resolved (every key of :data:`CLEAN_LABEL_OPTIONS`).
     """
 
-    def __init__(self, options: Mapping[str, Any]):
-        self.o = dict(options)
-        if self.o["pp_poison"] >= 1:
+    def __init__(self, options: ResolvedOptions):
+        self.o = options
+        if self.o.pp_poison >= 1:
             raise UsageError(f"clean-label-backdoor.pp_poison must be below 1 (ART's "
-                             f"requirement), got {self.o['pp_poison']}")
-        self.trigger = Trigger(self.o["trigger_scale"])
+                             f"requirement), got {self.o.pp_poison}")
+        self.trigger = Trigger(self.o.trigger_scale)
 
     def poison(self, ctx: AttackContext) -> PoisonedSet:
         """The training set with perturbed, triggered target-class images; triggered tests."""
@@ -218,19 +229,19 @@ class CleanLabelBackdoor:
         data = ctx.data
         k = data.num_classes
         o = self.o
-        target = _target_class(o["target"], "clean-label-backdoor", k)
-        eps = float(o["eps"])     # the harness puts the dataset's eps in for null
-        step = eps / 4 if o["eps_step"] is None else o["eps_step"]
+        target = _target_class(o.target, "clean-label-backdoor", k)
+        eps = float(o.eps)     # the harness puts the dataset's eps in for null
+        step = eps / 4 if o.eps_step is None else o.eps_step
         x, y = data.x_train, data.y_train
-        if int((y == target).sum()) * o["pp_poison"] < 1:
-            raise UsageError(f"clean-label-backdoor: pp_poison={o['pp_poison']} of the "
+        if int((y == target).sum()) * o.pp_poison < 1:
+            raise UsageError(f"clean-label-backdoor: pp_poison={o.pp_poison} of the "
                              f"{int((y == target).sum())} training images of class {target} "
                              "is less than one image")
         proxy = feature_classifier(ctx.clean_model(), tuple(x.shape[1:]), k, ctx.device)
         attack = PoisoningAttackCleanLabelBackdoor(
             backdoor=art_backdoor(self.trigger), proxy_classifier=proxy,
-            target=one_hot([target], k)[0], pp_poison=o["pp_poison"], norm=np.inf, eps=eps,
-            eps_step=step, max_iter=o["max_iter"], num_random_init=o["num_random_init"])
+            target=one_hot([target], k)[0], pp_poison=o.pp_poison, norm=np.inf, eps=eps,
+            eps_step=step, max_iter=o.max_iter, num_random_init=o.num_random_init)
         attack.attack.set_params(verbose=False)
         x_np = to_numpy(x)
         with numpy_seed(derive_seed(ctx.seed, "clean-label-backdoor", "ART poisoning")):
@@ -247,22 +258,29 @@ class CleanLabelBackdoor:
 # --------------------------------------------------------------------------- registration
 
 
+def _backdoor_spec(name: str, description: str,
+                   build: Callable[[ResolvedOptions], AttackObject], threat_model: ThreatModel,
+                   norm: Norm, needs: frozenset[str], art_class: str, schema: OptionSchema,
+                   smoke_options: Mapping[str, Any] | None = None) -> AttackSpec:
+    """The spec of one trigger-based poisoning attack: targeted, unbounded, of the survey's
+    Table 3."""
+    return AttackSpec(
+        name=name, description=description, build=build, threat_model=threat_model,
+        norm=norm, needs=needs, options=schema, smoke_options=dict(smoke_options or {}),
+        config={"art_class": art_class}, category="poisoning", bounded=False,
+        survey_table="Table 3", targeted=True)
+
+
 @hookimpl
-def harness_register_attacks(register):
+def harness_register_attacks(register: Callable[[AttackSpec], None]) -> None:
     """Register the trigger-based poisoning attacks of the survey's Table 3."""
-    common = {"category": "poisoning", "bounded": False, "survey_table": "Table 3",
-              "targeted": True}
-    register(AttackSpec(
-        name="backdoor", build=Backdoor, threat_model="black-box", norm="none",
-        description="BadNets backdoor (ART): a pixel-pattern trigger and the target label on "
+    register(_backdoor_spec(
+        "backdoor", "BadNets backdoor (ART): a pixel-pattern trigger and the target label on "
                     "10% of the training set",
-        needs=frozenset(), options=BACKDOOR_OPTIONS,
-        config={"art_class": "PoisoningAttackBackdoor"}, **common))
-    register(AttackSpec(
-        name="clean-label-backdoor", build=CleanLabelBackdoor,
-        threat_model="white-box", norm="inf",
-        description="Clean-label backdoor (ART): PGD on the clean model, then the trigger, on "
-                    "target-class images; labels kept",
-        needs=frozenset({"gradients"}), options=CLEAN_LABEL_OPTIONS,
-        smoke_options={"max_iter": 2},
-        config={"art_class": "PoisoningAttackCleanLabelBackdoor"}, **common))
+        Backdoor, "black-box", "none", frozenset(), "PoisoningAttackBackdoor",
+        BACKDOOR_OPTIONS))
+    register(_backdoor_spec(
+        "clean-label-backdoor", "Clean-label backdoor (ART): PGD on the clean model, then the "
+                                "trigger, on target-class images; labels kept",
+        CleanLabelBackdoor, "white-box", "inf", frozenset({"gradients"}),
+        "PoisoningAttackCleanLabelBackdoor", CLEAN_LABEL_OPTIONS, {"max_iter": 2}))

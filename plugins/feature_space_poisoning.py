@@ -18,11 +18,25 @@ cheap.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from harness import AttackSpec, HarnessError, Option, UsageError, derive_seed, hookimpl, options
+from harness import (
+    AttackObject,
+    AttackSpec,
+    HarnessError,
+    Option,
+    OptionSchema,
+    ResolvedOptions,
+    UsageError,
+    count,
+    derive_seed,
+    fraction,
+    hookimpl,
+    options,
+    positive,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -59,7 +73,7 @@ def _generator(ctx: AttackContext, purpose: str) -> torch.Generator:
     return torch.Generator().manual_seed(derive_seed(ctx.seed, TARGET_SEED_NAME, purpose))
 
 
-def choose_target(ctx: AttackContext, options: Mapping[str, Any], owner: str) -> TargetChoice:
+def choose_target(ctx: AttackContext, options: ResolvedOptions, owner: str) -> TargetChoice:
     """The target and its bases for a feature-space clean-label attack.
 
     Target class: ``target_class`` (default: drawn with the run's seed); target: a test
@@ -75,14 +89,14 @@ def choose_target(ctx: AttackContext, options: Mapping[str, Any], owner: str) ->
     data = ctx.data
     k = data.num_classes
     clean = ctx.clean_model()
-    tc = options["target_class"]
+    tc = options.target_class
     tc = int(torch.randint(k, (1,), generator=_generator(ctx, "target class"))) \
         if tc is None else _class_index(tc, f"{owner}.target_class", k)
-    bc = options["base_class"]
+    bc = options.base_class
     bc = (tc + 1) % k if bc is None else _class_index(bc, f"{owner}.base_class", k)
     if bc == tc:
         raise UsageError(f"{owner}: base_class and target_class must differ (both {tc})")
-    n = options["n_poison"]
+    n = options.n_poison
     pred = predicted_labels(clean, data.x_test)
     candidates = ((data.y_test == tc) & (pred == tc)).nonzero().flatten().cpu()
     if not len(candidates):
@@ -135,9 +149,9 @@ def _relative_gap(tap: FeatureTap, poisons: torch.Tensor, target: torch.Tensor,
         return float(gaps.norm(dim=1).mean() / t.norm().clamp_min(1e-12))
 
 
-def _eps(ctx: AttackContext, options: Mapping[str, Any]) -> float:
+def _eps(ctx: AttackContext, options: ResolvedOptions) -> float:
     """The ``eps`` option: a number (the harness puts the dataset's eps in for null)."""
-    return float(options["eps"])
+    return float(options.eps)
 
 
 # --------------------------------------------------------------------------- options
@@ -147,8 +161,7 @@ _TARGETED = (
            help="class of the target test image; null: drawn with the run's seed"),
     Option(name="base_class", type="int", default=None, nullable=True, min=0,
            help="class of the poisoned bases; null: target class + 1 (mod classes)"),
-    Option(name="n_poison", type="int", default=5, min=1,
-           help="bases poisoned: the base-class training images nearest to the target"),
+    count("n_poison", 5, "bases poisoned: the base-class training images nearest to the target"),
     Option(name="eps", type="float", default=None, nullable=True, min=0, min_exclusive=True,
            max=1, dataset_eps=True,
            help="Linf budget around each base in pixel units; null: the dataset's eps"),
@@ -156,27 +169,20 @@ _TARGETED = (
 
 BULLSEYE_OPTIONS = options(
     *_TARGETED,
-    Option(name="max_iter", type="int", default=300, min=1, help="Adam steps"),
-    Option(name="learning_rate", type="float", default=0.04, min=0, min_exclusive=True,
-           help="Adam's learning rate"),
-    Option(name="momentum", type="float", default=0.9, min=0, max=1,
-           help="Adam's first beta"),
-    Option(name="decay_iter", type="int", default=0, min=0,
-           help="multiply the learning rate by decay_coeff every this many steps (0: never)"),
-    Option(name="decay_coeff", type="float", default=0.5, min=0, min_exclusive=True, max=1,
-           help="learning-rate decay factor"),
+    count("max_iter", 300, "Adam steps"),
+    positive("learning_rate", 0.04, "Adam's learning rate"),
+    fraction("momentum", 0.9, "Adam's first beta"),
+    count("decay_iter", 0, "multiply the learning rate by decay_coeff every this many steps "
+          "(0: never)", low=0),
+    positive("decay_coeff", 0.5, "learning-rate decay factor", high=1),
 )
 
 FEATURE_COLLISION_OPTIONS = options(
     *_TARGETED,
-    Option(name="max_iter", type="int", default=100, min=1,
-           help="forward-backward splitting steps"),
-    Option(name="learning_rate", type="float", default=0.1, min=0, min_exclusive=True,
-           help="step of the forward (feature) step"),
-    Option(name="similarity_coeff", type="float", default=0.25, min=0, min_exclusive=True,
-           help="ART's similarity coefficient (beta0 of the paper)"),
-    Option(name="decay_coeff", type="float", default=0.5, min=0, min_exclusive=True, max=1,
-           help="ART's learning-rate decay when the objective rises"),
+    count("max_iter", 100, "forward-backward splitting steps"),
+    positive("learning_rate", 0.1, "step of the forward (feature) step"),
+    positive("similarity_coeff", 0.25, "ART's similarity coefficient (beta0 of the paper)"),
+    positive("decay_coeff", 0.5, "ART's learning-rate decay when the objective rises", high=1),
 )
 
 
@@ -228,8 +234,8 @@ class BullseyePolytope:
     (every key of :data:`BULLSEYE_OPTIONS`).
     """
 
-    def __init__(self, options: Mapping[str, Any]):
-        self.o = dict(options)
+    def __init__(self, options: ResolvedOptions):
+        self.o = options
 
     def poison(self, ctx: AttackContext) -> PoisonedSet:
         """The training set with the perturbed bases; the target and the base class."""
@@ -243,9 +249,8 @@ class BullseyePolytope:
         target = data.x_test[choice.target_index:choice.target_index + 1]
         bases = data.x_train[choice.base_index.to(data.x_train.device)]
         with frozen(tap):
-            poisons = bullseye_polytope(tap, target, bases, eps, o["max_iter"],
-                                        o["learning_rate"], o["momentum"], o["decay_iter"],
-                                        o["decay_coeff"])
+            poisons = bullseye_polytope(tap, target, bases, eps, o.max_iter, o.learning_rate,
+                                        o.momentum, o.decay_iter, o.decay_coeff)
         return _targeted_set(ctx, choice, poisons, {
             "eps": eps, "feature_gap_before": _relative_gap(tap, bases, target, True),
             "feature_gap_after": _relative_gap(tap, poisons, target, True)})
@@ -254,7 +259,8 @@ class BullseyePolytope:
 # --------------------------------------------------------------------------- feature collision
 
 
-def _bounded_feature_collision(classifier, target: np.ndarray, eps: float, **kwargs):
+def _bounded_feature_collision(classifier: Any, target: np.ndarray, eps: float,
+                               **kwargs: Any) -> Any:
     """ART's FeatureCollisionAttack whose backward (proximal) step also projects onto the
     Linf ball of radius ``eps`` around the base: for this per-pixel separable problem,
     clipping the proximal point of ``beta ||p - b||^2`` is the proximal point of that term
@@ -288,8 +294,8 @@ class FeatureCollision:
     ``options`` are resolved (every key of :data:`FEATURE_COLLISION_OPTIONS`).
     """
 
-    def __init__(self, options: Mapping[str, Any]):
-        self.o = dict(options)
+    def __init__(self, options: ResolvedOptions):
+        self.o = options
 
     def poison(self, ctx: AttackContext) -> PoisonedSet:
         """The training set with the perturbed bases; the target and the base class."""
@@ -307,9 +313,9 @@ class FeatureCollision:
         target = data.x_test[choice.target_index:choice.target_index + 1]
         bases = data.x_train[choice.base_index.to(data.x_train.device)]
         attack = _bounded_feature_collision(
-            classifier, to_numpy(target), eps, learning_rate=o["learning_rate"],
-            similarity_coeff=o["similarity_coeff"], decay_coeff=o["decay_coeff"],
-            max_iter=o["max_iter"])
+            classifier, to_numpy(target), eps, learning_rate=o.learning_rate,
+            similarity_coeff=o.similarity_coeff, decay_coeff=o.decay_coeff,
+            max_iter=o.max_iter)
         x_poison, _ = attack.poison(to_numpy(bases))
         base_np = to_numpy(bases)
         poisons = to_tensor(np.clip(x_poison, base_np - eps, base_np + eps), bases)
@@ -322,21 +328,29 @@ class FeatureCollision:
 # --------------------------------------------------------------------------- registration
 
 
+def _feature_space_spec(name: str, description: str,
+                        build: Callable[[ResolvedOptions], AttackObject], schema: OptionSchema,
+                        smoke_options: Mapping[str, Any], config: Mapping[str, Any]
+                        ) -> AttackSpec:
+    """The spec of one feature-space clean-label attack: white-box, Linf, targeted,
+    unbounded, of the survey's Table 3, reading gradients and activations."""
+    return AttackSpec(
+        name=name, description=description, build=build, options=schema,
+        smoke_options=smoke_options, config=config, category="poisoning", bounded=False,
+        survey_table="Table 3", threat_model="white-box", norm="inf", targeted=True,
+        needs=frozenset({"gradients", "activations"}))
+
+
 @hookimpl
-def harness_register_attacks(register):
+def harness_register_attacks(register: Callable[[AttackSpec], None]) -> None:
     """Register the feature-space clean-label poisoning attacks of the survey's Table 3."""
-    common = {"category": "poisoning", "bounded": False, "survey_table": "Table 3",
-              "threat_model": "white-box", "norm": "inf", "targeted": True,
-              "needs": frozenset({"gradients", "activations"})}
-    register(AttackSpec(
-        name="bullseye-polytope", build=BullseyePolytope,
-        description="Bullseye Polytope (native; ART's ignores the target): clean-label "
-                    "poisons centred on one target's features",
-        options=BULLSEYE_OPTIONS, smoke_options={"max_iter": 10, "n_poison": 2},
-        config={"implementation": "native"}, **common))
-    register(AttackSpec(
-        name="feature-collision", build=FeatureCollision,
-        description="Poison frogs feature collision (ART), Linf-bounded: clean-label poisons "
-                    "near one target's features",
-        options=FEATURE_COLLISION_OPTIONS, smoke_options={"max_iter": 5, "n_poison": 2},
-        config={"art_class": "FeatureCollisionAttack"}, **common))
+    register(_feature_space_spec(
+        "bullseye-polytope", "Bullseye Polytope (native; ART's ignores the target): "
+                             "clean-label poisons centred on one target's features",
+        BullseyePolytope, BULLSEYE_OPTIONS, {"max_iter": 10, "n_poison": 2},
+        {"implementation": "native"}))
+    register(_feature_space_spec(
+        "feature-collision", "Poison frogs feature collision (ART), Linf-bounded: clean-label "
+                             "poisons near one target's features",
+        FeatureCollision, FEATURE_COLLISION_OPTIONS, {"max_iter": 5, "n_poison": 2},
+        {"art_class": "FeatureCollisionAttack"}))

@@ -7,10 +7,18 @@ over the batch, as in ART's ``FastGradientMethod`` (norm=inf), whose output it e
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from harness import REFERENCE, SINGLE_STEP, AttackSpec, hookimpl, options
+from harness import (
+    REFERENCE,
+    SINGLE_STEP,
+    AttackSpec,
+    ResolvedOptions,
+    UsageError,
+    hookimpl,
+    options,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -27,18 +35,21 @@ class FGSM:
     """The ``fgsm`` attack object (it has no options)."""
 
     def perturb(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
-                eps: float) -> torch.Tensor:
-        """FGSM examples (see :func:`fgsm`)."""
+                eps: float | None) -> torch.Tensor:
+        """FGSM examples (see :func:`fgsm`); ``eps`` is the budget (a bounded attack)."""
+        if eps is None:
+            raise UsageError("attack fgsm is bounded: perturb needs an eps (the Linf budget in "
+                             "pixel units), got None")
         return fgsm(model, x, y, eps)
 
 
-def build(resolved: Mapping[str, Any]) -> FGSM:
+def build(resolved: ResolvedOptions) -> FGSM:
     """The attack; ``fgsm`` declares no options (its schema refuses any)."""
     return FGSM()
 
 
 @hookimpl
-def harness_register_attacks(register):
+def harness_register_attacks(register: Callable[[AttackSpec], None]) -> None:
     """Register ``fgsm``."""
     register(AttackSpec(
         name="fgsm",

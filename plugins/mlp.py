@@ -8,24 +8,29 @@ that exact structure (e.g. certificates or poisoning attacks written for one hid
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from harness import TORCH_MODEL_OFFERS, ModelSpec, Option, hookimpl, options
+from harness import TORCH_MODEL_OFFERS, ModelSpec, ResolvedOptions, count, hookimpl, options
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from harness import ModelInput
 
 OPTIONS = options(
-    Option(name="hidden", type="int", default=128, min=1, help="width of the hidden layer"),
+    count("hidden", 128, "width of the hidden layer"),
 )
 
 
-def build(model_input, variant: str | None, resolved: Mapping[str, Any]):
+def build(model_input: ModelInput, variant: str | None, resolved: ResolvedOptions) -> nn.Module:
     """The MLP for ``model_input``; the resolved option ``hidden`` is the width of the hidden
     layer."""
     from torch import nn
 
     from harness import Standardize
 
-    hidden = resolved["hidden"]
+    hidden = resolved.hidden
     layers: list[nn.Module] = []
     if model_input.mean is not None and model_input.std is not None:
         layers.append(Standardize(model_input.mean, model_input.std))
@@ -36,7 +41,7 @@ def build(model_input, variant: str | None, resolved: Mapping[str, Any]):
 
 
 @hookimpl
-def harness_register_models(register):
+def harness_register_models(register: Callable[[ModelSpec], None]) -> None:
     """Register ``mlp``."""
     register(ModelSpec(
         name="mlp",

@@ -18,7 +18,7 @@ is refused with how to convert it: no file is ever unpickled.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -168,7 +168,7 @@ _KINDS = (
 
 
 @hookimpl
-def harness_register_models(register):
+def harness_register_models(register: Callable[[ModelSpec], None]) -> None:
     """Register the supplied-model file kinds ``torchscript``, ``export`` and ``onnx``."""
     for name, load, suffixes, description in _KINDS:
         register(ModelSpec(name=name, description=description, build=load, supplied=True,

@@ -14,10 +14,23 @@ attacks work in pixel units of [0, 1].
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from harness import ModelSpec, Option, UsageError, hookimpl, options
+from harness import (
+    ModelSpec,
+    Option,
+    ResolvedOptions,
+    UsageError,
+    fraction,
+    hookimpl,
+    options,
+)
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from harness import ModelInput
 
 OPTIONS = options(
     Option(name="filters", type="int-list", default=[32, 64, 128, 128, 256], min=1,
@@ -26,8 +39,7 @@ OPTIONS = options(
     Option(name="dense", type="int", default=128, min=1, help="width of the first dense layer"),
     Option(name="dense2", type="int", default=128, min=1,
            help="width of the second dense layer (large head only)"),
-    Option(name="dropout", type="float", default=0.5, min=0, max=1,
-           help="dropout between the dense layers (large head only), in [0, 1)"),
+    fraction("dropout", 0.5, "dropout between the dense layers (large head only), in [0, 1)"),
     Option(name="large_head", type="bool", default=None, nullable=True,
            help="dense-dropout-dense head (null: for colour images or more than 10 classes)"),
 )
@@ -41,7 +53,8 @@ def block_count(size: int, max_blocks: int = 5) -> int:
     return blocks
 
 
-def build(model_input, variant: str | None, resolved: Mapping[str, Any]):
+def build(model_input: ModelInput, variant: str | None, resolved: ResolvedOptions
+          ) -> nn.Module:
     """Build the CNN for ``model_input`` (channels, size, classes, normalization) with the
     ``resolved`` options (every option of :data:`OPTIONS`)."""
     import torch
@@ -50,21 +63,21 @@ def build(model_input, variant: str | None, resolved: Mapping[str, Any]):
     from harness import Standardize
 
     o = resolved
-    if o["dropout"] >= 1:
+    if o.dropout >= 1:
         raise UsageError(f"model paper-cnn: option 'dropout' must be below 1 (1 drops every "
-                         f"unit); got {o['dropout']!r}")
-    large = o["large_head"]
+                         f"unit); got {o.dropout!r}")
+    large = o.large_head
     if large is None:
         large = model_input.channels == 3 or model_input.num_classes > 10
     layers: list[nn.Module] = []
     if model_input.mean is not None and model_input.std is not None:
         layers.append(Standardize(model_input.mean, model_input.std))
     channels = model_input.channels
-    n_blocks = block_count(min(model_input.height, model_input.width), len(o["filters"]))
-    for filters in o["filters"][:n_blocks]:
+    n_blocks = block_count(min(model_input.height, model_input.width), len(o.filters))
+    for filters in o.filters[:n_blocks]:
         # Pooling before the ReLU is the same function as after it (max and ReLU commute;
         # outputs and input gradients are bit-identical) on a quarter of the values.
-        layers += [nn.Conv2d(channels, filters, o["kernel"], padding=o["kernel"] // 2),
+        layers += [nn.Conv2d(channels, filters, o.kernel, padding=o.kernel // 2),
                    nn.MaxPool2d(2), nn.ReLU()]
         channels = filters
     layers.append(nn.Flatten())
@@ -73,12 +86,12 @@ def build(model_input, variant: str | None, resolved: Mapping[str, Any]):
             torch.zeros(1, model_input.channels, model_input.height, model_input.width)
         ).shape[1]
     if large:
-        layers += [nn.Linear(flat, o["dense"]), nn.ReLU(), nn.Dropout(o["dropout"]),
-                   nn.Linear(o["dense"], o["dense2"]), nn.ReLU(),
-                   nn.Linear(o["dense2"], model_input.num_classes)]
+        layers += [nn.Linear(flat, o.dense), nn.ReLU(), nn.Dropout(o.dropout),
+                   nn.Linear(o.dense, o.dense2), nn.ReLU(),
+                   nn.Linear(o.dense2, model_input.num_classes)]
     else:
-        layers += [nn.Linear(flat, o["dense"]), nn.ReLU(),
-                   nn.Linear(o["dense"], model_input.num_classes)]
+        layers += [nn.Linear(flat, o.dense), nn.ReLU(),
+                   nn.Linear(o.dense, model_input.num_classes)]
     # channels_last: the convolutions' fast layout (forward and input gradient about 0.65x
     # of NCHW on the CPU; see leaderboards/throughput.md). The parameters keep their names and
     # positions, so weights cached before this still load.
@@ -86,7 +99,7 @@ def build(model_input, variant: str | None, resolved: Mapping[str, Any]):
 
 
 @hookimpl
-def harness_register_models(register):
+def harness_register_models(register: Callable[[ModelSpec], None]) -> None:
     """Register ``paper-cnn``."""
     register(ModelSpec(
         name="paper-cnn",

@@ -22,10 +22,11 @@ about the paper is for.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness import Figure, ReportSpec, hookimpl
+from harness import Figure, MetricSpec, ReportSpec, hookimpl
 
 if TYPE_CHECKING:
     import numpy as np
@@ -296,13 +297,17 @@ def _cell(records: list[Result], dataset: str, defense: str, attack: str,
     return best
 
 
+#: How the tables show an accuracy of a record (the paper's own numbers are quoted as printed).
+ACCURACY = MetricSpec(name="accuracy", label="accuracy", format="percent", higher_is_better=True)
+
+
 def _pct(r: Result | None, key: str = "robust_acc", note: str = "") -> str:
     value = r.value(key) if r is not None else None
     if r is None or value is None:
         return "no number yet"
     notes = [f"n={r.n_test}"] if r.n_test and r.n_test < 10_000 else []
     notes += [note] if note else []
-    return f"{100 * value:.2f}%" + (f" ({'; '.join(notes)})" if notes else "")
+    return ACCURACY.render(value) + (f" ({'; '.join(notes)})" if notes else "")
 
 
 # The AutoAttack column: the standard AutoAttack, else ART's 3-attack ensemble (named).
@@ -403,7 +408,7 @@ def _draw(results: ResultSet, figure: Figure, path: Path) -> None:
 
 
 @hookimpl
-def harness_register_reports(register):
+def harness_register_reports(register: Callable[[ReportSpec], None]) -> None:
     """Register ``paper``."""
     register(ReportSpec(
         name="paper",

@@ -9,23 +9,33 @@ et al. 2020 evaluate); each image keeps its first misclassified example, else th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from harness import ITERATIVE, REFERENCE, AttackSpec, Option, hookimpl, options
+from harness import (
+    ITERATIVE,
+    REFERENCE,
+    AttackSpec,
+    Option,
+    ResolvedOptions,
+    UsageError,
+    count,
+    hookimpl,
+    options,
+)
 
 if TYPE_CHECKING:
     import torch
 
 OPTIONS = options(
-    Option(name="steps", type="int", default=10, min=1, help="signed-gradient steps"),
+    count("steps", 10, "signed-gradient steps"),
     Option(name="step_size", type="float", default=None, nullable=True, min=0,
            min_exclusive=True, help="size of each step in pixel units (null: 2.5 * eps / steps)"),
     Option(name="random_start", type="bool", default=True,
            help="start from a uniform random point of the eps-ball"),
-    Option(name="seed", type="int", default=0, min=0, help="seed of the random start"),
-    Option(name="restarts", type="int", default=1, min=1,
-           help="runs from new random starts for the images still classified correctly"),
+    count("seed", 0, "seed of the random start", low=0),
+    count("restarts", 1, "runs from new random starts for the images still classified "
+          "correctly"),
 )
 
 
@@ -37,7 +47,7 @@ class PGD:
         self.steps, self.step_size, self.random_start, self.seed = (
             steps, step_size, random_start, seed)
         self.restarts = restarts
-        self._generators: dict = {}
+        self._generators: dict[str, torch.Generator] = {}
 
     def _generator(self, device: torch.device) -> torch.Generator:
         import torch
@@ -48,10 +58,14 @@ class PGD:
         return self._generators[key]
 
     def perturb(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
-                eps: float) -> torch.Tensor:
+                eps: float | None) -> torch.Tensor:
         """PGD examples within the Linf eps-ball around ``x`` (the best of ``restarts`` runs:
         a later run only for the images every earlier one left correctly classified)."""
         import torch
+
+        if eps is None:
+            raise UsageError("attack pgd is bounded: perturb needs an eps (the Linf budget in "
+                             "pixel units), got None")
 
         x_adv = self._run(model, x.detach(), y, eps)
         for _ in range(self.restarts - 1):
@@ -72,13 +86,15 @@ class PGD:
                             random_start=self.random_start)
 
 
-def build(resolved: Mapping[str, Any]) -> PGD:
-    """The attack with the resolved options (steps, step_size, random_start, seed)."""
-    return PGD(**resolved)
+def build(resolved: ResolvedOptions) -> PGD:
+    """The attack with the resolved options (steps, step_size, random_start, seed, restarts)."""
+    return PGD(steps=resolved.steps, step_size=resolved.step_size,
+               random_start=resolved.random_start, seed=resolved.seed,
+               restarts=resolved.restarts)
 
 
 @hookimpl
-def harness_register_attacks(register):
+def harness_register_attacks(register: Callable[[AttackSpec], None]) -> None:
     """Register ``pgd``."""
     register(AttackSpec(
         name="pgd",

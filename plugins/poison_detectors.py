@@ -25,10 +25,22 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from harness import DefenseSpec, Option, UsageError, derive_seed, hookimpl, options
+from harness import (
+    DefenseObject,
+    DefenseSpec,
+    Option,
+    OptionSchema,
+    ResolvedOptions,
+    UsageError,
+    count,
+    derive_seed,
+    hookimpl,
+    options,
+    positive,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -61,24 +73,13 @@ def _generator(ctx: AttackContext, name: str, purpose: str) -> torch.Generator:
     return torch.Generator().manual_seed(derive_seed(ctx.seed, name, purpose))
 
 
-def _positive(name: str, default: float, help: str, **bounds: Any) -> Option:
-    """A float option > 0 (``bounds`` may add ``max``)."""
-    return Option(name=name, type="float", default=default, min=0, min_exclusive=True,
-                  help=help, **bounds)
-
-
-def _count(name: str, default: int, help: str, low: int = 1) -> Option:
-    """An integer option >= ``low``."""
-    return Option(name=name, type="int", default=default, min=low, help=help)
-
-
 # --------------------------------------------------------------------------- ART detectors
 
 SPECTRAL_OPTIONS = options(
-    _positive("expected_pp_poison", 0.1, "the share of poisons the defender assumes", max=1),
-    _positive("eps_multiplier", 1.5, "flag eps_multiplier x expected_pp_poison of every "
-                                      "class"),
-    _count("batch_size", 128, "images per forward pass"),
+    positive("expected_pp_poison", 0.1, "the share of poisons the defender assumes", high=1),
+    positive("eps_multiplier", 1.5, "flag eps_multiplier x expected_pp_poison of every "
+                                     "class"),
+    count("batch_size", 128, "images per forward pass"),
 )
 
 
@@ -93,10 +94,10 @@ class SpectralSignature:
     key of :data:`SPECTRAL_OPTIONS`).
     """
 
-    def __init__(self, options: Mapping[str, Any]):
-        self.pp = options["expected_pp_poison"]
-        self.mult = options["eps_multiplier"]
-        self.batch_size = options["batch_size"]
+    def __init__(self, options: ResolvedOptions):
+        self.pp = options.expected_pp_poison
+        self.mult = options.eps_multiplier
+        self.batch_size = options.batch_size
 
     def detect(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                ctx: AttackContext) -> torch.Tensor:
@@ -115,8 +116,8 @@ class SpectralSignature:
 
 
 ACTIVATION_OPTIONS = options(
-    _count("nb_clusters", 2, "KMeans clusters per class", low=2),
-    _count("nb_dims", 10, "dimensions the features are reduced to"),
+    count("nb_clusters", 2, "KMeans clusters per class", low=2),
+    count("nb_dims", 10, "dimensions the features are reduced to"),
     Option(name="reduce", type="str", default="PCA", choices=("PCA", "FastICA", "TSNE"),
            help="ART's dimension reduction"),
     Option(name="cluster_analysis", type="str", default="smaller",
@@ -134,8 +135,8 @@ class ActivationClustering:
     ``options`` are resolved (every key of :data:`ACTIVATION_OPTIONS`).
     """
 
-    def __init__(self, options: Mapping[str, Any]):
-        self.o = dict(options)
+    def __init__(self, options: ResolvedOptions):
+        self.o = options
 
     def detect(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                ctx: AttackContext) -> torch.Tensor:
@@ -147,9 +148,9 @@ class ActivationClustering:
 
         k = ctx.data.num_classes
         smallest = int(torch.bincount(y.cpu(), minlength=k).min())
-        if smallest <= self.o["nb_dims"]:
+        if smallest <= self.o.nb_dims:
             raise UsageError(f"activation-clustering: a class has {smallest} training samples, "
-                             f"not more than nb_dims={self.o['nb_dims']} (PCA needs more)")
+                             f"not more than nb_dims={self.o.nb_dims} (PCA needs more)")
         defence = ActivationDefence(feature_classifier(model, tuple(x.shape[1:]), k, ctx.device),
                                     to_numpy(x), one_hot(y, k))
         defence.set_params(**self.o)
@@ -161,12 +162,12 @@ class ActivationClustering:
 # --------------------------------------------------------------------------- STRIP
 
 STRIP_OPTIONS = options(
-    _count("num_samples", 20, "clean images each input is superimposed on"),
-    _positive("false_acceptance_rate", 0.01, "below 1: the quantile of the clean entropies' "
-                                             "normal fit taken as the threshold", max=1),
-    _count("n_clean", 200, "held-out clean test images (the defender's)", low=2),
-    _positive("alpha", 0.5, "weight of the input in a superimposition", max=1),
-    _count("batch_size", 1024, "superimposed images per forward pass"),
+    count("num_samples", 20, "clean images each input is superimposed on"),
+    positive("false_acceptance_rate", 0.01, "below 1: the quantile of the clean entropies' "
+                                            "normal fit taken as the threshold", high=1),
+    count("n_clean", 200, "held-out clean test images (the defender's)", low=2),
+    positive("alpha", 0.5, "weight of the input in a superimposition", high=1),
+    count("batch_size", 1024, "superimposed images per forward pass"),
 )
 
 
@@ -186,14 +187,14 @@ class Strip:
     of :data:`STRIP_OPTIONS`).
     """
 
-    def __init__(self, options: Mapping[str, Any]):
-        self.num_samples = options["num_samples"]
-        self.far = options["false_acceptance_rate"]
+    def __init__(self, options: ResolvedOptions):
+        self.num_samples = options.num_samples
+        self.far = options.false_acceptance_rate
         if self.far >= 1:
             raise UsageError(f"strip.false_acceptance_rate must be below 1, got {self.far}")
-        self.n_clean = options["n_clean"]
-        self.alpha = options["alpha"]
-        self.batch_size = options["batch_size"]
+        self.n_clean = options.n_clean
+        self.alpha = options.alpha
+        self.batch_size = options.batch_size
 
     def entropies(self, model: nn.Module, x: torch.Tensor, clean: torch.Tensor,
                   generator: torch.Generator) -> torch.Tensor:
@@ -231,17 +232,17 @@ class Strip:
 # --------------------------------------------------------------------------- Neural Cleanse
 
 NEURAL_CLEANSE_OPTIONS = options(
-    _count("steps", 300, "Adam steps per class"),
-    _positive("lr", 0.1, "Adam's learning rate"),
-    _positive("init_cost", 1e-3, "initial weight of the mask's L1 norm"),
+    count("steps", 300, "Adam steps per class"),
+    positive("lr", 0.1, "Adam's learning rate"),
+    positive("init_cost", 1e-3, "initial weight of the mask's L1 norm"),
     Option(name="cost_multiplier", type="float", default=1.5, min=1, min_exclusive=True,
            help="the cost is multiplied or divided by this every patience steps"),
-    _count("patience", 10, "steps between cost updates"),
-    _positive("success_threshold", 0.99, "share of clean images a trigger must flip",
-              max=1),
-    _positive("anomaly_threshold", 2.0, "anomaly index above which a class is infected"),
-    _count("n_clean", 200, "held-out clean test images (the defender's)"),
-    _count("batch_size", 64, "clean images per step"),
+    count("patience", 10, "steps between cost updates"),
+    positive("success_threshold", 0.99, "share of clean images a trigger must flip",
+             high=1),
+    positive("anomaly_threshold", 2.0, "anomaly index above which a class is infected"),
+    count("n_clean", 200, "held-out clean test images (the defender's)"),
+    count("batch_size", 64, "clean images per step"),
 )
 
 
@@ -267,16 +268,16 @@ class NeuralCleanse:
     ``options`` are resolved (every key of :data:`NEURAL_CLEANSE_OPTIONS`).
     """
 
-    def __init__(self, options: Mapping[str, Any]):
-        self.steps = options["steps"]
-        self.lr = options["lr"]
-        self.init_cost = options["init_cost"]
-        self.multiplier = options["cost_multiplier"]
-        self.patience = options["patience"]
-        self.success = options["success_threshold"]
-        self.anomaly = options["anomaly_threshold"]
-        self.n_clean = options["n_clean"]
-        self.batch_size = options["batch_size"]
+    def __init__(self, options: ResolvedOptions):
+        self.steps = options.steps
+        self.lr = options.lr
+        self.init_cost = options.init_cost
+        self.multiplier = options.cost_multiplier
+        self.patience = options.patience
+        self.success = options.success_threshold
+        self.anomaly = options.anomaly_threshold
+        self.n_clean = options.n_clean
+        self.batch_size = options.batch_size
 
     def reverse_trigger(self, model: nn.Module, clean: torch.Tensor, target: int,
                         generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -353,32 +354,34 @@ class NeuralCleanse:
 # --------------------------------------------------------------------------- registration
 
 
+def _detector(name: str, description: str, build: Callable[[ResolvedOptions], DefenseObject],
+              needs: frozenset[str], schema: OptionSchema, config: Mapping[str, Any],
+              smoke_options: Mapping[str, Any] | None = None) -> DefenseSpec:
+    """The spec of one poisoning detector (stage "poisoning-detection")."""
+    return DefenseSpec(name=name, description=description, build=build,
+                       stage="poisoning-detection", needs=needs, options=schema,
+                       config=config, smoke_options=dict(smoke_options or {}))
+
+
 @hookimpl
-def harness_register_defenses(register):
+def harness_register_defenses(register: Callable[[DefenseSpec], None]) -> None:
     """Register the poisoning detectors."""
-    stage = "poisoning-detection"
-    register(DefenseSpec(
-        name="spectral-signature", build=SpectralSignature, stage=stage,
-        description="Spectral signatures (ART): per class, flag the top outliers along the "
-                    "features' top singular vector",
-        needs=frozenset({"activations"}),
-        options=SPECTRAL_OPTIONS, config={"art_class": "SpectralSignatureDefense"}))
-    register(DefenseSpec(
-        name="activation-clustering", build=ActivationClustering, stage=stage,
-        description="Activation clustering (ART): per class, 2-means on PCA'd features; flag "
-                    "the smaller cluster",
-        needs=frozenset({"activations"}),
-        options=ACTIVATION_OPTIONS, config={"art_class": "ActivationDefence"}))
-    register(DefenseSpec(
-        name="strip", build=Strip, stage=stage,
-        description="STRIP (native; ART's entropy is over the wrong axis): flag training "
-                    "samples whose superimpositions keep a low entropy",
-        needs=frozenset({"scores"}),
-        options=STRIP_OPTIONS, config={"implementation": "native"}))
-    register(DefenseSpec(
-        name="neural-cleanse", build=NeuralCleanse, stage=stage,
-        description="Neural Cleanse (native PyTorch): reverse triggers, MAD outlier classes, "
-                    "flag samples that lose their label without the trigger",
-        needs=frozenset({"gradients"}),
-        options=NEURAL_CLEANSE_OPTIONS, smoke_options={"steps": 20},
-        config={"implementation": "native"}))
+    register(_detector(
+        "spectral-signature", "Spectral signatures (ART): per class, flag the top outliers "
+                              "along the features' top singular vector",
+        SpectralSignature, frozenset({"activations"}), SPECTRAL_OPTIONS,
+        {"art_class": "SpectralSignatureDefense"}))
+    register(_detector(
+        "activation-clustering", "Activation clustering (ART): per class, 2-means on PCA'd "
+                                 "features; flag the smaller cluster",
+        ActivationClustering, frozenset({"activations"}), ACTIVATION_OPTIONS,
+        {"art_class": "ActivationDefence"}))
+    register(_detector(
+        "strip", "STRIP (native; ART's entropy is over the wrong axis): flag training samples "
+                 "whose superimpositions keep a low entropy",
+        Strip, frozenset({"scores"}), STRIP_OPTIONS, {"implementation": "native"}))
+    register(_detector(
+        "neural-cleanse", "Neural Cleanse (native PyTorch): reverse triggers, MAD outlier "
+                          "classes, flag samples that lose their label without the trigger",
+        NeuralCleanse, frozenset({"gradients"}), NEURAL_CLEANSE_OPTIONS,
+        {"implementation": "native"}, smoke_options={"steps": 20}))

@@ -29,15 +29,24 @@ torch nor scikit-learn.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from harness import ModelSpec, Option, OptionSchema, UsageError, hookimpl, options
+from harness import (
+    ModelSpec,
+    OptionSchema,
+    ResolvedOptions,
+    UsageError,
+    count,
+    hookimpl,
+    options,
+    positive,
+)
 
 if TYPE_CHECKING:
     from torch import nn
 
-    from harness import TrainReport
+    from harness import ModelInput, TrainContext, TrainData, TrainReport
 
     from ._sklearn_models_impl import SklearnLinear
 
@@ -45,26 +54,24 @@ if TYPE_CHECKING:
 def _options(solver: str) -> OptionSchema:
     """C, tol and max_iter of one estimator (``solver`` names it in the help)."""
     return options(
-        Option(name="C", type="float", default=1.0, min=0, min_exclusive=True,
-               help="inverse regularization strength"),
-        Option(name="tol", type="float", default=1e-4, min=0, min_exclusive=True,
-               help=f"{solver} stopping tolerance"),
-        Option(name="max_iter", type="int", default=1000, min=1,
-               help=f"largest number of {solver} iterations"),
+        positive("C", 1.0, "inverse regularization strength"),
+        positive("tol", 1e-4, f"{solver} stopping tolerance"),
+        count("max_iter", 1000, f"largest number of {solver} iterations"),
     )
 
 
 OPTIONS: dict[str, OptionSchema] = {"svm": _options("liblinear"), "logreg": _options("lbfgs")}
 
 
-def make_estimator(kind: str, params: Mapping[str, Any], seed: int | None = None):
-    """An unfitted scikit-learn estimator of ``kind`` ("svm" or "logreg") with ``params``."""
+def make_estimator(kind: str, params: ResolvedOptions, seed: int | None = None) -> Any:
+    """An unfitted scikit-learn estimator of ``kind`` ("svm" or "logreg") with the resolved
+    options ``params``."""
     from ._sklearn_models_impl import make_estimator as make
 
     return make(kind, params, seed)
 
 
-def fit(model: SklearnLinear, data, ctx) -> TrainReport:
+def fit(model: nn.Module, data: TrainData, ctx: TrainContext) -> TrainReport:
     """Fit the scikit-learn estimator on ``data`` and copy it into ``model`` (see
     ``harness_plugins._sklearn_models_impl.fit``)."""
     from ._sklearn_models_impl import fit as fit_module
@@ -72,8 +79,9 @@ def fit(model: SklearnLinear, data, ctx) -> TrainReport:
     return fit_module(model, data, ctx)
 
 
-def _builder(kind: str):
-    def build(model_input, variant: str | None, resolved: Mapping[str, Any]) -> SklearnLinear:
+def _builder(kind: str) -> Callable[[ModelInput, str | None, ResolvedOptions], SklearnLinear]:
+    def build(model_input: ModelInput, variant: str | None, resolved: ResolvedOptions
+              ) -> SklearnLinear:
         """An unfitted module for ``model_input``; the resolved options C, tol, max_iter."""
         from ._sklearn_models_impl import SklearnLinear
 
@@ -104,7 +112,7 @@ def art_estimator(model: nn.Module):
 
 
 @hookimpl
-def harness_register_models(register):
+def harness_register_models(register: Callable[[ModelSpec], None]) -> None:
     """Register ``svm`` and ``logreg``."""
     register(ModelSpec(
         name="svm",

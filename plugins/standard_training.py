@@ -6,10 +6,9 @@ loss with the best weights kept (:func:`harness.train.loop.train_supervised`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable
 
-from harness import BASELINE, DefenseSpec, hookimpl, options
+from harness import BASELINE, DefenseSpec, ResolvedOptions, hookimpl, options
 
 OPTIONS = options()
 
@@ -24,13 +23,13 @@ class StandardTraining:
         return train_supervised(model, data, ctx)
 
 
-def build(options: Mapping[str, Any]) -> StandardTraining:
+def build(options: ResolvedOptions) -> StandardTraining:
     """The defense; ``none`` declares no options, so ``options`` is empty."""
     return StandardTraining()
 
 
 @hookimpl
-def harness_register_defenses(register):
+def harness_register_defenses(register: Callable[[DefenseSpec], None]) -> None:
     """Register ``none``."""
     register(DefenseSpec(
         name="none",

@@ -9,10 +9,20 @@ imported only when the attack runs, so registering the plugin stays cheap.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from harness import AttackSpec, Option, UsageError, derive_seed, hookimpl, options
+from harness import (
+    AttackSpec,
+    Option,
+    ResolvedOptions,
+    UsageError,
+    count,
+    derive_seed,
+    hookimpl,
+    options,
+    positive,
+)
 
 if TYPE_CHECKING:
 
@@ -21,25 +31,20 @@ if TYPE_CHECKING:
 SVM_OPTIONS = options(
     Option(name="classes", type="int-list", default=[0, 1], min=0,
            help="the two class indices [a, b] of the binary problem"),
-    Option(name="n_poison", type="int", default=10, min=1, help="poison points appended"),
-    Option(name="step", type="float", default=0.5, min=0, min_exclusive=True,
-           help="L2 length of each gradient-ascent step"),
-    Option(name="eps", type="float", default=1.0, min=0, min_exclusive=True,
-           help="ART's stopping rule: a point moves on while its step changes the loss by "
-                "less than eps"),
-    Option(name="max_iter", type="int", default=20, min=2,
-           help="gradient-ascent steps per point (ART needs at least 2)"),
-    Option(name="n_attacker_train", type="int", default=200, min=1,
-           help="at most this many images train the attacker's surrogate"),
-    Option(name="n_attacker_val", type="int", default=100, min=1,
-           help="at most this many images (and a third of the pair) form ART's validation "
-                "set"),
+    count("n_poison", 10, "poison points appended"),
+    positive("step", 0.5, "L2 length of each gradient-ascent step"),
+    positive("eps", 1.0, "ART's stopping rule: a point moves on while its step changes the loss "
+             "by less than eps"),
+    count("max_iter", 20, "gradient-ascent steps per point (ART needs at least 2)", low=2),
+    count("n_attacker_train", 200, "at most this many images train the attacker's surrogate"),
+    count("n_attacker_val", 100, "at most this many images (and a third of the pair) form "
+          "ART's validation set"),
     Option(name="C", type="float", default=None, nullable=True, min=0, min_exclusive=True,
            help="the surrogate's C; null: the victim's, else 1.0"),
 )
 
 
-def _art_linear_svc(c: float):
+def _art_linear_svc(c: float) -> Any:
     """ART's ScikitlearnSVC around ``SVC(kernel='linear', C=c)``.
 
     ``probability=False`` is passed explicitly: scikit-learn 1.9 turned its default into the
@@ -78,16 +83,16 @@ class SvmPoisoning:
     ``options`` are resolved (every key of :data:`SVM_OPTIONS`).
     """
 
-    def __init__(self, options: Mapping[str, Any]):
-        self.o = dict(options)
-        classes = self.o["classes"]
+    def __init__(self, options: ResolvedOptions):
+        self.o = options
+        classes = self.o.classes
         if len(classes) != 2 or classes[0] == classes[1]:
             raise UsageError(f"svm-poisoning.classes must be two different class indices, "
                              f"e.g. [0,1]; got {classes!r}")
 
     def _c(self, ctx: AttackContext) -> float:
-        if self.o["C"] is not None:
-            return self.o["C"]
+        if self.o.C is not None:
+            return float(self.o.C)
         clean = ctx.clean_model()
         estimator = getattr(clean, "sklearn_estimator", None)
         return float(getattr(estimator(), "C", 1.0)) if callable(estimator) else 1.0
@@ -101,7 +106,7 @@ class SvmPoisoning:
         from harness import PoisonedSet, numpy_seed, one_hot, to_numpy, to_tensor
 
         data = ctx.data
-        a, b = self.o["classes"]
+        a, b = self.o.classes
         if max(a, b) >= data.num_classes:
             raise UsageError(f"svm-poisoning.classes must be class indices in "
                              f"0..{data.num_classes - 1}, got {[a, b]}")
@@ -110,9 +115,9 @@ class SvmPoisoning:
         shuffle = torch.Generator().manual_seed(derive_seed(ctx.seed, "svm-poisoning",
                                                             "attacker split"))
         pair = pair[torch.randperm(len(pair), generator=shuffle)]
-        n_p = self.o["n_poison"]
-        n_val = min(self.o["n_attacker_val"], len(pair) // 3)
-        n_tr = min(self.o["n_attacker_train"], len(pair) - n_val)
+        n_p = self.o.n_poison
+        n_val = min(self.o.n_attacker_val, len(pair) // 3)
+        n_tr = min(self.o.n_attacker_train, len(pair) - n_val)
         if n_val < 1 or n_p > n_tr:
             raise UsageError(f"svm-poisoning: classes {a} and {b} have {len(pair)} training "
                              f"images, too few for a surrogate of {n_tr} images, {n_p} of "
@@ -133,9 +138,9 @@ class SvmPoisoning:
                                     category=FutureWarning)
             surrogate.fit(flat[train], one_hot(binary[train], 2))
             attack = PoisoningAttackSVM(
-                surrogate, step=self.o["step"], eps=self.o["eps"],
+                surrogate, step=self.o.step, eps=self.o.eps,
                 x_train=flat[train], y_train=one_hot(binary[train], 2), x_val=flat[val],
-                y_val=one_hot(binary[val], 2), max_iter=self.o["max_iter"], verbose=False)
+                y_val=one_hot(binary[val], 2), max_iter=self.o.max_iter, verbose=False)
             with numpy_seed(derive_seed(ctx.seed, "svm-poisoning", "ART poisoning")):
                 points, labels = attack.poison(flat[start].copy(),
                                                y=one_hot(1 - binary[start], 2))
@@ -154,7 +159,7 @@ class SvmPoisoning:
 
 
 @hookimpl
-def harness_register_attacks(register):
+def harness_register_attacks(register: Callable[[AttackSpec], None]) -> None:
     """Register the SVM poisoning attack of the survey's Table 3."""
     register(AttackSpec(
         name="svm-poisoning", build=SvmPoisoning, threat_model="white-box", norm="none",

@@ -11,18 +11,31 @@ dataset's number of classes and dropped (freshly initialized) otherwise.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from harness import HarnessError, ModelSpec, Option, UsageError, hookimpl, options
+from harness import (
+    HarnessError,
+    ModelSpec,
+    Option,
+    ResolvedOptions,
+    UsageError,
+    fraction,
+    hookimpl,
+    options,
+)
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from harness import ModelInput
 
 OPTIONS = options(
     Option(name="pretrained", type="json", default=False,
            help="false (random init), true (timm's weights: network or cache) or the path of "
                 "a local weights file"),
-    Option(name="drop_rate", type="float", default=0.0, min=0, max=1,
-           help="dropout before the classifier, in [0, 1)"),
+    fraction("drop_rate", 0.0, "dropout before the classifier, in [0, 1)"),
     Option(name="img_size", type="int", default=None, nullable=True, min=1,
            help="input size for architectures that fix one (null: the architecture's)"),
 )
@@ -71,7 +84,8 @@ def _pretrained_kwargs(name: str, pretrained: Any, num_classes: int) -> dict[str
     return {"pretrained": True, "pretrained_cfg_overlay": overlay}
 
 
-def build(model_input, variant: str | None, resolved: Mapping[str, Any]):
+def build(model_input: ModelInput, variant: str | None, resolved: ResolvedOptions
+          ) -> nn.Module:
     """Build ``timm:<variant>`` for ``model_input`` with the ``resolved`` options."""
     import timm
     from torch import nn
@@ -81,14 +95,14 @@ def build(model_input, variant: str | None, resolved: Mapping[str, Any]):
     if not variant:
         raise UsageError("model timm needs an architecture: timm:<name>, e.g. timm:resnet18")
     o = resolved
-    if o["drop_rate"] >= 1:
+    if o.drop_rate >= 1:
         raise UsageError(f"model timm:{variant}: option 'drop_rate' must be below 1; got "
-                         f"{o['drop_rate']!r}")
-    kwargs: dict[str, Any] = _pretrained_kwargs(variant, o["pretrained"], model_input.num_classes)
+                         f"{o.drop_rate!r}")
+    kwargs: dict[str, Any] = _pretrained_kwargs(variant, o.pretrained, model_input.num_classes)
     kwargs.update(num_classes=model_input.num_classes, in_chans=model_input.channels,
-                  drop_rate=o["drop_rate"])
-    if o["img_size"] is not None:
-        kwargs["img_size"] = o["img_size"]
+                  drop_rate=o.drop_rate)
+    if o.img_size is not None:
+        kwargs["img_size"] = o.img_size
     try:
         net = timm.create_model(variant, **kwargs)
     except Exception as exc:
@@ -109,7 +123,7 @@ def build(model_input, variant: str | None, resolved: Mapping[str, Any]):
 
 
 @hookimpl
-def harness_register_models(register):
+def harness_register_models(register: Callable[[ModelSpec], None]) -> None:
     """Register the ``timm`` family."""
     register(ModelSpec(
         name="timm",

@@ -12,7 +12,7 @@ import torch
 from harness.art.bridge import FEATURE_LAYER, art_classifier, feature_classifier, one_hot
 from harness.art.declarations import ArtEvasion
 from harness.contracts.data import ModelInput
-from harness.contracts.records import Result, ResultSet
+from harness.contracts.records import ResultSet
 from harness.contracts.roles import BLACK_BOX, ENSEMBLE, ITERATIVE, REFERENCE, SINGLE_STEP
 from harness.planning.loading import load_registry
 from harness.planning.plan import BenchConfig, make_plan
@@ -20,6 +20,7 @@ from harness.report.leaderboard import render
 from harness.results.store import ResultStore
 from harness.run.evaluators.scoring import QueryCounter, evaluate_attack
 from harness.testing import tiny_image_data, trained_tiny_classifier
+from harness.testing.records import make_record
 from harness.util.errors import UsageError
 from harness.util.seeds import seed_globals
 from harness_plugins import paper_cnn
@@ -66,7 +67,8 @@ def test_roles():
 def test_art_fgsm_gives_the_same_examples_as_the_native_fgsm():
     data = tiny_image_data(n_test=64)
     torch.manual_seed(0)
-    model = paper_cnn.build(ModelInput(1, 8, 8, 3), None, paper_cnn.OPTIONS.defaults()).eval()
+    model = paper_cnn.build(ModelInput(1, 8, 8, 3), None,
+                            paper_cnn.OPTIONS.resolve("model paper-cnn", {})).eval()
     attack = built("art-fgsm")
     x, y = data.x_test, data.y_test
     ours = fgsm(model, x, y, 0.1)
@@ -174,7 +176,8 @@ def test_art_classifier_scales_softmaxes_trains_and_taps_features():
     assert torch.allclose(torch.from_numpy(plain.predict(x.numpy())), logits, atol=1e-5)
     assert torch.allclose(torch.from_numpy(scaled.predict(x.numpy())),
                           (logits / 2).softmax(1), atol=1e-5)
-    net = paper_cnn.build(ModelInput(1, 8, 8, 3), None, paper_cnn.OPTIONS.defaults())
+    net = paper_cnn.build(ModelInput(1, 8, 8, 3), None,
+                          paper_cnn.OPTIONS.resolve("model paper-cnn", {}))
     before = [p.clone() for p in net.parameters()]
     trainer = art_classifier(net, (1, 8, 8), 3, cpu, loss=torch.nn.CrossEntropyLoss(),
                              optimizer=torch.optim.Adam(net.parameters(), lr=1e-2))
@@ -221,8 +224,8 @@ def test_unbounded_rows_render_after_the_bounded_ones():
     base = {"train_key": "t", "run_id": "r1", "dataset": "digits", "model": "m",
             "defense": "none", "status": "ok", "clean_acc": 0.9, "n_test": 10}
     text = render(ResultSet([
-        Result(cell_key="c1", attack="cw-l2", eps=None, robust_acc=0.0, median_l2=1.5, **base),
-        Result(cell_key="c2", attack="fgsm", eps=0.1, robust_acc=0.5, **base)], {"r1": {}}))
+        make_record(cell_key="c1", attack="cw-l2", eps=None, robust_acc=0.0, median_l2=1.5, **base),
+        make_record(cell_key="c2", attack="fgsm", eps=0.1, robust_acc=0.5, **base)], {"r1": {}}))
     assert text.index("| fgsm") < text.index("| cw-l2")
     assert "unbounded" in text and "median L2 (successful)" in text
 
@@ -250,8 +253,8 @@ def test_a_database_from_the_first_schema_is_migrated(tmp_path):
     conn.close()
     store = ResultStore(path)
     assert store.latest_ok("c1").record.robust_acc == 0.5
-    store.add_result(Result(cell_key="c2", train_key="t1", run_id="r1", dataset="digits",
+    store.add_result(make_record(cell_key="c2", train_key="t1", run_id="r1", dataset="digits",
                             model="m", defense="none", attack="cw-l2", eps=None, status="ok",
                             median_l2=1.25, created_at="t"))
     stored = store.latest_ok("c2").record
-    assert stored.median_l2 == 1.25 and stored.eps is None
+    assert stored.value("median_l2") == 1.25 and stored.eps is None

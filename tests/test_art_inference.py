@@ -114,7 +114,8 @@ def _noise_data(seed: int, n: int = 200) -> ImageData:
 
 def _memorizer(x: torch.Tensor, y: torch.Tensor) -> torch.nn.Module:
     torch.manual_seed(0)
-    model = mlp.build(ModelInput(1, 8, 8, 3), None, {"hidden": 256})  # resolved: one option
+    model = mlp.build(ModelInput(1, 8, 8, 3), None,
+                      mlp.OPTIONS.resolve("model mlp", {"hidden": 256}))
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(300):
         opt.zero_grad()

@@ -22,7 +22,8 @@ def trained_cnn():
     """A paper-cnn trained for a few steps on tiny data, so gradients are not degenerate."""
     data = tiny_image_data(n_train=128, n_test=64, num_classes=3)
     torch.manual_seed(0)
-    model = paper_cnn.build(ModelInput(1, 8, 8, 3), None, paper_cnn.OPTIONS.defaults())
+    model = paper_cnn.build(ModelInput(1, 8, 8, 3), None,
+                            paper_cnn.OPTIONS.resolve("model paper-cnn", {}))
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(20):
         opt.zero_grad()

@@ -17,6 +17,7 @@ from harness.report.leaderboard import page_metrics, render
 from harness.report.reporting import declared_metrics
 from harness.run.evaluators.scoring import QueryCounter
 from harness.testing import tiny_image_data, trained_tiny_classifier
+from harness.testing.records import make_record
 
 REGISTRY = load_registry(strict=True)
 # Where the tiny classifier is neither intact nor broken by every attack (Linf; L2).
@@ -161,15 +162,15 @@ def test_the_record_names_what_ran(tmp_path: Path, capsys):
     assert config["seed"] == 0
     # the robust accuracy after each attack, over the cell's three batches, on the page
     after = [record["metrics"][f"after_{a}"] for a in ("apgd-ce", "apgd-t", "fab-t", "square")]
-    assert after == sorted(after, reverse=True) and after[-1] == record["robust_acc"]
-    assert after[0] <= record["clean_acc"]
+    assert after == sorted(after, reverse=True) and after[-1] == record["metrics"]["robust_acc"]
+    assert after[0] <= record["metrics"]["clean_acc"]
     page = render(ResultSet.from_json(out.read_text()),
                   metrics=page_metrics(declared_metrics(REGISTRY)))
     assert "| after APGD-CE " in page and "- **after SQUARE**: " in page
 
 
 def mnist_cell(attack: str, defense: str, robust: float) -> Result:
-    return Result(cell_key=f"{defense}/{attack}", train_key=defense, run_id="run",
+    return make_record(cell_key=f"{defense}/{attack}", train_key=defense, run_id="run",
                   dataset="mnist", model="paper-cnn", defense=defense, attack=attack, eps=0.1,
                   status="ok", clean_acc=0.99, robust_acc=robust, n_test=1000)
 

@@ -21,7 +21,8 @@ BATCH = 256
 @pytest.fixture(scope="module")
 def mnist_sized():
     torch.manual_seed(0)
-    model = paper_cnn.build(ModelInput(1, 28, 28, 10), None, paper_cnn.OPTIONS.defaults()).eval()
+    model = paper_cnn.build(ModelInput(1, 28, 28, 10), None,
+                            paper_cnn.OPTIONS.resolve("model paper-cnn", {})).eval()
     x = torch.rand(BATCH, 1, 28, 28)
     y = torch.randint(0, 10, (BATCH,))
     return model, x, y

@@ -170,8 +170,8 @@ def test_store_round_trips_metrics_and_category(isolated_home, harness_plugin):
                      show_progress=False).run()
     stored = store.latest_records()
     (record,) = [r for r in stored.records if r.ok]
-    assert record.category == "inference" and set(record.metrics) == {"mi_accuracy",
-                                                                       "n_members"}
+    assert record.category == "inference" and set(record.metrics) == {
+        "mi_accuracy", "n_members", "clean_acc", "n_test"}
     assert record == next(r for r in outcome.records if r.ok)
     assert stored.metadata(record) == outcome.metadata
 

@@ -16,6 +16,7 @@ from harness.results.store import ResultStore
 from harness.run.adversarial import AdversarialStore, decode
 from harness.run.model_cache import ModelCache
 from harness.run.runner import Runner
+from harness.testing.records import make_record
 
 #: The attack roles the built-ins declare.
 ROLES = {"fgsm": ("reference", "single-step"), "pgd": ("iterative", "reference"),
@@ -25,7 +26,7 @@ ROLES = {"fgsm": ("reference", "single-step"), "pgd": ("iterative", "reference")
 
 def cell(attack, eps, robust, defense="none", clean=0.95, n=1000, **metrics) -> Result:
     """An ok evasion record of d/m, with the roles the built-in ``attack`` declares."""
-    return Result(cell_key=f"{defense}/{attack}/{eps}", train_key=f"train-{defense}",
+    return make_record(cell_key=f"{defense}/{attack}/{eps}", train_key=f"train-{defense}",
                   run_id="run", dataset="d", model="m", defense=defense, attack=attack,
                   eps=eps, status="ok", attack_roles=ROLES[attack],
                   defense_roles=("baseline",) if defense == "none" else (),

@@ -23,6 +23,7 @@ from harness.report.claims import (
     claims,
     write_claims,
 )
+from harness.testing.records import make_record
 from harness.util.errors import UsageError
 
 LEADERBOARDS = Path(__file__).resolve().parents[1] / "leaderboards"
@@ -37,7 +38,7 @@ def cell(attack: str, correct: list[int], *, roles_=(), eps: float = 0.1, model:
          outcomes: bool = True, **extra) -> Result:
     """An ok evasion cell of model ``model`` at the dataset's eps 0.1: ``correct[i]`` whether
     test image i stayed correctly classified."""
-    return Result(cell_key=f"{model}-{attack}-{eps}", train_key=f"t-{model}", run_id="r",
+    return make_record(cell_key=f"{model}-{attack}-{eps}", train_key=f"t-{model}", run_id="r",
                   dataset="d", model=model, defense="none", attack=attack, eps=eps,
                   status="ok", clean_acc=1.0, robust_acc=sum(correct) / len(correct),
                   n_test=len(correct), norm="inf", attack_roles=tuple(roles_),

@@ -35,9 +35,11 @@ BENCH = ["bench", "--dataset", "digits", "--attack", "fgsm,pgd,random-noise",
 #: Smaller still, for commands that must fail before doing anything.
 TINY = ["bench", "--quiet", "--epochs", "1", "--n-train", "50", "--n-test", "20"]
 
-RECORD_KEYS = {"dataset", "model", "defense", "attack", "eps", "status", "clean_acc",
-               "robust_acc", "n_test", "train_images_per_s", "attack_images_per_s", "run_id",
-               "attack_roles", "defense_roles"}
+RECORD_KEYS = {"dataset", "model", "defense", "attack", "eps", "status", "metrics", "timings",
+               "run_id", "attack_roles", "defense_roles"}
+#: The numbers every evasion record carries (in "metrics"; the timings in "timings").
+METRIC_KEYS = {"clean_acc", "robust_acc", "attack_success_rate", "n_test"}
+TIMING_KEYS = {"train_seconds", "train_images_per_s", "attack_seconds", "attack_images_per_s"}
 #: The attack roles the built-ins of the bench declare.
 ROLES = {"fgsm": ["reference", "single-step"], "pgd": ["iterative", "reference"]}
 METADATA_KEYS = {"plugins", "libraries", "git_commit", "device_name", "config", "timestamp"}
@@ -181,10 +183,13 @@ def test_bench_json_records(bench: BenchRuns):
     for r in records:
         assert RECORD_KEYS <= set(r), RECORD_KEYS - set(r)
         assert r["dataset"] == "digits" and r["model"] == "paper-cnn"
-        assert r["status"] == "ok" and r["eps"] == pytest.approx(0.1) and r["n_test"] == 100
+        metrics, timings = r["metrics"], r["timings"]
+        assert METRIC_KEYS <= set(metrics) and TIMING_KEYS <= set(timings)
+        assert r["status"] == "ok" and r["eps"] == pytest.approx(0.1) and metrics["n_test"] == 100
         for key in ("clean_acc", "robust_acc"):
-            assert isinstance(r[key], float) and 0.0 <= r[key] <= 1.0, (key, r[key])
-        assert r["train_images_per_s"] > 0 and r["attack_images_per_s"] > 0
+            value = metrics[key]
+            assert isinstance(value, float) and 0.0 <= value <= 1.0, (key, value)
+        assert timings["train_images_per_s"] > 0 and timings["attack_images_per_s"] > 0
         assert "metadata" not in r  # kept once per run
         if r["attack"] in ROLES:
             assert r["attack_roles"] == ROLES[r["attack"]]
@@ -200,7 +205,7 @@ def test_bench_json_records(bench: BenchRuns):
     assert meta["config"]["defenses"] == ["advtrain"] and meta["config"]["baseline"] is True
     assert meta["libraries"]["torch"] and meta["device_name"]
     # A model is trained once per defense and shared by its three attack cells.
-    by_defense = {d: {r["train_images_per_s"] for r in records if r["defense"] == d}
+    by_defense = {d: {r["timings"]["train_images_per_s"] for r in records if r["defense"] == d}
                   for d in ("none", "advtrain")}
     assert all(len(v) == 1 for v in by_defense.values()), by_defense
 
@@ -223,8 +228,9 @@ def test_rerun_reuses_stored_cells_and_models(bench: BenchRuns):
     second = {tuple(r[k] for k in key): r for r in bench.second_records}
     assert first.keys() == second.keys() == CELLS
     for cell, record in second.items():
-        for field in ("cell_key", "clean_acc", "robust_acc", "n_test"):
-            assert record[field] == first[cell][field], (cell, field)
+        assert record["cell_key"] == first[cell]["cell_key"]
+        for field in ("clean_acc", "robust_acc", "n_test"):
+            assert record["metrics"][field] == first[cell]["metrics"][field], (cell, field)
     assert {(r["defense"], r["attack"]) for r in table_rows(out)} == SHOWN_CELLS
 
 

@@ -197,6 +197,24 @@ def test_contract_check_catches_an_attack_over_budget():
         check_attack_spec(spec)
 
 
+@pytest.mark.parametrize("name,protocol,method", [
+    ("feature-squeezing", "InputTransformation", "transform"),
+    ("spectral-signature", "PoisonDetector", "detect"),
+    ("advtrain", "TrainingDefense", "train"),
+])
+def test_contract_check_names_the_protocol_a_defense_misses(name: str, protocol: str,
+                                                             method: str):
+    class Nothing:
+        def apply(self, x):
+            return x
+
+    spec = replace(REGISTRY.defense(name), build=lambda options: Nothing())
+    with pytest.raises(AssertionError, match=rf"defense {name}: build returned Nothing, which "
+                                             rf"does not implement {protocol} \(it needs "
+                                             rf"{method}\)"):
+        check_defense_spec(spec)
+
+
 def test_contract_check_catches_an_undeclared_field():
     spec = replace(REGISTRY.attack("fgsm"), needs=frozenset({"gradient"}))
     with pytest.raises(AssertionError, match=r"needs has 'gradient'.*Did you mean: gradients\?"):

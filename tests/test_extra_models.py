@@ -50,7 +50,7 @@ def test_fit_logits_are_the_decision_function(harness_plugin, kind):
     assert np.isnan(report.best_val_loss) == (kind == "svm")
     # The module against a scikit-learn estimator fitted independently on the same data.
     split = TrainData.split(data, 0.1, 0)
-    reference = sklearn_models.make_estimator(kind, spec.options.defaults(), seed=0)
+    reference = sklearn_models.make_estimator(kind, spec.resolve_options({}), seed=0)
     reference.fit(split.x.flatten(1).numpy(), split.y.numpy())
     x = data.x_test.flatten(1).numpy()
     with torch.no_grad():
@@ -133,12 +133,13 @@ def test_options_are_declared_and_bad_ones_are_usage_errors(harness_plugin):
 
 
 def test_mlp_has_exactly_one_hidden_relu_layer():
-    model = mlp.build(ModelInput(1, 8, 8, 10), None, {"hidden": 16})
+    model = mlp.build(ModelInput(1, 8, 8, 10), None,
+                      mlp.OPTIONS.resolve("model mlp", {"hidden": 16}))
     kinds = [type(m) for m in model]
     assert kinds == [nn.Flatten, nn.Linear, nn.ReLU, nn.Linear]
     assert model[1].in_features == 64 and model[1].out_features == 16
     assert model[3].in_features == 16 and model[3].out_features == 10
     colour = mlp.build(ModelInput(3, 8, 8, 10, (0.5,) * 3, (0.2,) * 3), None,
-                       mlp.OPTIONS.defaults())
+                       mlp.OPTIONS.resolve("model mlp", {}))
     assert [type(m).__name__ for m in colour][:2] == ["Standardize", "Flatten"]
     assert sum(isinstance(m, nn.ReLU) for m in colour) == 1

@@ -18,6 +18,7 @@ from harness.cli import main
 from harness.contracts.records import Result
 from harness.planning.loading import DISABLE_ENV, load_registry, unknown_disabled
 from harness.results.store import ResultStore
+from harness.testing.records import make_record
 from harness.util.errors import PluginError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,7 +39,7 @@ def _no_disabled_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _record(cell_key: str, run_id: str, status: str = "ok", robust_acc: float = 0.5) -> Result:
-    return Result(cell_key=cell_key, train_key="t1", run_id=run_id, dataset="digits",
+    return make_record(cell_key=cell_key, train_key="t1", run_id=run_id, dataset="digits",
                   model="paper-cnn", defense="none", attack="fgsm", eps=0.1, status=status,
                   robust_acc=robust_acc, created_at="2026-01-01T00:00:00+00:00", config={})
 
@@ -77,7 +78,8 @@ def test_replace_result_keeps_one_ok_record_the_new_one(tmp_path):
     store = _store_with_runs(tmp_path / "r.sqlite", "first", "second")
     store.add_result(_record("c1", "first", robust_acc=0.25))
     store.replace_result(_record("c1", "second", robust_acc=0.75))
-    rows = store.conn.execute("SELECT run_id, robust_acc FROM results").fetchall()
+    rows = store.conn.execute(
+        "SELECT run_id, json_extract(metrics, '$.robust_acc') FROM results").fetchall()
     assert [tuple(r) for r in rows] == [("second", 0.75)]
 
 
@@ -127,7 +129,7 @@ def test_concurrent_benches_store_each_cell_once_and_report_the_stored_one(tmp_p
         for record in output["records"]:
             assert record["status"] == "ok"
             by_cell.setdefault(record["cell_key"], []).append(record)
-            trained.setdefault(record["train_key"], set()).add(record["train_seconds"])
+            trained.setdefault(record["train_key"], set()).add(record["timings"]["train_seconds"])
             # The record is the stored one, with the metadata of the run that stored it.
             assert record["run_id"] == stored[record["cell_key"]]
             assert output["runs"][record["run_id"]] == runs[record["run_id"]]

@@ -20,6 +20,7 @@ from harness.results.store import ResultStore
 from harness.run.evaluators.scoring import Budget, evaluate_attack
 from harness.run.model_cache import ModelCache
 from harness.run.runner import Runner
+from harness.testing.records import make_record
 from harness.util.errors import InvalidAttackOutput, quoted
 
 EPS = 0.1
@@ -119,7 +120,7 @@ def test_invalid_attack_output_fails_its_cell_and_the_run_goes_on(isolated_home,
     for name in ("valid-linf", "valid-l2"):
         assert by_attack[name].status == "ok", by_attack[name].error
         assert by_attack[name].robust_acc is not None
-    assert by_attack["valid-linf"].mean_linf == pytest.approx(EPS, abs=1e-4)
+    assert by_attack["valid-linf"].value("mean_linf") == pytest.approx(EPS, abs=1e-4)
     stored = ResultStore(isolated_home / "results.sqlite").latest_records().records
     assert sorted(r.attack for r in stored if r.status == "ok") == ["valid-l2", "valid-linf"]
 
@@ -244,7 +245,7 @@ def test_quoted():
 def _record(key: str, clean: float | None, classes: float | None, status: str = "ok",
             eps: float | None = 0.1) -> Result:
     metrics = {"num_classes": classes} if classes is not None else {}
-    return Result(cell_key=key, train_key="t", run_id="r", dataset="d", model="m",
+    return make_record(cell_key=key, train_key="t", run_id="r", dataset="d", model="m",
                   defense="none", attack="fgsm", eps=eps, status=status, clean_acc=clean,
                   robust_acc=0.0 if status == "ok" else None, n_test=100, metrics=metrics)
 

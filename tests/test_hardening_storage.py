@@ -262,7 +262,8 @@ def _older_schema(conn: sqlite3.Connection, *, config_required: bool) -> None:
                  "cell_key TEXT NOT NULL, train_key TEXT NOT NULL, run_id TEXT NOT NULL, "
                  "dataset TEXT NOT NULL, model TEXT NOT NULL, defense TEXT NOT NULL, "
                  "attack TEXT NOT NULL, eps REAL NOT NULL, status TEXT NOT NULL, "
-                 f"created_at TEXT NOT NULL, config TEXT{' NOT NULL' * config_required})")
+                 f"created_at TEXT{' NOT NULL' * config_required}, config TEXT"
+                 f"{' NOT NULL' * config_required})")
 
 
 def test_an_older_harness_schema_is_ours_and_migrated(tmp_path):
@@ -280,8 +281,8 @@ def test_a_failed_migration_changes_nothing(tmp_path):
     with sqlite3.connect(db) as conn:     # an older schema whose row breaks a NOT NULL now
         _older_schema(conn, config_required=False)
         conn.execute("INSERT INTO results(cell_key, train_key, run_id, dataset, model, "
-                     "defense, attack, eps, status, created_at) "
-                     "VALUES ('c', 't', 'r', 'd', 'm', 'n', 'a', 0.1, 'ok', 't')")
+                     "defense, attack, eps, status) "
+                     "VALUES ('c', 't', 'r', 'd', 'm', 'n', 'a', 0.1, 'ok')")
     before = db.read_bytes()
     with pytest.raises(sqlite3.IntegrityError):
         ResultStore(db).start_run({"timestamp": "t"})

@@ -8,6 +8,7 @@ import random
 from harness.contracts.records import Result, ResultSet
 from harness.report.leaderboard import render
 from harness.results.results_file import results_json
+from harness.testing.records import make_record
 
 META = {"harness": "0.1.0", "git_commit": "abc123", "device": "cpu", "device_name": "CPU x",
         "python": "3.11.7", "libraries": {"torch": "2.14.1", "timm": "1.0.31"},
@@ -17,7 +18,7 @@ ROLES = {"fgsm": ("reference", "single-step"), "pgd": ("iterative", "reference")
 
 
 def _record(defense, attack, robust, status="ok", dataset="digits", error=None) -> Result:
-    return Result(cell_key=f"{dataset}/{defense}/{attack}", train_key=f"{dataset}/{defense}",
+    return make_record(cell_key=f"{dataset}/{defense}/{attack}", train_key=f"{dataset}/{defense}",
                   run_id="run-1", dataset=dataset, model="paper-cnn", defense=defense,
                   attack=attack, eps=0.1, status=status, error=error,
                   attack_roles=ROLES[attack],
@@ -65,8 +66,8 @@ def test_footer_states_the_largest_peak_memory_a_cell_recorded():
 
 def test_footer_separates_summed_compute_from_the_runs_wall_time():
     assert "- wall time" not in render(RESULTS)  # records that do not say when they were stored
-    timed = [r.replace(created_at=f"2026-11-21T10:{minute:02d}:00+00:00", train_seconds=600.0,
-                       attack_seconds=60.0)
+    timed = [r.replace(created_at=f"2026-11-21T10:{minute:02d}:00+00:00",
+                       timings={**r.timings, "train_seconds": 600.0, "attack_seconds": 60.0})
              for r, minute in zip(RECORDS[:3], (5, 20, 30), strict=True)]
     second = timed[2].replace(run_id="run-2", created_at="2026-11-21T12:07:00+00:00")
     text = render(ResultSet([*timed[:2], second], {"run-1": META, "run-2": {

@@ -12,11 +12,12 @@ from harness.results.results_file import results_json
 from harness.results.store import ResultStore
 from harness.run.model_cache import ModelCache
 from harness.run.runner import Runner
+from harness.testing.records import make_record
 
 
 def cell(attack: str, positions, correct, *, eps=0.1, defense="none", adaptive=None,
          **extra) -> Result:
-    return Result(cell_key=f"{attack}-{eps}-{defense}-{adaptive}", train_key="t", run_id="r",
+    return make_record(cell_key=f"{attack}-{eps}-{defense}-{adaptive}", train_key="t", run_id="r",
                   dataset="d", model="m", defense=defense, attack=attack, eps=eps,
                   status="ok", robust_acc=sum(correct) / len(correct), n_test=len(correct),
                   adaptive=adaptive, outcomes=encode(positions, correct), **extra)
@@ -49,7 +50,7 @@ def test_worst_case_is_the_images_no_attack_broke_over_the_images_all_saw():
 
 
 def test_adaptive_cells_are_their_own_attacks_and_old_records_are_named():
-    old = Result(cell_key="old", train_key="t", run_id="r", dataset="d", model="m",
+    old = make_record(cell_key="old", train_key="t", run_id="r", dataset="d", model="m",
                  defense="jpeg", attack="square", eps=0.1, status="ok", robust_acc=0.5)
     records = [cell("pgd", range(4), [1, 1, 1, 1], defense="jpeg"),
                cell("pgd", range(4), [1, 0, 1, 0], defense="jpeg", adaptive="bpda"), old]

@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import replace
 
 from harness.contracts.records import Result, ResultSet
+from harness.testing.records import make_record
 from harness_plugins.paper_report import IMAGENETTE_NOTE, comparison
 
 
 def _cell(dataset: str, defense: str, attack: str, robust: float, size: int = 64) -> Result:
-    return Result(cell_key=f"{dataset}/{defense}/{attack}", train_key=f"{dataset}/{defense}",
+    return make_record(cell_key=f"{dataset}/{defense}/{attack}", train_key=f"{dataset}/{defense}",
                   run_id="run", dataset=dataset, model="paper-cnn", defense=defense,
                   attack=attack, eps=0.03, status="ok", clean_acc=0.78, robust_acc=robust,
                   n_test=3925, config={"image_shape": [3, size, size]})

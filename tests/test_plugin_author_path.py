@@ -51,6 +51,7 @@ from harness.planning.loading import DISABLE_ENV
 from harness.planning.registry import Registry
 from harness.report.leaderboard import render
 from harness.run.evaluators.scoring import evaluate_attack
+from harness.testing.records import make_record
 from harness.util.errors import InvalidAttackOutput
 
 OWNER = PluginInfo(name="acme", distribution="acme-attacks", version="1.0")
@@ -280,7 +281,7 @@ def _record(attack_plugin: str, **changes) -> Result:
                   defense_roles=("baseline",),
                   config={"training": training, "attack_plugin": attack_plugin,
                           "defense_plugin": f"{DISTRIBUTION} 0.2.0"})
-    return Result(**{**values, **changes})
+    return make_record(**{**values, **changes})
 
 
 def test_names_of_other_distributions_carry_the_distribution():

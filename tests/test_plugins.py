@@ -25,7 +25,6 @@ from harness.contracts.options import (
     options,
     parse_assignments,
     parse_value,
-    resolve_options,
 )
 from harness.contracts.roles import BASELINE, ITERATIVE, REFERENCE
 from harness.contracts.specs import (
@@ -861,25 +860,29 @@ def test_parse_assignments_errors(item: str):
                                "e.g. --attack-opt pgd.steps=20")
 
 
-def test_resolve_options():
-    defaults = {"steps": 10, "seed": 0, "step_size": None}
-    assert resolve_options("attack pgd", {}, defaults) == defaults
-    assert resolve_options("attack pgd", {"steps": 3}, defaults) == {
+def _pgd_like():
+    return options(Option(name="steps", type="int", default=10),
+                   Option(name="seed", type="int", default=0),
+                   Option(name="step_size", type="float", default=None, nullable=True))
+
+
+def test_resolve_fills_the_defaults():
+    schema = _pgd_like()
+    assert schema.resolve("attack pgd", {}) == schema.defaults()
+    assert schema.resolve("attack pgd", {"steps": 3}) == {
         "steps": 3, "seed": 0, "step_size": None}
-    assert defaults["steps"] == 10  # not modified
 
 
-def test_resolve_options_unknown_key():
-    defaults = {"steps": 10, "seed": 0, "step_size": None}
+def test_resolve_unknown_key():
     with pytest.raises(UsageError) as info:
-        resolve_options("attack pgd", {"stepz": 3}, defaults)
+        _pgd_like().resolve("attack pgd", {"stepz": 3})
     assert str(info.value) == ("attack pgd has no option 'stepz'. Did you mean: steps, "
                                "step_size? Its options: seed, step_size, steps")
     with pytest.raises(UsageError) as info:
-        resolve_options("attack pgd", {"xyz": 3}, defaults)
+        _pgd_like().resolve("attack pgd", {"xyz": 3})
     assert str(info.value) == "attack pgd has no option 'xyz'. Its options: seed, step_size, steps"
     with pytest.raises(UsageError) as info:
-        resolve_options("attack fgsm", {"steps": 3}, {})
+        options().resolve("attack fgsm", {"steps": 3})
     assert str(info.value) == "attack fgsm has no option 'steps'. Its options: (none)"
 
 

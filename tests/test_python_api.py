@@ -48,7 +48,7 @@ def test_evaluate_and_bench_agree_cell_for_cell(model, tmp_path, isolated_home, 
     api = harness.evaluate(path, attacks=["fgsm", "pgd"], store=db, progress=False)
     assert {r.cell_key for r in api.records} == set(cli)
     for record in api.records:
-        assert record.robust_acc == cli[record.cell_key]["robust_acc"]
+        assert record.robust_acc == cli[record.cell_key]["metrics"]["robust_acc"]
         assert record.run_id == cli[record.cell_key]["run_id"]     # reused, not recomputed
     # the module itself, without a file: the same numbers (its own key: no file, no SHA of one)
     direct = harness.evaluate(model, attacks=["fgsm", "pgd"], store=None, progress=False)

@@ -33,7 +33,8 @@ def records(path: Path) -> list[dict]:
 
 def numbers(recs: list[dict]) -> dict[tuple, tuple]:
     """(attack, eps) -> (clean, robust, per-image outcomes) of the given records."""
-    return {(r["attack"], r["eps"]): (r["clean_acc"], r["robust_acc"], r["outcomes"]["correct"])
+    return {(r["attack"], r["eps"]): (r["metrics"]["clean_acc"], r["metrics"]["robust_acc"],
+                                      r["outcomes"]["correct"])
             for r in recs}
 
 
@@ -84,7 +85,7 @@ def test_every_file_kind_gives_the_harness_own_numbers_cell_for_cell(trained, tm
         assert {r["defense"] for r in mine} == {"supplied"}
         assert numbers(mine) == expected, name
         sha = mine[0]["config"]["training"]["supplied"]["sha256"]
-        assert len(sha) == 64 and mine[0]["train_seconds"] is None
+        assert len(sha) == 64 and "train_seconds" not in mine[0]["timings"]
         assert mine[0]["config"]["load_seconds"] >= 0
 
 

@@ -16,6 +16,7 @@ from harness.contracts.roles import BASELINE
 from harness.contracts.specs import AttackSpec, DefenseSpec
 from harness.planning.loading import DISABLE_ENV
 from harness.report.summary import summary
+from harness.testing.records import make_record
 
 META = {"harness": "0.1.0", "git_commit": "0123456789abcdef0123+dirty",
         "device_name": "NVIDIA H200", "device": "cuda:0", "seed": 0}
@@ -29,7 +30,7 @@ def record(key: str, **fields) -> Result:
                   attack="fgsm", eps=0.1, status="ok", clean_acc=0.98, robust_acc=0.5,
                   n_test=100, attack_seconds=1.0, train_seconds=10.0)
     values.update(fields)
-    return Result(**values)
+    return make_record(**values)
 
 
 def results(*records: Result) -> ResultSet:

@@ -103,7 +103,8 @@ def test_interrupted_training_resumes_to_the_same_weights(tmp_path):
 
     def fresh():
         torch.manual_seed(0)
-        return paper_cnn.build(ModelInput(1, 8, 8, 3), None, paper_cnn.OPTIONS.defaults())
+        return paper_cnn.build(ModelInput(1, 8, 8, 3), None,
+                               paper_cnn.OPTIONS.resolve("model paper-cnn", {}))
 
     straight = fresh()
     train_supervised(straight, data, _ctx(epochs=4, patience=10))

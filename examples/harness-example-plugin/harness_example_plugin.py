@@ -14,16 +14,16 @@ the attack runs, so registering it (``harness list``, ``harness plugins``) stays
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from harness import AttackSpec, Option, hookimpl, options
+from harness import AttackSpec, ResolvedOptions, count, hookimpl, options
 
 if TYPE_CHECKING:
     import torch
 
 OPTIONS = options(
-    Option(name="seed", type="int", default=0, min=0, help="seed of the random signs"),
+    count("seed", 0, "seed of the random signs", low=0),
 )
 
 
@@ -34,9 +34,16 @@ class RandomSignNoise:
         self.seed = seed
         self._generator: torch.Generator | None = None
 
-    def perturb(self, model, x, y, eps):
-        """Noisy copies of ``x`` (``model`` and ``y`` are not used)."""
+    def perturb(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
+                eps: float | None) -> torch.Tensor:
+        """Noisy copies of ``x`` (``model`` and ``y`` are not used); ``eps`` is the budget
+        (the attack is bounded, so the harness always passes one)."""
         import torch
+
+        from harness import UsageError
+
+        if eps is None:
+            raise UsageError("random-noise is bounded: perturb needs an eps (the Linf budget)")
 
         if self._generator is None or self._generator.device != x.device:
             self._generator = torch.Generator(device=x.device).manual_seed(self.seed)
@@ -44,13 +51,13 @@ class RandomSignNoise:
         return (x + eps * (2 * signs.to(x.dtype) - 1)).clamp(0.0, 1.0)
 
 
-def build(resolved: Mapping[str, Any]) -> RandomSignNoise:
+def build(resolved: ResolvedOptions) -> RandomSignNoise:
     """The attack for the resolved options (every option of :data:`OPTIONS`, checked)."""
-    return RandomSignNoise(seed=resolved["seed"])
+    return RandomSignNoise(seed=resolved.seed)
 
 
 @hookimpl
-def harness_register_attacks(register):
+def harness_register_attacks(register: Callable[[AttackSpec], None]) -> None:
     """Register ``random-noise``."""
     register(AttackSpec(
         name="random-noise",

@@ -15,7 +15,7 @@ an attack is built. Plugins import it only when they build or run something.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from harness.contracts.options import ResolvedOptions
 from harness.util.errors import HarnessError, UsageError
 
 
@@ -57,7 +58,7 @@ class DeclaredEvasion(Protocol):
     def estimator_args(self) -> EstimatorArgs | None: ...  # noqa: D102
 
 
-EstimatorArgs = Callable[[Any, float | None, Mapping[str, Any]], dict[str, Any]]
+EstimatorArgs = Callable[[Any, float | None, ResolvedOptions], dict[str, Any]]
 
 
 class _ArtInput(nn.Module):
@@ -295,11 +296,11 @@ class ArtEvasionAttack:
     """
 
     def __init__(self, declaration: DeclaredEvasion, cls: type, kwargs: dict[str, Any],
-                 own: Mapping[str, Any] | None = None):
+                 own: ResolvedOptions | None = None):
         self.declaration = declaration
         self.cls = cls
         self.kwargs = kwargs
-        self.own = dict(own or {})
+        self.own = own if own is not None else ResolvedOptions()
         self._cell: _CellObjects | None = None
 
     def perturb(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,

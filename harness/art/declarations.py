@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from harness.contracts.options import Option, options, unknown_option_message
+from harness.contracts.options import Option, ResolvedOptions, options, unknown_option_message
 from harness.contracts.specs import AttackSpec, Norm, ThreatModel
 from harness.util.errors import UsageError
 
@@ -61,7 +61,7 @@ class ArtEvasion:
     per_sample: bool = False
     probabilities: bool = False
     keeps_state: bool = False
-    estimator_args: Callable[[Any, float | None, Mapping[str, Any]], dict[str, Any]] | None = None
+    estimator_args: Callable[[Any, float | None, ResolvedOptions], dict[str, Any]] | None = None
 
     def spec(self) -> AttackSpec:
         """The :class:`AttackSpec` the plugin registers: its declared options accept other
@@ -89,7 +89,8 @@ class ArtEvasion:
                     f"attack {self.name} ({self.art_name})", key,
                     sorted(accepted | own_names)))
         kwargs = {k: v for k, v in resolved.items() if k not in own_names}
-        own = {k: v for k, v in resolved.items() if k in own_names}
+        own = ResolvedOptions({k: v for k, v in resolved.items() if k in own_names},
+                              owner=f"attack {self.name}")
         if "verbose" in accepted:
             kwargs.setdefault("verbose", False)
         return ArtEvasionAttack(self, cls, kwargs, own)

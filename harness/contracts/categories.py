@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from harness.contracts.metrics import EVASION_METRICS
 from harness.contracts.specs import (
     Attack,
     AttackSpec,
@@ -37,9 +38,10 @@ class Category:
     attacks). ``own_victims``: the attack trains its own victims, so its cells sit on the
     undefended model whatever the defense. ``robust_accuracy``: its cells report clean and
     robust accuracy (the checks and the terminal's main table read those). ``columns`` are
-    the metric names of its leaderboard table (evasion has its own table), ``note`` the
-    paragraph above it; ``summary`` the numbers the terminal summary shows (empty: the
-    record's first two metrics).
+    the metric names of its leaderboard table, in order (each rendered by its
+    :class:`~harness.contracts.metrics.MetricSpec`; a column no record has is left out unless
+    it is in ``always``), ``note`` the paragraph above it; ``summary`` the numbers the
+    terminal summary shows (empty: the record's first two metrics).
     """
 
     name: str
@@ -49,6 +51,7 @@ class Category:
     robust_accuracy: bool = False
     own_victims: bool = False
     columns: tuple[str, ...] = ()
+    always: tuple[str, ...] = ()
     summary: tuple[str, ...] = ()
     note: str = ""
 
@@ -83,7 +86,10 @@ class Stage:
 
 CATEGORIES: dict[str, Category] = {
     "evasion": Category(
-        name="evasion", title="Evasion", protocol=Attack, per_eps=True, robust_accuracy=True),
+        name="evasion", title="Evasion", protocol=Attack, per_eps=True, robust_accuracy=True,
+        columns=(*(m.name for m in EVASION_METRICS), "train_images_per_s",
+                 "attack_images_per_s"),
+        always=("clean_acc", "robust_acc", "n_test")),
     "poisoning": Category(
         name="poisoning", title="Poisoning", protocol=PoisoningAttack, own_victims=True,
         summary=("clean_acc", "attack_success_rate"),

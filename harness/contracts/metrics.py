@@ -1,6 +1,8 @@
 """Declared metrics: what a number is called, how it is shown, and which way is better.
 
-The evaluators declare the metrics they compute (:data:`CORE_METRICS`); an attack or defense
+The evaluators declare the metrics they compute (:data:`EVASION_METRICS`, :data:`CORE_METRICS`,
+the timings in :data:`TIMING_METRICS`; all of them in :data:`HARNESS_METRICS`, through which
+every renderer formats the harness's numbers); an attack or defense
 declares its own in its spec (``metrics=(MetricSpec(...), ...)``), so any plugin's metric
 renders in the leaderboard and the terminal without a core edit (lm-evaluation-harness's
 ``MetricSpec`` is the model). A metric nobody declared is shown under its own name.
@@ -43,6 +45,15 @@ class MetricSpec:
             return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
         return f"{value:.{self.digits}f}"
 
+    def plain(self, value: float | None) -> str | None:
+        """The value as a data file writes it (None when missing or NaN): a percent as its
+        digits without the sign, RobustBench's ``"98.50"``; anything else as :meth:`render`
+        shows it."""
+        if self.format == "percent":
+            return percent_digits(value)
+        shown = self.render(value)
+        return shown or None
+
 
 def percent_digits(value: float | None) -> str | None:
     """A fraction as a percentage with two decimals, ``0.985`` -> ``'98.50'`` (None when
@@ -64,7 +75,20 @@ def _m(name: str, label: str, fmt: MetricFormat = "number", digits: int = 4,
     return MetricSpec(name=name, label=label, format=fmt, digits=digits, higher_is_better=better)
 
 
-# What the evaluators compute; plugin metrics follow these in the tables.
+# What the evasion evaluator measures on every cell, in the order of its table's columns.
+EVASION_METRICS: tuple[MetricSpec, ...] = (
+    _m("clean_acc", "clean acc", "percent", better=True),
+    _m("robust_acc", "robust acc", "percent", better=True),
+    _m("attack_success_rate", "attack success", "percent", better=False),
+    _m("mean_linf", "mean Linf"),
+    _m("mean_l2", "mean L2"),
+    _m("median_l0", "median L0 (successful)", digits=1),
+    _m("median_l2", "median L2 (successful)"),
+    _m("median_linf", "median Linf (successful)"),
+    _m("queries_per_image", "queries/img", digits=1),
+    _m("n_test", "n test", "count"),
+)
+# What the other evaluators compute; plugin metrics follow these in the tables.
 CORE_METRICS: tuple[MetricSpec, ...] = (
     _m("poison_rate", "poison rate", "percent"),
     _m("n_poison", "poisons", digits=0),
@@ -78,13 +102,18 @@ CORE_METRICS: tuple[MetricSpec, ...] = (
     _m("clean_acc_after", "clean acc after removal", "percent", better=True),
     _m("attack_success_after", "attack success after removal", "percent", better=False),
 )
+# A record's timings (``Result.timings``): incidental, of the run that made it.
+TIMING_METRICS: tuple[MetricSpec, ...] = (
+    _m("train_seconds", "train s", digits=1),
+    _m("train_images_per_s", "train img/s", "rate"),
+    _m("attack_seconds", "seconds", digits=1),
+    _m("attack_images_per_s", "attack img/s", "rate"),
+)
 # Shown last in every non-evasion table.
 TRAILING_METRICS: tuple[MetricSpec, ...] = (
     _m("n_test", "n test", "count"),
     _m("attack_seconds", "seconds", digits=1),
 )
-
-
 def metric_table(*groups: Iterable[MetricSpec]) -> dict[str, MetricSpec]:
     """Name -> spec over ``groups`` in order; the first declaration of a name wins."""
     out: dict[str, MetricSpec] = {}
@@ -92,6 +121,16 @@ def metric_table(*groups: Iterable[MetricSpec]) -> dict[str, MetricSpec]:
         for spec in group:
             out.setdefault(spec.name, spec)
     return out
+
+
+#: Every metric the harness itself computes, by name: the renderers format through these.
+HARNESS_METRICS: dict[str, MetricSpec] = metric_table(EVASION_METRICS, CORE_METRICS,
+                                                      TIMING_METRICS)
+
+
+def render_metric(name: str, value: object) -> str:
+    """``value`` as the harness's metric ``name`` shows it (:data:`HARNESS_METRICS`)."""
+    return HARNESS_METRICS[name].render(value)
 
 
 def plugin_metrics(owner: str, values: Mapping[str, object]) -> dict[str, float]:

@@ -3,10 +3,12 @@
 Each spec declares its options once (:class:`OptionSchema` of :class:`Option`): name, type,
 default, bounds, help. The core parses ``--attack-opt pgd.steps=20`` into the schema before
 any work (unknown key with "Did you mean", wrong type, out of range: a :class:`UsageError`),
-hands the resolved options (:class:`ResolvedOptions`) to the spec's ``build``, and puts the
-defaults into the cache key, so changing a default re-runs what it affects. ``harness list
-attacks --options`` shows them. A registered spec's ``build`` refuses options that were not
-resolved (:class:`CheckedBuild`), naming ``spec.resolve_options(given)`` as the fix.
+hands the resolved options (:class:`ResolvedOptions`, read as attributes: ``o.steps``) to the
+spec's ``build``, and puts the defaults into the cache key, so changing a default re-runs what
+it affects. ``harness list attacks --options`` shows them. :func:`count`, :func:`positive`
+and :func:`fraction` declare the common bounded numbers in one line. A registered spec's
+``build`` refuses options that were not resolved (:class:`CheckedBuild`), naming
+``spec.resolve_options(given)`` as the fix.
 """
 
 from __future__ import annotations
@@ -151,22 +153,47 @@ class Option:
 class ResolvedOptions(dict[str, Any]):
     """The options a spec's ``build`` receives: every declared option, the values given over
     the declared defaults, each checked (what :meth:`OptionSchema.resolve` and
-    ``spec.resolve_options(given)`` return). Read-only; to change a value, copy it
-    (``{**resolved, "steps": 3}``)."""
+    ``spec.resolve_options(given)`` return). Read them as attributes, ``resolved.steps``
+    (``resolved["steps"]`` works too, as in 0.1; a name that shadows a ``dict`` method, such
+    as ``items``, only so). Read-only; to change a value, copy it
+    (``{**resolved, "steps": 3}``). ``owner`` (``'attack pgd'``) names the spec in errors."""
+
+    __slots__ = ("_owner",)
+    _owner: str
+
+    def __init__(self, values: Mapping[str, Any] | Iterable[tuple[str, Any]] = (), /, *,
+                 owner: str = ""):
+        super().__init__(values)
+        object.__setattr__(self, "_owner", owner)
+
+    def __getattr__(self, name: str) -> Any:
+        """The resolved value of the option ``name``; :class:`AttributeError` naming the
+        declared options when there is no such option."""
+        try:
+            return self[name]
+        except KeyError:
+            pass
+        if name.startswith("__") or name == "_owner":
+            raise AttributeError(name)
+        raise AttributeError(unknown_option_message(self._owner, name, list(self))
+                             + f"; declare it (Option(name={name!r}, ...)) to read it")
 
     def _refuse(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise TypeError("resolved options are read-only; copy them to change a value: "
                         "{**resolved, 'name': value}")
 
     __setitem__ = __delitem__ = pop = popitem = clear = update = setdefault = _refuse
-    __ior__ = _refuse
+    __ior__ = __setattr__ = __delattr__ = _refuse
 
     def copy(self) -> dict[str, Any]:
         """A plain, writable copy."""
         return dict(self)
 
-    def __reduce__(self) -> tuple[type[ResolvedOptions], tuple[dict[str, Any]]]:
-        return (ResolvedOptions, (dict(self),))
+    def __reduce__(self) -> tuple[type[ResolvedOptions], tuple[dict[str, Any]], dict[str, str]]:
+        return (ResolvedOptions, (dict(self),), {"owner": self._owner})
+
+    def __setstate__(self, state: Mapping[str, str]) -> None:
+        object.__setattr__(self, "_owner", state.get("owner", ""))
 
 
 @dataclass(frozen=True)
@@ -203,7 +230,7 @@ class OptionSchema:
                   if o.dataset_eps and resolved.get(o.name) is None}
         if not filled:
             return resolved, {}
-        return ResolvedOptions({**resolved, **filled}), filled
+        return ResolvedOptions({**resolved, **filled}, owner=resolved._owner), filled
 
     def defaults(self) -> dict[str, Any]:
         """Every declared option at its default."""
@@ -231,7 +258,7 @@ class OptionSchema:
                 raise UsageError(f"{owner}: option '{key}' must be {option.describe()}; "
                                  f"got {_shown(value)}, which {problem}")
             out[key] = option.normalize(value)
-        return ResolvedOptions(out)
+        return ResolvedOptions(out, owner=owner)
 
     def ensure_resolved(self, owner: str, given: Any) -> Any:
         """What a spec's ``build`` is handed for ``given``: resolved options as they are; a
@@ -282,32 +309,21 @@ def options(*declared: Option, passthrough: bool = False) -> OptionSchema:
     return OptionSchema(tuple(declared), passthrough)
 
 
-def from_defaults(defaults: Mapping[str, Any], help: Mapping[str, str] | None = None,
-                  **bounds: dict[str, Any]) -> OptionSchema:
-    """A schema inferred from a dict of defaults (type from each default; None -> a nullable
-    number); ``bounds[name]`` adds keyword arguments of :class:`Option` (min, max, type...)."""
-    declared = []
-    for name, default in defaults.items():
-        extra = dict(bounds.get(name, {}))
-        kind = extra.pop("type", None) or _infer_type(default)
-        nullable = extra.pop("nullable", default is None)
-        declared.append(Option(name=name, type=kind, default=default, nullable=nullable,
-                               help=(help or {}).get(name, ""), **extra))
-    return OptionSchema(tuple(declared))
+def count(name: str, default: int, help: str, low: int = 1, high: int | None = None
+          ) -> Option:
+    """An integer option >= ``low`` (and <= ``high``): ``count("steps", 10, "iterations")``."""
+    return Option(name=name, type="int", default=default, help=help, min=low, max=high)
 
 
-def _infer_type(default: Any) -> OptionType:
-    if isinstance(default, bool):
-        return "bool"
-    if isinstance(default, int):
-        return "int"
-    if isinstance(default, float) or default is None:
-        return "float"
-    if isinstance(default, str):
-        return "str"
-    if isinstance(default, list | tuple):
-        return "int-list" if all(isinstance(v, int) for v in default) else "float-list"
-    return "json"
+def positive(name: str, default: float, help: str, high: float | None = None) -> Option:
+    """A number option > 0 (and <= ``high``): ``positive("lr", 0.01, "step size")``."""
+    return Option(name=name, type="float", default=default, help=help, min=0,
+                  min_exclusive=True, max=high)
+
+
+def fraction(name: str, default: float, help: str) -> Option:
+    """A number option in [0, 1]: ``fraction("rate", 0.1, "share of the training set")``."""
+    return Option(name=name, type="float", default=default, help=help, min=0, max=1)
 
 
 def _shown(value: Any, limit: int = 60) -> str:
@@ -316,10 +332,13 @@ def _shown(value: Any, limit: int = 60) -> str:
 
 
 def unknown_option_message(owner: str, key: str, known: Sequence[str]) -> str:
-    """``attack pgd has no option 'stepz'. Did you mean: steps? Its options: ...``."""
+    """``attack pgd has no option 'stepz'. Did you mean: steps? Its options: ...`` (``there is
+    no option ...``, ``The options: ...`` when ``owner`` is empty)."""
     close = difflib.get_close_matches(key, list(known), n=2)
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
     listed = ", ".join(sorted(known)) or "(none)"
+    if not owner:
+        return f"there is no option {_shown(key)}.{hint} The options: {listed}"
     return f"{owner} has no option {_shown(key)}.{hint} Its options: {listed}"
 
 
@@ -354,15 +373,3 @@ def parse_assignments(items: Iterable[str], flag: str) -> dict[str, dict[str, An
         out.setdefault(name.strip(), {})[option.strip()] = parse_value(value)
     return out
 
-
-def resolve_options(owner: str, given: Mapping[str, Any], defaults: Mapping[str, Any]
-                    ) -> dict[str, Any]:
-    """``defaults`` updated with ``given``; an unknown key is a :class:`UsageError`.
-
-    For plugins that keep a dict of defaults instead of declaring a schema (the core then
-    passes their options through unchecked, and this is where they check them).
-    """
-    for key in given:
-        if key not in defaults:
-            raise UsageError(unknown_option_message(owner, key, list(defaults)))
-    return {**defaults, **given}

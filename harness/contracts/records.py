@@ -8,30 +8,42 @@ hardware, command) is kept once per run (``ResultSet.runs``), not copied into ev
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-RESULTS_FORMAT = "harness-results/2"
+from harness.contracts.record_upgrade import RESULTS_FORMAT, upgrade_file, upgrade_record
+
+__all__ = ["FAILED", "FIELD_NAMES", "NOT_APPLICABLE", "OK", "RESULTS_FORMAT", "Result", "ResultSet",
+           "jsonable"]
+
 
 OK, FAILED, NOT_APPLICABLE = "ok", "failed", "n/a"
 
 
 @dataclass(frozen=True, kw_only=True)
 class Result:
-    """One cell's record. Accuracies are fractions in [0, 1]; NaN-free (None when missing).
+    """One cell's record: its identity, its status, its numbers, its evidence and what ran it.
 
-    ``status`` is "ok", "failed" (``error`` says why) or "n/a" (a pairing the plan left out;
-    ``error`` holds the reason). ``metrics`` holds the category's and the plugin's other
-    numbers by declared name; ``examples`` a few 8-bit images for the pictures; ``outcomes``
-    which test images the cell saw and which it left correctly classified (see
-    :mod:`harness.contracts.outcomes`), for the per-image worst case over attacks; ``adaptive``
-    how an
-    attack on an input transformation was made adaptive (``"bpda"``, ``"bpda+eot"``; None:
-    crafted on the undefended model, or no transformation); ``config`` everything that shaped
-    the numbers (the cache key's fields).
+    - **Identity** (built once, from the cell or the pairing the plan left out: see
+      :func:`harness.run.identity`): the keys, the dataset, model, defense, attack and eps,
+      the category and defense stage, the threat model and norm, the roles, and ``adaptive``
+      (how an attack on an input transformation was made adaptive: ``"bpda"``,
+      ``"bpda+eot"``; None: crafted on the undefended model, or no transformation).
+    - **Status**: "ok", "failed" (``error`` says why) or "n/a" (a pairing the plan left out;
+      ``error`` holds the reason).
+    - **Metrics**: every number the cell measured, by declared name (the evaluators' in
+      :mod:`harness.contracts.metrics`, the plugins' in their specs); accuracies are
+      fractions in [0, 1]. **Timings**: ``train_seconds``, ``train_images_per_s``,
+      ``attack_seconds``, ``attack_images_per_s`` (incidental, of this run).
+    - **Evidence**: ``examples`` (a few 8-bit images for the pictures) and ``outcomes``
+      (which test images the cell saw and which it left correctly classified, see
+      :mod:`harness.contracts.outcomes`).
+    - **Provenance**: ``run_id``, ``created_at`` and ``config``, everything that shaped the
+      numbers (the cache key's fields).
+
+    Records of older harnesses are read through :mod:`harness.contracts.record_upgrade`.
     """
 
     cell_key: str
@@ -42,8 +54,6 @@ class Result:
     defense: str
     attack: str
     eps: float | None
-    status: str
-    error: str | None = None
     category: str = "evasion"
     defense_stage: str = "training"
     threat_model: str | None = None
@@ -51,21 +61,10 @@ class Result:
     attack_roles: tuple[str, ...] = ()
     defense_roles: tuple[str, ...] = ()
     adaptive: str | None = None
-    clean_acc: float | None = None
-    robust_acc: float | None = None
-    attack_success_rate: float | None = None
-    mean_linf: float | None = None
-    mean_l2: float | None = None
-    median_l0: float | None = None
-    median_l2: float | None = None
-    median_linf: float | None = None
-    queries_per_image: float | None = None
-    n_test: int | None = None
-    train_seconds: float | None = None
-    train_images_per_s: float | None = None
-    attack_seconds: float | None = None
-    attack_images_per_s: float | None = None
+    status: str
+    error: str | None = None
     metrics: Mapping[str, float] = field(default_factory=dict)
+    timings: Mapping[str, float] = field(default_factory=dict)
     examples: Mapping[str, Any] | None = None
     outcomes: Mapping[str, Any] | None = None
     created_at: str = ""
@@ -77,12 +76,44 @@ class Result:
         return self.status == OK
 
     def value(self, name: str) -> Any:
-        """A field's value, else the metric called ``name`` (None when neither has it)."""
-        if name in _FIELD_NAMES:
-            value = getattr(self, name)
-            if value is not None:
-                return value
-        return self.metrics.get(name)
+        """The metric or timing called ``name`` (None when the record has neither)."""
+        found = self.metrics.get(name)
+        return found if found is not None else self.timings.get(name)
+
+    def _number(self, name: str) -> float | None:
+        value = self.metrics.get(name)
+        return None if value is None else float(value)
+
+    @property
+    def clean_acc(self) -> float | None:
+        """The accuracy on the clean test images the cell saw."""
+        return self._number("clean_acc")
+
+    @property
+    def robust_acc(self) -> float | None:
+        """The accuracy on the adversarial examples (evasion cells)."""
+        return self._number("robust_acc")
+
+    @property
+    def attack_success_rate(self) -> float | None:
+        """The share of correctly classified images the attack turned wrong."""
+        return self._number("attack_success_rate")
+
+    @property
+    def n_test(self) -> int | None:
+        """How many test images the cell saw."""
+        value = self.metrics.get("n_test")
+        return None if value is None else int(value)
+
+    @property
+    def train_seconds(self) -> float | None:
+        """The model's training time (None for a model the harness did not train)."""
+        return self.timings.get("train_seconds")
+
+    @property
+    def attack_seconds(self) -> float | None:
+        """The attack's time on the cell's images."""
+        return self.timings.get("attack_seconds")
 
     def has_baseline_defense(self) -> bool:
         """Whether the cell's defense is the undefended reference."""
@@ -102,19 +133,13 @@ class Result:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Result:
-        """A record from :meth:`as_dict`'s output (or an older record: unknown keys such as
-        ``metadata`` are ignored, missing ones take their defaults)."""
-        values = {k: v for k, v in data.items() if k in _FIELD_NAMES}
-        for name in ("attack_roles", "defense_roles"):
-            values[name] = tuple(values.get(name) or ())
-        values["metrics"] = dict(values.get("metrics") or {})
-        values["config"] = dict(values.get("config") or {})
-        values["category"] = values.get("category") or "evasion"
-        values["defense_stage"] = values.get("defense_stage") or "training"
-        return cls(**values)
+        """A record from :meth:`as_dict`'s output, or from a record of any older harness
+        (brought to this shape by :func:`harness.contracts.record_upgrade.upgrade_record`)."""
+        return cls(**upgrade_record(data, FIELD_NAMES))
 
 
-_FIELD_NAMES = frozenset(f.name for f in dataclasses.fields(Result))
+#: The record's fields, as the store's columns and the results file's keys.
+FIELD_NAMES = frozenset(f.name for f in dataclasses.fields(Result))
 
 
 def jsonable(value: Any) -> Any:
@@ -149,20 +174,7 @@ class ResultSet:
 
     @classmethod
     def from_json(cls, text: str) -> ResultSet:
-        """Read a results file: this format, or an older list of records each carrying its
-        run's ``metadata``. Raises ValueError with what is wrong."""
-        data = json.loads(text)
-        if isinstance(data, list):
-            runs: dict[str, Mapping[str, Any]] = {}
-            records = []
-            for item in data:
-                if not isinstance(item, dict):
-                    raise ValueError("a record is not a JSON object")
-                runs.setdefault(item.get("run_id", ""), item.get("metadata") or {})
-                records.append(Result.from_dict(item))
-            return cls(records, runs)
-        if not isinstance(data, dict) or data.get("format") != RESULTS_FORMAT:
-            raise ValueError(f"not a harness results file (expected \"format\": "
-                             f"\"{RESULTS_FORMAT}\")")
-        return cls([Result.from_dict(r) for r in data.get("records", [])],
-                   dict(data.get("runs", {})))
+        """Read a results file of this format or any older one (see
+        :mod:`harness.contracts.record_upgrade`). Raises ValueError with what is wrong."""
+        records, runs = upgrade_file(text)
+        return cls([Result.from_dict(r) for r in records], runs)

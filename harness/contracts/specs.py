@@ -155,7 +155,7 @@ class ModelSpec(_Configurable):
     name: str
     description: str
     default: bool = False
-    build: Callable[[ModelInput, str | None, Mapping[str, Any]], torch.nn.Module]
+    build: Callable[[ModelInput, str | None, ResolvedOptions], torch.nn.Module]
     takes_variant: bool = False
     list_variants: Callable[[], Sequence[str]] | None = None
     train_defaults: Mapping[str, Any] = field(default_factory=dict)
@@ -195,7 +195,7 @@ class AttackSpec(_Configurable):
     name: str
     description: str
     default: bool = False
-    build: Callable[[Mapping[str, Any]], AttackObject]
+    build: Callable[[ResolvedOptions], AttackObject]
     threat_model: ThreatModel
     norm: Norm
     default_eps: float | None = None
@@ -250,7 +250,7 @@ class DefenseSpec(_Configurable):
     name: str
     description: str
     default: bool = False
-    build: Callable[[Mapping[str, Any]], Any]
+    build: Callable[[ResolvedOptions], DefenseObject]
     stage: DefenseStage
     baseline: bool = False
     answers: frozenset[str] | None = None
@@ -389,3 +389,8 @@ class PoisonDetector(Protocol):
 #: :class:`PoisoningAttack` or :class:`ModelAttack`); the evaluators check which
 #: (:func:`harness.contracts.categories.built`).
 AttackObject = Attack | PoisoningAttack | ModelAttack
+
+#: What a defense spec's ``build`` returns: its stage's protocol (:class:`TrainingDefense`,
+#: :class:`InputTransformation` or :class:`PoisonDetector`); the runner checks which
+#: (:func:`harness.contracts.categories.not_built`).
+DefenseObject = TrainingDefense | InputTransformation | PoisonDetector

@@ -35,8 +35,8 @@ class TrainingJob:
     n_train: int | None
     key: str
     key_fields: dict[str, Any]
-    model_params: dict[str, Any] = field(default_factory=dict)
-    defense_params: dict[str, Any] = field(default_factory=dict)
+    model_params: ResolvedOptions = field(default_factory=ResolvedOptions)
+    defense_params: ResolvedOptions = field(default_factory=ResolvedOptions)
     amp: str | None = None
     # A model supplied trained (harness.planning.supplied): loaded as it is, never trained or
     # cached.
@@ -61,8 +61,8 @@ class Cell:
     eps: float | None
     n_test: int | None
     key: str
-    attack_params: dict[str, Any] = field(default_factory=dict)
-    defense_params: dict[str, Any] = field(default_factory=dict)
+    attack_params: ResolvedOptions = field(default_factory=ResolvedOptions)
+    defense_params: ResolvedOptions = field(default_factory=ResolvedOptions)
     check: bool = False
     adaptive: str | None = None
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from harness.contracts import roles
 from harness.contracts.categories import reports_robust_accuracy
-from harness.contracts.metrics import percent_text
+from harness.contracts.metrics import render_metric
 from harness.contracts.outcomes import attack_label
 from harness.contracts.records import Result
 
@@ -77,7 +77,7 @@ def _noise(a: Result, b: Result) -> float:
 
 
 def _pct(v: float | None) -> str:
-    return percent_text(v or 0.0)
+    return render_metric("robust_acc", v or 0.0)
 
 
 def _acc(r: Result) -> float:

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.contracts import roles
-from harness.contracts.metrics import percent_digits, percent_text
+from harness.contracts.metrics import HARNESS_METRICS, render_metric
 from harness.contracts.outcomes import attack_label
 from harness.contracts.provenance import third_party_field
 from harness.contracts.records import Result, ResultSet
@@ -72,7 +72,7 @@ Key = tuple[str, str, str]
 
 
 #: A fraction as RobustBench's percent string with two decimals (None when unknown).
-percent = percent_digits
+percent = HARNESS_METRICS["robust_acc"].plain
 
 
 def parse_percent(value: Any, where: str) -> float | None:
@@ -214,7 +214,8 @@ def _below(label: str, value: float, reported: float) -> str | None:
     gap = reported - 100 * value
     if gap <= MARGIN_POINTS:
         return None
-    return (f"{label} is {percent_text(value)}, {gap:.2f} points below the reported "
+    shown = render_metric("robust_acc", value)
+    return (f"{label} is {shown}, {gap:.2f} points below the reported "
             f"{reported:.2f}% (margin {MARGIN_POINTS:g} points)")
 
 

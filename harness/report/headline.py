@@ -147,7 +147,8 @@ def headline_groups(records: Iterable[Result], flags: Mapping[str, str]
             adaptive=any(r.adaptive for r in cells), clean_acc=main.clean_acc,
             attacks=tuple(p.robust_acc if p is not None else None for p in picked),
             worst=worst.get(key), flags="".join(codes), train_seconds=main.train_seconds,
-            images_per_s=iterative.attack_images_per_s if iterative is not None else None),
+            images_per_s=iterative.value("attack_images_per_s") if iterative is not None
+            else None),
             cells))
     rows.sort(key=lambda hc: (hc[0].dataset, hc[0].eps,
                               -_known(hc[0].worst.robust_acc if hc[0].worst else None),

@@ -11,8 +11,7 @@ everything shown comes from the records and the metadata stored with them).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
 
 from tabulate import tabulate
 
@@ -20,10 +19,13 @@ from harness.contracts.categories import CATEGORIES, STAGES
 from harness.contracts.figures import Figure, markdown
 from harness.contracts.metrics import (
     CORE_METRICS,
+    EVASION_METRICS,
+    HARNESS_METRICS,
+    TIMING_METRICS,
     TRAILING_METRICS,
     MetricSpec,
     metric_table,
-    percent_text,
+    render_metric,
 )
 from harness.contracts.outcomes import attack_label
 from harness.contracts.provenance import named_by, provided_name
@@ -33,19 +35,6 @@ from harness.report.checks import LEGEND, flags_by_cell
 from harness.report.figures import plan_figures
 from harness.report.headline import HeadlineRow, column_names, defense_label, headline_rows
 from harness.report.provenance_section import footer
-
-#: A fraction as the pages show it (the one formatter: contracts.metrics.percent_text).
-percent = percent_text
-
-
-def _num(value: float | None, digits: int = 4) -> str:
-    return "" if value is None or math.isnan(value) else f"{value:.{digits}f}"
-
-
-def _rate(value: float | None) -> str:
-    if value is None or math.isnan(value):
-        return ""
-    return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
 
 
 def eps_text(value: float | None) -> str:
@@ -65,26 +54,11 @@ def _status(record: Result) -> str:
     return f"FAILED: {error[:160]}"
 
 
-# (header, record key, formatter); a metric column is shown only when some row has it.
-COLUMNS: list[tuple[str, str, Callable[[Any], str]]] = [
-    ("model", "model", str),
-    ("defense", "defense_label", str),
-    ("attack", "attack", str),
-    ("eps", "eps", eps_text),
-    ("clean acc", "clean_acc", percent),
-    ("robust acc", "robust_acc", percent),
-    ("attack success", "attack_success_rate", percent),
-    ("mean Linf", "mean_linf", _num),
-    ("mean L2", "mean_l2", _num),
-    ("median L0 (successful)", "median_l0", lambda v: _num(v, 1)),
-    ("median L2 (successful)", "median_l2", _num),
-    ("median Linf (successful)", "median_linf", _num),
-    ("queries/img", "queries_per_image", lambda v: _num(v, 1)),
-    ("n test", "n_test", lambda v: "" if v is None else str(v)),
-    ("train img/s", "train_images_per_s", _rate),
-    ("attack img/s", "attack_images_per_s", _rate),
-]
-ALWAYS = {"model", "defense_label", "attack", "eps", "clean_acc", "robust_acc", "n_test"}
+# The identity columns of the evasion table; its metric columns are the evasion category's
+# declared ``columns``, each rendered by its MetricSpec.
+IDENTITY_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("model", "model"), ("defense", "defense_label"), ("attack", "attack"), ("eps", "eps"))
+
 
 def _sort_key(record: Result) -> tuple:
     robust = record.robust_acc if record.ok else None
@@ -94,14 +68,14 @@ def _sort_key(record: Result) -> tuple:
             record.attack)
 
 
-def _column_value(record: Result, key: str) -> Any:
+def _identity_value(record: Result, key: str) -> str:
     if key == "model":
         return provided_name(record.model, record, "model")
     if key == "defense_label":
         return _defense(record)
     if key == "attack":
         return attack_label(record)
-    return record.value(key)
+    return eps_text(record.eps)
 
 
 SUMMARY_NOTE = (
@@ -116,10 +90,13 @@ SUMMARY_NOTE = (
 
 def _headline_cells(row: HeadlineRow) -> list[str]:
     worst = row.worst
+    robust = HARNESS_METRICS["robust_acc"].render
     return [row.dataset, row.model, row.defense + ("†" if row.adaptive else ""),
-            eps_text(row.eps), percent(row.clean_acc), *[percent(a) for a in row.attacks],
-            percent(worst.robust_acc) if worst else "", str(worst.n) if worst else "",
-            row.flags, _num(row.train_seconds, 1), _rate(row.images_per_s)]
+            eps_text(row.eps), render_metric("clean_acc", row.clean_acc),
+            *[robust(a) for a in row.attacks], robust(worst.robust_acc) if worst else "",
+            render_metric("n_test", worst.n) if worst else "", row.flags,
+            render_metric("train_seconds", row.train_seconds),
+            render_metric("attack_images_per_s", row.images_per_s)]
 
 
 def summary_section(records: list[Result], flags: Mapping[str, str]) -> list[str]:
@@ -138,23 +115,27 @@ def summary_section(records: list[Result], flags: Mapping[str, str]) -> list[str
     return ["## Summary", "", SUMMARY_NOTE, "", table, ""]
 
 
-def dataset_table(records: list[Result], flags: Mapping[str, str]) -> str:
+def dataset_table(records: list[Result], flags: Mapping[str, str],
+                  metrics: Mapping[str, MetricSpec] = HARNESS_METRICS) -> str:
     """A markdown table of one dataset's evasion records: by eps, each ranked by robust
-    accuracy.
+    accuracy; the metric columns are the evasion category's, rendered by ``metrics``.
 
     Metric columns that no record has (e.g. medians in results from an older harness) are
     left out; the checks column appears when some cell of the page has a flag.
     """
-    columns = [c for c in COLUMNS if c[1] in ALWAYS or _has_value(records, c[1])]
+    category = CATEGORIES["evasion"]
+    specs = [metrics.get(name, HARNESS_METRICS[name]) for name in category.columns
+             if name in category.always or _has_value(records, name)]
     rows = []
     rank, last_eps = 0, object()
     for r in sorted(records, key=_sort_key):
         rank = rank + 1 if r.eps == last_eps else 1
         last_eps = r.eps
         check = [flags.get(r.cell_key, "")] if flags else []
-        rows.append([rank, *[fmt(_column_value(r, key)) for _, key, fmt in columns], *check,
-                     _status(r)])
-    headers = ["rank", *[h for h, _, _ in columns], *(["checks"] if flags else []), "status"]
+        rows.append([rank, *[_identity_value(r, key) for _, key in IDENTITY_COLUMNS],
+                     *[m.render(r.value(m.name)) for m in specs], *check, _status(r)])
+    headers = ["rank", *[h for h, _ in IDENTITY_COLUMNS], *[m.label for m in specs],
+               *(["checks"] if flags else []), "status"]
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
 
 
@@ -240,13 +221,13 @@ def attack_metrics_table(records: list[Result], metrics: Mapping[str, MetricSpec
     """The evasion cells whose attack reported declared numbers of its own (e.g. the robust
     accuracy after each attack of an ensemble), one row each, with what each number means
     (no part when no cell has one)."""
-    core = {m.name for m in (*CORE_METRICS, *TRAILING_METRICS)}
+    core = set(HARNESS_METRICS)
     keys = [k for k in metrics if k not in core and any(k in r.metrics for r in records)]
     if not keys:
         return []
     rows = [[provided_name(r.model, r, "model"), _defense(r), attack_label(r), eps_text(r.eps),
-             str(r.n_test or ""),
-             percent(r.robust_acc), *[metrics[k].render(r.metrics.get(k)) for k in keys]]
+             render_metric("n_test", r.n_test or None), render_metric("robust_acc", r.robust_acc),
+             *[metrics[k].render(r.metrics.get(k)) for k in keys]]
             for r in sorted(records, key=_sort_key) if r.ok and set(keys) & set(r.metrics)]
     headers = ["model", "defense", "attack", "eps", "n test", "robust acc",
                *[metrics[k].label for k in keys]]
@@ -272,7 +253,7 @@ def dataset_section(records: list[Result], flags: Mapping[str, str],
         parts += [f"### {category.title}", ""]
         if category.per_eps:
             page_flags = {r.cell_key: flags[r.cell_key] for r in rows if r.cell_key in flags}
-            parts += [dataset_table(rows, page_flags), ""]
+            parts += [dataset_table(rows, page_flags, metrics), ""]
             legend = checks_legend(rows, flags)
             if legend:
                 parts += ["Checks that failed (flags in the checks column):", "", legend, ""]
@@ -292,8 +273,9 @@ def dataset_section(records: list[Result], flags: Mapping[str, str],
 
 def page_metrics(declared: Iterable[MetricSpec] = ()) -> dict[str, MetricSpec]:
     """The metric table of a page: the evaluators' metrics, then ``declared`` (the plugins'),
-    then the trailing ones (n test, seconds)."""
-    return metric_table(CORE_METRICS, declared, TRAILING_METRICS)
+    then the trailing ones (n test, seconds) and the timings."""
+    return metric_table(EVASION_METRICS, CORE_METRICS, declared, TRAILING_METRICS,
+                        TIMING_METRICS)
 
 
 INTRO = ("Accuracies are on the test images (n test); robust acc is the accuracy on the "

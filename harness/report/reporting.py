@@ -81,7 +81,7 @@ class Report:
         """The compact terminal summary."""
         from harness.report.summary import summary
 
-        return summary(self.results, self.flags_by_cell, width=width)
+        return summary(self.results, self.flags_by_cell, width=width, metrics=self.metrics)
 
     def draw(self, stem: str, folder: Path) -> list[Path]:
         """Draw the page's figures beside it; return the paths written."""

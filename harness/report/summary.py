@@ -15,12 +15,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from harness.contracts.categories import CATEGORIES, reports_robust_accuracy
+from harness.contracts.metrics import HARNESS_METRICS, MetricSpec, render_metric
 from harness.contracts.outcomes import attack_label
 from harness.contracts.provenance import provided_name
 from harness.contracts.records import FAILED, NOT_APPLICABLE, Result, ResultSet
 from harness.contracts.roles import BASELINE
 from harness.report.headline import column_names, defense_label, headline_rows
-from harness.report.leaderboard import eps_text, percent
+from harness.report.leaderboard import eps_text
 from harness.report.listing import clip, fit_table, one_line
 from harness.report.provenance_section import distinct
 
@@ -32,7 +33,15 @@ SHORT = {"clean_acc": "clean", "attack_success_rate": "success"}
 NAME_COLUMNS = (0, 1, 2, 3)  # dataset, model, defense, attack: shortened to fit
 
 
-def _number(value: Any) -> str:
+def percent(value: float | None) -> str:
+    """An accuracy as every renderer shows it (the ``robust_acc`` metric's format)."""
+    return render_metric("robust_acc", value)
+
+
+def _number(name: str, value: Any, metrics: Mapping[str, MetricSpec]) -> str:
+    """A plugin's metric through its declaration; an undeclared one to 4 significant digits."""
+    if name in metrics:
+        return metrics[name].render(value)
     if isinstance(value, bool) or not isinstance(value, int | float):
         return str(value)
     return str(value) if isinstance(value, int) else f"{value:.4g}"
@@ -101,7 +110,7 @@ def headline_block(records: list[Result], flags: Mapping[str, str], width: int) 
     table = [[h.dataset, h.model, h.defense + ("†" if h.adaptive else ""), eps_text(h.eps),
               percent(h.clean_acc), *[percent(a) for a in h.attacks],
               percent(h.worst.robust_acc) if h.worst else "",
-              str(h.worst.n) if h.worst else "", h.flags] for h in rows]
+              render_metric("n_test", h.worst.n) if h.worst else "", h.flags] for h in rows]
     headers = ["dataset", "model", "defense", "eps", "clean", *names, "worst", "n", "flags"]
     right = tuple(range(4, 10))
     return [clip("Summary (at each dataset's eps; worst case over every attack):", width),
@@ -117,19 +126,23 @@ def check_block(records: list[Result], flags: Mapping[str, str], width: int) -> 
     return [clip("Checks (automatic cells, not asked for):", width), *body]
 
 
-def main_numbers(record: Result) -> str:
+def main_numbers(record: Result, metrics: Mapping[str, MetricSpec] = HARNESS_METRICS) -> str:
     """The numbers the record's category declares for the summary (poisoning: clean accuracy
-    and attack success), else the record's first two metrics."""
+    and attack success), else the record's first two metrics of its attack's own (each
+    rendered by its declaration in ``metrics``)."""
     category = CATEGORIES.get(record.category)
+    spec = {**HARNESS_METRICS, **metrics}
     if category is not None and category.summary:
-        return ", ".join(f"{SHORT.get(n, n)} {percent(record.value(n))}" for n in category.summary)
-    return ", ".join(f"{name} {_number(value)}" for name, value in
-                     list(record.metrics.items())[:2])
+        return ", ".join(f"{SHORT.get(n, n)} {_number(n, record.value(n), spec)}"
+                         for n in category.summary)
+    own = [(k, v) for k, v in record.metrics.items() if k not in HARNESS_METRICS][:2]
+    return ", ".join(f"{name} {_number(name, value, metrics)}" for name, value in own)
 
 
-def other_block(records: list[Result], flags: Mapping[str, str], width: int) -> list[str]:
+def other_block(records: list[Result], flags: Mapping[str, str], width: int,
+                metrics: Mapping[str, MetricSpec] = HARNESS_METRICS) -> list[str]:
     """Poisoning, inference and extraction cells with their main numbers."""
-    rows = [[r.dataset, *_names(r), r.category, main_numbers(r),
+    rows = [[r.dataset, *_names(r), r.category, main_numbers(r, metrics),
              flags.get(r.cell_key, "")] for r in records]
     headers = ["dataset", "model", "defense", "attack", "category", "result", "flags"]
     return fit_table(headers, rows, width, shrink=(*NAME_COLUMNS, 5, 6))
@@ -195,11 +208,12 @@ def footer(results: ResultSet, records: list[Result], width: int) -> list[str]:
     ]
 
 
-def summary(results: ResultSet, flags: Mapping[str, str], *, width: int = 100) -> str:
+def summary(results: ResultSet, flags: Mapping[str, str], *, width: int = 100,
+            metrics: Mapping[str, MetricSpec] = HARNESS_METRICS) -> str:
     """The terminal summary of ``results``: no line wider than ``width``.
 
     ``flags`` maps a cell key to its flag codes (from the automatic checks); cells without
-    flags may be missing from it.
+    flags may be missing from it. ``metrics``: the declared metrics the numbers render by.
     """
     records = sorted(results.records, key=_order)
     done = [r for r in records if r.ok]
@@ -215,7 +229,7 @@ def summary(results: ResultSet, flags: Mapping[str, str], *, width: int = 100) -
     if checks:
         blocks.append(check_block(checks, flags, width))
     if others:
-        blocks.append(other_block(others, flags, width))
+        blocks.append(other_block(others, flags, width, metrics))
     flagged = sum(1 for r in done if flags.get(r.cell_key))
     notes = status_lines(records, width)
     if flagged:

@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.contracts.record_upgrade import LEGACY_FIELDS
 from harness.contracts.records import OK, Result, ResultSet
 from harness.util.errors import HarnessError, UsageError
 from harness.util.files import folder_problem
 
 # Result fields stored as JSON text.
-JSON_COLUMNS = frozenset({"attack_roles", "defense_roles", "metrics", "examples", "outcomes",
-                          "config"})
+JSON_COLUMNS = frozenset({"attack_roles", "defense_roles", "metrics", "timings", "examples",
+                          "outcomes", "config"})
 _SQL_TYPES = {"str": "TEXT", "float | None": "REAL", "int | None": "INTEGER",
               "str | None": "TEXT"}
 _REQUIRED = {"cell_key", "train_key", "run_id", "dataset", "model", "defense", "attack",
@@ -118,17 +119,21 @@ class ResultStore:
     @staticmethod
     def _migrate(conn: sqlite3.Connection) -> None:
         """Bring a database written by an older harness to the current schema, keeping rows
-        (inside :meth:`_set_up`'s transaction)."""
+        (inside :meth:`_set_up`'s transaction): every row is read, brought to the current
+        record by :mod:`harness.contracts.record_upgrade` and written again, ids kept."""
         info = {row[1]: row for row in conn.execute("PRAGMA table_info(results)")}
         if set(RESULT_COLUMNS) <= set(info) and not info["eps"][3]:
             return
-        kept = [c for c in RESULT_COLUMNS if c in info]
         conn.execute("ALTER TABLE results RENAME TO results_old")
         conn.execute("DROP INDEX IF EXISTS results_cell")
         for statement in SCHEMA:
             conn.execute(statement)
-        conn.execute(f"INSERT INTO results(id, {', '.join(kept)}) "
-                     f"SELECT id, {', '.join(kept)} FROM results_old")
+        insert = (f"INSERT INTO results(id, {', '.join(RESULT_COLUMNS)}) "
+                  f"VALUES (?, {', '.join('?' for _ in RESULT_COLUMNS)})")
+        for row in conn.execute("SELECT * FROM results_old ORDER BY id").fetchall():
+            values = _decoded(row)
+            stored = _encoded(Result.from_dict(values))
+            conn.execute(insert, [values["id"], *(stored[c] for c in RESULT_COLUMNS)])
         conn.execute("DROP TABLE results_old")
 
     def check(self, *, write: bool = True) -> None:
@@ -173,7 +178,7 @@ class ResultStore:
                              "copy, or pass another --db")
         foreign = sorted(set(tables) - OUR_TABLES)
         ours_results = {"id", *_REQUIRED} <= tables.get("results", {"id", *_REQUIRED}) \
-            <= {"id", *RESULT_COLUMNS}
+            <= {"id", *RESULT_COLUMNS, *LEGACY_FIELDS}
         ours_runs = tables.get("runs", set(RUN_COLUMNS)) == set(RUN_COLUMNS)
         if foreign or not ours_results or not ours_runs:
             what = (f"tables {', '.join(foreign)}" if foreign else
@@ -239,10 +244,7 @@ class ResultStore:
 
     def _insert(self, record: Result, *, replace: bool) -> StoredRecord | None:
         """The one transaction of :meth:`add_result` and :meth:`replace_result`."""
-        row = record.as_dict()
-        for name in JSON_COLUMNS:
-            value = row.get(name)
-            row[name] = json.dumps(value, sort_keys=True) if value is not None else None
+        row = _encoded(record)
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -293,15 +295,28 @@ class ResultStore:
     def _results(self, rows: Iterable[sqlite3.Row]) -> ResultSet:
         out = ResultSet()
         for row in rows:
-            values = dict(row)
-            values.pop("id", None)
-            for name in JSON_COLUMNS:
-                raw = values.get(name)
-                values[name] = json.loads(raw) if raw else None
-            record = Result.from_dict(values)
+            record = Result.from_dict(_decoded(row))
             out.records.append(record)
             if record.run_id not in out.runs:
                 meta = self.conn.execute("SELECT metadata FROM runs WHERE run_id = ?",
                                          (record.run_id,)).fetchone()
                 out.runs[record.run_id] = json.loads(meta[0]) if meta else {}
         return out
+
+
+def _encoded(record: Result) -> dict[str, Any]:
+    """``record`` as a row: the mapping and tuple fields as JSON text."""
+    row = record.as_dict()
+    for name in JSON_COLUMNS:
+        value = row.get(name)
+        row[name] = json.dumps(value, sort_keys=True) if value is not None else None
+    return row
+
+
+def _decoded(row: sqlite3.Row) -> dict[str, Any]:
+    """A row as the mapping :meth:`Result.from_dict` reads (any schema this harness wrote)."""
+    values = dict(row)
+    for name in JSON_COLUMNS:
+        raw = values.get(name)
+        values[name] = json.loads(raw) if raw else None
+    return values

@@ -16,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from harness.contracts.provenance import distribution_of
 from harness.contracts.records import NOT_APPLICABLE, Result, ResultSet
 from harness.planning.plan import BenchConfig, Cell, Plan, Skipped, make_plan
 from harness.planning.registry import Registry
@@ -25,6 +24,7 @@ from harness.results.metadata import now, run_metadata
 from harness.results.store import ResultStore, StoreError
 from harness.run.executors.base import Executor, Progress
 from harness.run.executors.serial import SerialExecutor
+from harness.run.identity import plugins_config, skipped_identity
 
 if TYPE_CHECKING:
     from harness.run.model_cache import ModelCache
@@ -75,16 +75,9 @@ class BenchOutcome:
 
 def not_applicable_result(item: Skipped, run_id: str, seed: int) -> Result:
     """The record of a pairing the plan left out, with the reason."""
-    return Result(cell_key=item.key, train_key="", run_id=run_id, dataset=item.dataset,
-                  model=item.model, defense=item.defense.name, attack=item.attack.name,
-                  eps=None, status=NOT_APPLICABLE, error=item.reason,
-                  category=item.attack.category, defense_stage=item.defense.stage,
-                  threat_model=item.attack.threat_model, norm=item.attack.norm,
-                  attack_roles=tuple(sorted(item.attack.roles)),
-                  defense_roles=tuple(sorted(item.defense.roles)),
+    return Result(**skipped_identity(item, run_id), status=NOT_APPLICABLE, error=item.reason,
                   created_at=now(),
-                  config={"seed": seed, "attack_plugin": distribution_of(item.attack),
-                          "defense_plugin": distribution_of(item.defense)})
+                  config={"seed": seed, **plugins_config(item.attack, item.defense)})
 
 
 class Runner:

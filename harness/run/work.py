@@ -29,7 +29,7 @@ from harness.planning.setup import WorkSetup
 from harness.results.metadata import peak_memory
 from harness.run.adversarial import AdversarialStore
 from harness.run.evaluators import evaluator_for
-from harness.run.evaluators.base import EvalEnv, Evaluator, failed_result
+from harness.run.evaluators.base import EvalEnv, Evaluator, Measured, cell_record
 from harness.run.model_cache import ModelCache
 from harness.run.provider import ModelProvider, TrainedModel
 from harness.util.devices import resolve_device, use_cudnn_benchmark
@@ -151,32 +151,33 @@ class Worker:
         # Attacks that draw from the global generators (many of ART's) get the same stream in
         # every executor and whatever ran before in this process.
         seed_globals(self.env.seed, "cell", cell.key)
+        measured, error = None, None
         try:
             try:
-                result = self.evaluator(cell).evaluate(cell, trained, self.data(cell.job))
+                measured = self.evaluator(cell).evaluate(cell, trained, self.data(cell.job))
             except torch.cuda.OutOfMemoryError:
-                result = self._evaluate_at_half_batch(cell, trained)
+                measured = self._evaluate_at_half_batch(cell, trained)
         except (KeyboardInterrupt, GeneratorExit):
             raise
         except BaseException as exc:  # a plugin's sys.exit fails its cell, not the run
-            result = failed_result(cell, self.env.seed, self.env.attack_batch_size,
-                                   _cell_error(cell, exc),
-                                   attack_seconds=time.perf_counter() - t0,
-                                   **trained.train_values)
+            error = _cell_error(cell, exc)
         loaded = self._data.get(cell.job.dataset.name)
-        shape = {"image_shape": list(loaded.image_shape)} if loaded is not None else {}
+        context: dict[str, Any] = {"image_shape": list(loaded.image_shape)} \
+            if loaded is not None else {}
         if "load_seconds" in trained.info:     # a supplied model: what reading it took
-            shape["load_seconds"] = trained.info["load_seconds"]
-        return result.replace(config={**result.config, **shape, "worker": worker_id(),
-                                      "peak_memory_mib": peak_memory()})
+            context["load_seconds"] = trained.info["load_seconds"]
+        context.update(worker=worker_id(), peak_memory_mib=peak_memory())
+        return cell_record(cell, self.env, measured, error=error, trained=trained,
+                           timings={"attack_seconds": time.perf_counter() - t0},
+                           context=context)
 
-    def _evaluate_at_half_batch(self, cell: Cell, trained: TrainedModel) -> Result:
+    def _evaluate_at_half_batch(self, cell: Cell, trained: TrainedModel) -> Measured:
         torch.cuda.empty_cache()
         half = max(1, self.env.attack_batch_size // 2)
         env = dataclasses.replace(self.env, attack_batch_size=half)
         evaluator = evaluator_for(category_of(cell.attack))(env)
-        result = evaluator.evaluate(cell, trained, self.data(cell.job))
-        return result.replace(config={**result.config, "oom_retry": {
+        measured = evaluator.evaluate(cell, trained, self.data(cell.job))
+        return dataclasses.replace(measured, config={**measured.config, "oom_retry": {
             "attack_batch_size": half, "was": self.env.attack_batch_size}})
 
     def receive(self, job: TrainingJob, weights: bytes, info: dict[str, Any]) -> None:
@@ -185,12 +186,13 @@ class Worker:
         if not self.provider.cache.has(job.key):
             self.provider.cache.put(job.key, weights, info)
 
-    def training_failed(self, cell: Cell, error: BaseException | str) -> Result:
-        """The record of a cell whose model could not be trained (``error``: the exception,
-        or its text when it came from another process)."""
+    def training_failed(self, cell: Cell, error: BaseException | str, *,
+                        what: str = "training failed") -> Result:
+        """The record of a cell whose model could not be trained, or whose task was lost
+        (``error``: the exception, or its text when it came from another process; ``what``
+        says what happened: "training failed", "worker died", ...)."""
         text = error if isinstance(error, str) else error_text(error)
-        return failed_result(cell, self.env.seed, self.env.attack_batch_size,
-                             f"training failed: {text}")
+        return cell_record(cell, self.env, error=f"{what}: {text}")
 
 
 def _check_built(spec: AttackSpec | DefenseSpec, obj: object) -> None:

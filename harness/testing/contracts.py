@@ -14,16 +14,20 @@ from torch import nn
 from harness.contracts.categories import category_of, not_built, stage_of
 from harness.contracts.context import AttackContext, PoisonedSet
 from harness.contracts.data import DataOptions, ImageData, ModelInput, to_float
+from harness.contracts.options import ResolvedOptions
 from harness.contracts.specs import (
     LP_NORMS,
     Attack,
     AttackSpec,
     DatasetSpec,
     DefenseSpec,
+    InputTransformation,
     ModelAttack,
     ModelSpec,
+    PoisonDetector,
     PoisoningAttack,
     Spec,
+    TrainingDefense,
 )
 from harness.planning.registry import KINDS
 from harness.planning.spec_checks import spec_problems
@@ -55,7 +59,7 @@ TINY_DATASET_EPS = 0.1
 
 
 def _options(spec: ModelSpec | AttackSpec | DefenseSpec,
-             options: Mapping[str, Any] | None) -> dict[str, Any]:
+             options: Mapping[str, Any] | None) -> ResolvedOptions:
     """What ``build`` gets: ``options`` (None: the spec's smoke_options) over the defaults,
     options declared ``dataset_eps`` left null set to the tiny data's eps (0.1)."""
     return spec.resolve_options(spec.smoke_options if options is None else options,
@@ -162,7 +166,7 @@ def check_attack_spec(spec: AttackSpec, eps: float = CONTRACT_EPS, *,
     return contract(spec, _options(spec, options), eps=eps, ctx=ctx, model=model)
 
 
-def model_attack_contract(spec: AttackSpec, resolved: dict[str, Any], *, eps: float,
+def model_attack_contract(spec: AttackSpec, resolved: ResolvedOptions, *, eps: float,
                           ctx: AttackContext | None, model: nn.Module | None) -> Any:
     """Inference and extraction: finite numeric metrics, the victim's weights kept."""
     ctx = ctx or tiny_context()
@@ -209,7 +213,7 @@ def _check_adversarial(where: str, spec: AttackSpec, x: torch.Tensor, x_adv: Any
             f"{where}: perturbation {float(bound.max())} exceeds eps {eps} in L{spec.norm}"
 
 
-def evasion_contract(spec: AttackSpec, resolved: dict[str, Any], *, eps: float,
+def evasion_contract(spec: AttackSpec, resolved: ResolvedOptions, *, eps: float,
                      ctx: AttackContext | None, model: nn.Module | None) -> Any:
     """Evasion: on 16 test images whose pixels reach exactly 0 and 1, at ``eps``: a tensor of
     the input's shape and dtype, in [0, 1], within eps in the attack's norm when bounded;
@@ -230,7 +234,7 @@ def evasion_contract(spec: AttackSpec, resolved: dict[str, Any], *, eps: float,
     return x_adv
 
 
-def poisoning_contract(spec: AttackSpec, resolved: dict[str, Any], *, eps: float,
+def poisoning_contract(spec: AttackSpec, resolved: ResolvedOptions, *, eps: float,
                        ctx: AttackContext | None, model: nn.Module | None) -> PoisonedSet:
     """Poisoning: a PoisonedSet mixing clean and poisoned samples in [0, 1], data kept."""
     ctx = ctx or tiny_context()
@@ -270,19 +274,22 @@ def check_defense_spec(spec: DefenseSpec, *, options: Mapping[str, Any] | None =
     return contract(spec, _options(spec, options), ctx=ctx, poisoned=poisoned)
 
 
-def transformation_contract(spec: DefenseSpec, resolved: dict[str, Any], *,
+def transformation_contract(spec: DefenseSpec, resolved: ResolvedOptions, *,
                             ctx: AttackContext | None, poisoned: PoisonedSet | None) -> Any:
     """Input transformations: shape, dtype, range; the input kept."""
     x = tiny_image_data().x_test[:8]
     x_copy = x.clone()
-    out = spec.build(resolved).transform(x)
+    transformation = spec.build(resolved)
+    assert isinstance(transformation, InputTransformation), \
+        not_built(transformation, InputTransformation, f"defense {spec.name}")
+    out = transformation.transform(x)
     assert torch.equal(x, x_copy), f"{spec.name}: the transformation modified its input"
     assert out.shape == x.shape and out.dtype == x.dtype, f"{spec.name}: shape or dtype"
     assert float(out.min()) >= 0 and float(out.max()) <= 1, f"{spec.name}: left [0, 1]"
     return out
 
 
-def detector_contract(spec: DefenseSpec, resolved: dict[str, Any], *,
+def detector_contract(spec: DefenseSpec, resolved: ResolvedOptions, *,
                       ctx: AttackContext | None, poisoned: PoisonedSet | None) -> Any:
     """Poisoning detectors: one boolean flag per training sample."""
     ctx = ctx or tiny_context()
@@ -290,14 +297,17 @@ def detector_contract(spec: DefenseSpec, resolved: dict[str, Any], *,
     victim = ctx.new_model()
     ctx.train(victim, poisoned.x_train, poisoned.y_train, "poisoned victim")
     victim.eval()
-    flagged = spec.build(resolved).detect(victim, poisoned.x_train, poisoned.y_train, ctx)
+    detector = spec.build(resolved)
+    assert isinstance(detector, PoisonDetector), \
+        not_built(detector, PoisonDetector, f"defense {spec.name}")
+    flagged = detector.detect(victim, poisoned.x_train, poisoned.y_train, ctx)
     assert isinstance(flagged, torch.Tensor) and flagged.dtype == torch.bool, \
         f"{spec.name}: detect() must return a boolean tensor"
     assert flagged.shape == (len(poisoned.x_train),), f"{spec.name}: one flag per sample"
     return flagged
 
 
-def training_contract(spec: DefenseSpec, resolved: dict[str, Any], *,
+def training_contract(spec: DefenseSpec, resolved: ResolvedOptions, *,
                       ctx: AttackContext | None, poisoned: PoisonedSet | None) -> Any:
     """Training defenses: the weights change, the report is honest."""
     data = tiny_image_data()
@@ -306,7 +316,10 @@ def training_contract(spec: DefenseSpec, resolved: dict[str, Any], *,
     settings = TrainSettings(epochs=3, batch_size=32, lr=1e-2, patience=3, seed=0)
     train_ctx = TrainContext(settings=settings, device=torch.device("cpu"), dataset_eps=0.1,
                              show_progress=False)
-    report = spec.build(resolved).train(model, TrainData.split(data, 0.1, 0), train_ctx)
+    defense = spec.build(resolved)
+    assert isinstance(defense, TrainingDefense), \
+        not_built(defense, TrainingDefense, f"defense {spec.name}")
+    report = defense.train(model, TrainData.split(data, 0.1, 0), train_ctx)
     assert isinstance(report, TrainReport)
     assert 1 <= report.epochs_run <= settings.epochs
     assert report.seconds > 0 and report.images > 0 and math.isfinite(report.images_per_s)

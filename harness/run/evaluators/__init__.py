@@ -1,4 +1,5 @@
-"""One evaluator per attack category: ``evaluate(cell, trained, data) -> Result``.
+"""One evaluator per attack category: ``evaluate(cell, trained, data) -> Measured``;
+the worker assembles the record around it (:func:`~harness.run.evaluators.base.cell_record`).
 
 Each owns the caches its category needs (the poisoned victims shared by a poisoning attack's
 cells). :data:`EVALUATORS` maps every category of :data:`harness.contracts.categories.CATEGORIES`
@@ -8,7 +9,7 @@ to its evaluator class (a test keeps the two tables in step).
 from __future__ import annotations
 
 from harness.contracts.categories import Category
-from harness.run.evaluators.base import EvalEnv, Evaluator, failed_result, ok_result
+from harness.run.evaluators.base import EvalEnv, Evaluator, Measured, cell_record
 from harness.run.evaluators.evasion import EvasionEvaluator
 from harness.run.evaluators.model_attack import ModelAttackEvaluator
 from harness.run.evaluators.poisoning import PoisoningEvaluator
@@ -21,7 +22,7 @@ EVALUATORS: dict[str, type[Evaluator]] = {
     "extraction": ModelAttackEvaluator,
 }
 
-__all__ = ["EVALUATORS", "EvalEnv", "Evaluator", "evaluator_for", "failed_result", "ok_result"]
+__all__ = ["EVALUATORS", "EvalEnv", "Evaluator", "Measured", "cell_record", "evaluator_for"]
 
 
 def evaluator_for(category: Category) -> type[Evaluator]:

@@ -1,15 +1,18 @@
-"""What every evaluator shares: its environment and the builder of the typed record."""
+"""What every evaluator shares: its environment, what it returns (:class:`Measured`), and the
+one place a cell's record is assembled (:func:`cell_record`) around the cell's identity
+(:mod:`harness.run.identity`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
-from harness.contracts.provenance import distribution_of
 from harness.contracts.records import FAILED, OK, Result
 from harness.results.metadata import now
+from harness.run.identity import cell_config, cell_identity
 
 if TYPE_CHECKING:
     from harness.contracts.data import ImageData
@@ -30,43 +33,47 @@ class EvalEnv:
     show_progress: bool = False
 
 
+@dataclass(frozen=True)
+class Measured:
+    """What an evaluator measured on one cell: its numbers by declared name (``metrics``),
+    the attack's ``timings`` (``attack_seconds``, ``attack_images_per_s``), and the evidence
+    (``examples`` for the pictures, per-image ``outcomes``); ``config`` adds what shaped the
+    numbers beyond the cell (e.g. a retry at a smaller batch)."""
+
+    metrics: Mapping[str, float]
+    timings: Mapping[str, float] = field(default_factory=dict)
+    examples: Mapping[str, Any] | None = None
+    outcomes: Mapping[str, Any] | None = None
+    config: Mapping[str, Any] = field(default_factory=dict)
+
+
 class Evaluator(Protocol):
     """Scores the cells of one attack category."""
 
     def __init__(self, env: EvalEnv) -> None: ...
 
-    def evaluate(self, cell: Cell, trained: TrainedModel, data: ImageData) -> Result:
-        """The record of ``cell`` against ``trained`` (its job's model) on ``data``."""
+    def evaluate(self, cell: Cell, trained: TrainedModel, data: ImageData) -> Measured:
+        """What ``cell`` measures against ``trained`` (its job's model) on ``data``."""
         ...
 
 
-def _base(cell: Cell, status: str, seed: int, attack_batch_size: int) -> dict[str, Any]:
-    job = cell.job
-    config: dict[str, Any] = {
-        "training": job.key_fields, "attack_options": cell.attack_options,
-        "attack_config": cell.attack.key_config(), "defense_options": cell.defense_options,
-        "n_test": cell.n_test, "seed": seed, "attack_batch_size": attack_batch_size,
-        "attack_plugin": distribution_of(cell.attack),
-        "defense_plugin": distribution_of(cell.defense)}
-    if cell.check:
-        config["check"] = True
-    return dict(
-        cell_key=cell.key, train_key=job.key, run_id="", dataset=job.dataset.name,
-        model=job.model_name, defense=cell.defense.name, attack=cell.attack.name,
-        eps=cell.eps, status=status, category=cell.attack.category,
-        defense_stage=cell.defense.stage, threat_model=cell.attack.threat_model,
-        norm=cell.attack.norm, adaptive=cell.adaptive,
-        attack_roles=tuple(sorted(cell.attack.roles)),
-        defense_roles=tuple(sorted(cell.defense.roles)), created_at=now(), config=config)
-
-
-def ok_result(cell: Cell, env: EvalEnv, trained: TrainedModel, **values: Any) -> Result:
-    """The record of a cell that produced ``values``."""
-    return Result(**_base(cell, OK, env.seed, env.attack_batch_size), **trained.train_values,
-                  **values)
-
-
-def failed_result(cell: Cell, seed: int, attack_batch_size: int, error: str,
-                  **values: Any) -> Result:
-    """The record of a cell that failed with ``error``."""
-    return Result(**_base(cell, FAILED, seed, attack_batch_size), error=error, **values)
+def cell_record(cell: Cell, env: EvalEnv, measured: Measured | None = None, *,
+                error: str | None = None, trained: TrainedModel | None = None,
+                timings: Mapping[str, float] | None = None,
+                context: Mapping[str, Any] | None = None) -> Result:
+    """The record of ``cell``: ok with what was ``measured``, or failed with ``error``
+    (``timings``: what the failed attempt took). The training timings come from
+    ``trained`` (when the model was trained or loaded); ``context`` is what the worker adds
+    to the provenance (image shape, worker, peak memory)."""
+    train = {} if trained is None else {k: v for k, v in trained.train_values.items()
+                                        if v is not None}
+    done = measured if error is None else None
+    return Result(
+        **cell_identity(cell), status=OK if done is not None else FAILED, error=error,
+        metrics=dict(done.metrics) if done is not None else {},
+        timings={**train, **(done.timings if done is not None else timings or {})},
+        examples=done.examples if done is not None else None,
+        outcomes=done.outcomes if done is not None else None,
+        created_at=now(),
+        config={**cell_config(cell, env.seed, env.attack_batch_size),
+                **(done.config if done is not None else {}), **(context or {})})

@@ -17,12 +17,11 @@ from harness.contracts.metrics import plugin_metrics
 from harness.contracts.outcomes import encode
 from harness.contracts.specs import Attack, InputTransformation
 from harness.run.adversarial import examples
-from harness.run.evaluators.base import EvalEnv, ok_result
+from harness.run.evaluators.base import EvalEnv, Measured
 from harness.run.evaluators.scoring import Budget, evaluate_attack, predict
 
 if TYPE_CHECKING:
     from harness.contracts.data import ImageData
-    from harness.contracts.records import Result
     from harness.planning.plan import Cell
     from harness.run.provider import TrainedModel
 
@@ -62,7 +61,7 @@ class EvasionEvaluator:
             known[n_test] = predict(model, x)
         return known[n_test]
 
-    def evaluate(self, cell: Cell, trained: TrainedModel, data: ImageData) -> Result:
+    def evaluate(self, cell: Cell, trained: TrainedModel, data: ImageData) -> Measured:
         """Robust accuracy, perturbation sizes, queries and throughput of ``cell``. The
         attack's output is verified before it is scored (shape, finite, [0, 1], and for a
         bounded attack its eps in its declared Lp norm; see :class:`Budget`): an invalid one
@@ -109,18 +108,18 @@ class EvasionEvaluator:
                          class_names=data.class_names)
         measure = getattr(attack, "metrics", None)
         own = plugin_metrics(f"attack {cell.attack.name}", measure()) if measure else {}
-        return ok_result(
-            cell, env, trained,
-            metrics={**own, "num_classes": float(data.num_classes),
-                     "stored_robust_acc": stored_acc},
+        return Measured(
+            metrics={**own, "clean_acc": result.clean_acc, "robust_acc": result.robust_acc,
+                     "attack_success_rate": result.attack_success_rate,
+                     "mean_linf": result.mean_linf, "mean_l2": result.mean_l2,
+                     "median_l0": result.median_l0, "median_l2": result.median_l2,
+                     "median_linf": result.median_linf,
+                     "queries_per_image": result.queries_per_image, "n_test": result.n_test,
+                     "num_classes": float(data.num_classes), "stored_robust_acc": stored_acc},
+            timings={"attack_seconds": result.attack_seconds,
+                     "attack_images_per_s": result.attack_images_per_s},
             examples=shown, outcomes=encode(data.test_positions.tolist(),
-                                            robust_correct.cpu().tolist()),
-            clean_acc=result.clean_acc, robust_acc=result.robust_acc,
-            attack_success_rate=result.attack_success_rate, mean_linf=result.mean_linf,
-            mean_l2=result.mean_l2, median_l0=result.median_l0, median_l2=result.median_l2,
-            median_linf=result.median_linf, queries_per_image=result.queries_per_image,
-            n_test=result.n_test, attack_seconds=result.attack_seconds,
-            attack_images_per_s=result.attack_images_per_s)
+                                            robust_correct.cpu().tolist()))
 
     def _stored_accuracy(self, key: str, judge: torch.nn.Module, x_adv: torch.Tensor,
                          y: torch.Tensor, robust_correct: torch.Tensor) -> float:

@@ -9,13 +9,12 @@ from typing import TYPE_CHECKING
 from harness.contracts.categories import not_built
 from harness.contracts.metrics import plugin_metrics
 from harness.contracts.specs import ModelAttack
-from harness.run.evaluators.base import EvalEnv, ok_result
+from harness.run.evaluators.base import EvalEnv, Measured
 from harness.run.evaluators.scoring import predict
 from harness.util.devices import synchronize
 
 if TYPE_CHECKING:
     from harness.contracts.data import ImageData
-    from harness.contracts.records import Result
     from harness.planning.plan import Cell
     from harness.run.provider import TrainedModel
 
@@ -26,7 +25,7 @@ class ModelAttackEvaluator:
     def __init__(self, env: EvalEnv):
         self.env = env
 
-    def evaluate(self, cell: Cell, trained: TrainedModel, data: ImageData) -> Result:
+    def evaluate(self, cell: Cell, trained: TrainedModel, data: ImageData) -> Measured:
         """The attack's metrics, the victim's clean accuracy and the attack's time."""
         env = self.env
         ctx = env.provider.context(cell, trained, data, env.seed)
@@ -40,6 +39,6 @@ class ModelAttackEvaluator:
         seconds = time.perf_counter() - t0
         measured = plugin_metrics(f"attack {cell.attack.name}", metrics)
         clean = float((predict(trained.model, data.x_test) == data.y_test).float().mean())
-        return ok_result(cell, env, trained, clean_acc=clean,
-                         metrics=measured,
-                         n_test=cell.n_test, attack_seconds=seconds)
+        n_test = {} if cell.n_test is None else {"n_test": cell.n_test}
+        return Measured(metrics={**measured, "clean_acc": clean, **n_test},
+                        timings={"attack_seconds": seconds})

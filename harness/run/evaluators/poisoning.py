@@ -4,21 +4,20 @@ the attack's success on its aimed-at inputs, and a detector's flags scored and r
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 
 from harness.contracts.categories import not_built, stage_of
 from harness.contracts.specs import PoisonDetector, PoisoningAttack
 from harness.planning.plan import digest
-from harness.run.evaluators.base import EvalEnv, ok_result
+from harness.run.evaluators.base import EvalEnv, Measured
 from harness.run.evaluators.scoring import predict
 from harness.util.devices import synchronize
 
 if TYPE_CHECKING:
     from harness.contracts.context import AttackContext, PoisonedSet
     from harness.contracts.data import ImageData
-    from harness.contracts.records import Result
     from harness.planning.plan import Cell
     from harness.run.provider import TrainedModel
 
@@ -57,7 +56,7 @@ class PoisoningEvaluator:
             self._poisoned[key] = (poisoned, victim.eval(), time.perf_counter() - t0)
         return self._poisoned[key]
 
-    def evaluate(self, cell: Cell, trained: TrainedModel, data: ImageData) -> Result:
+    def evaluate(self, cell: Cell, trained: TrainedModel, data: ImageData) -> Measured:
         """Attack success and clean accuracy of the poisoned victim; with a detector, its
         precision/recall and the victim retrained without what it flagged."""
         ctx = self.env.provider.context(cell, trained, data, self.env.seed)
@@ -67,15 +66,14 @@ class PoisoningEvaluator:
                                      "n_poison": float(poisoned.is_poison.sum()),
                                      **poisoned.details}
         metrics["clean_model_acc"] = _accuracy(trained.model, x_test, y_test)
-        values: dict[str, Any] = {"clean_acc": _accuracy(victim, x_test, y_test),
-                                  "attack_success_rate": attack_success(victim, poisoned),
-                                  "n_test": len(poisoned.x_eval)}
+        metrics.update({"clean_acc": _accuracy(victim, x_test, y_test),
+                        "attack_success_rate": attack_success(victim, poisoned),
+                        "n_test": len(poisoned.x_eval)})
         if stage_of(cell.defense).detects:
             t0 = time.perf_counter()
             metrics.update(self._detect(cell, ctx, victim, poisoned, x_test, y_test))
             seconds += time.perf_counter() - t0
-        return ok_result(cell, self.env, trained, metrics=metrics, attack_seconds=seconds,
-                         **values)
+        return Measured(metrics=metrics, timings={"attack_seconds": seconds})
 
     @staticmethod
     def _detect(cell: Cell, ctx: AttackContext, victim: torch.nn.Module,

@@ -128,8 +128,7 @@ class LocalExecutor:
                  ) -> Iterator[Result]:
         why = f"the worker process died {task.attempts} times running it"
         if task.cell is not None:
-            yield worker.training_failed(task.cell, why).replace(
-                error=f"worker died: {why}")
+            yield worker.training_failed(task.cell, why, what="worker died")
             return
         progress.job_done(why, task.job.key, "")
         for cell in (c for c in cells if c.job.key == task.job.key):

@@ -131,8 +131,8 @@ class RayExecutor:
                 progress.job_done(error, what, getattr(value, "worker", ""))
                 progress.started_one(sum(1 for c in cells if c.job.key == what))
             elif isinstance(value, Exception):
-                yield worker.training_failed(what, value).replace(
-                    error=f"Ray task failed: {type(value).__name__}: {value}"[:500])
+                yield worker.training_failed(what, f"{type(value).__name__}: {value}"[:480],
+                                             what="Ray task failed")
             else:
                 yield value
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from harness import AttackContext, input_gradient
+from harness import AttackContext, UsageError, input_gradient
 
 
 class MomentumIterativeFGSM:
@@ -15,8 +15,11 @@ class MomentumIterativeFGSM:
         self.steps, self.decay = steps, decay
 
     def perturb(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
-                eps: float) -> torch.Tensor:
-        """Adversarial ``x`` within the Linf eps-ball, in [0, 1]; ``x`` is not modified."""
+                eps: float | None) -> torch.Tensor:
+        """Adversarial ``x`` within the Linf eps-ball, in [0, 1]; ``x`` is not modified.
+        The attack is bounded, so the harness always passes an ``eps``."""
+        if eps is None:
+            raise UsageError("mi-fgsm is bounded: perturb needs an eps (the Linf budget)")
         x = x.detach()
         step = eps / self.steps
         momentum = torch.zeros_like(x)

@@ -3,7 +3,15 @@ transformation, registered by the plugin ``stripes-extras``."""
 
 from __future__ import annotations
 
-from harness import AttackSpec, DefenseSpec, Option, hookimpl, options
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from harness import AttackSpec, DefenseSpec, ResolvedOptions, count, hookimpl, options, positive
+
+if TYPE_CHECKING:
+    import torch
+
+    from harness import AttackContext, PoisonedSet
 
 
 class LabelFlip:
@@ -12,7 +20,7 @@ class LabelFlip:
     def __init__(self, rate: float, source: int, target: int):
         self.rate, self.source, self.target = rate, source, target
 
-    def poison(self, ctx):
+    def poison(self, ctx: AttackContext) -> PoisonedSet:
         """The training set with flipped labels; the attack aims at the source class's test
         images (targeted: it wants them classified as ``target``)."""
         import torch
@@ -39,36 +47,40 @@ class Quantize:
     def __init__(self, bits: int):
         self.levels = 2 ** bits - 1
 
-    def transform(self, x):
+    def transform(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` rounded to the grid; same shape, in [0, 1], ``x`` untouched."""
         return (x * self.levels).round() / self.levels
 
 
+def build_label_flip(resolved: ResolvedOptions) -> LabelFlip:
+    """The attack with its resolved options (rate, source, target)."""
+    return LabelFlip(rate=resolved.rate, source=resolved.source, target=resolved.target)
+
+
 @hookimpl
-def harness_register_attacks(register):
+def harness_register_attacks(register: Callable[[AttackSpec], None]) -> None:
     """Register ``label-flip``."""
     register(AttackSpec(
         name="label-flip",
         description="Relabels a share of one class's training images as another class",
-        build=lambda resolved: LabelFlip(**resolved),
+        build=build_label_flip,
         threat_model="black-box", norm="none", category="poisoning", targeted=True,
         needs=frozenset(),
         options=options(
-            Option(name="rate", type="float", default=0.5, min=0, max=1, min_exclusive=True,
-                   help="share of the source class relabelled"),
-            Option(name="source", type="int", default=1, min=0, help="class whose labels flip"),
-            Option(name="target", type="int", default=0, min=0, help="label they get"),
+            positive("rate", 0.5, "share of the source class relabelled", high=1),
+            count("source", 1, "class whose labels flip", low=0),
+            count("target", 0, "label they get", low=0),
         ),
     ))
 
 
 @hookimpl
-def harness_register_defenses(register):
+def harness_register_defenses(register: Callable[[DefenseSpec], None]) -> None:
     """Register ``quantize``."""
     register(DefenseSpec(
         name="quantize",
         description="Rounds every pixel to a few bits before the undefended model sees it",
-        build=lambda resolved: Quantize(**resolved),
+        build=lambda resolved: Quantize(bits=resolved.bits),
         stage="input-transformation",
-        options=options(Option(name="bits", type="int", default=3, min=1, max=8)),
+        options=options(count("bits", 3, "bits kept per pixel", high=8)),
     ))

@@ -3,8 +3,8 @@ defense. Registration imports nothing heavy: each factory imports its module whe
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from harness import (
     ITERATIVE,
@@ -14,14 +14,19 @@ from harness import (
     MetricSpec,
     ModelSpec,
     Option,
+    ResolvedOptions,
+    count,
     hookimpl,
     options,
+    positive,
 )
 
 if TYPE_CHECKING:
     from torch import nn
 
     from harness import DataOptions, ImageData, ModelInput
+    from harness_stripes.attacks import LossThreshold, MomentumIterativeFGSM
+    from harness_stripes.defenses import NoiseTraining
 
 
 def load_stripes(data_options: DataOptions) -> ImageData:
@@ -32,7 +37,7 @@ def load_stripes(data_options: DataOptions) -> ImageData:
 
 
 @hookimpl
-def harness_register_datasets(register):
+def harness_register_datasets(register: Callable[[DatasetSpec], None]) -> None:
     """Register ``stripes``."""
     register(DatasetSpec(
         name="stripes",
@@ -46,45 +51,44 @@ def harness_register_datasets(register):
 
 
 def build_cnn(model_input: ModelInput, variant: str | None,
-              resolved: Mapping[str, Any]) -> nn.Module:
-    """``stripes-cnn`` sized for ``model_input`` (``resolved['width']`` channels)."""
+              resolved: ResolvedOptions) -> nn.Module:
+    """``stripes-cnn`` sized for ``model_input`` (``resolved.width`` channels)."""
     from harness_stripes.models import stripes_cnn
 
-    return stripes_cnn(model_input, resolved["width"])
+    return stripes_cnn(model_input, resolved.width)
 
 
 @hookimpl
-def harness_register_models(register):
+def harness_register_models(register: Callable[[ModelSpec], None]) -> None:
     """Register ``stripes-cnn``."""
     register(ModelSpec(
         name="stripes-cnn",
         description="One 3x3 convolution, average-pooled to 4x4, and a linear head",
         build=build_cnn,
         options=options(
-            Option(name="width", type="int", default=16, min=1,
-                   help="channels of the convolution"),
+            count("width", 16, "channels of the convolution"),
         ),
         smoke_options={"width": 4},
         train_defaults={"epochs": 10},
     ))
 
 
-def build_mi_fgsm(resolved: Mapping[str, Any]):
+def build_mi_fgsm(resolved: ResolvedOptions) -> MomentumIterativeFGSM:
     """The attack with its resolved options (steps, decay)."""
     from harness_stripes.attacks import MomentumIterativeFGSM
 
-    return MomentumIterativeFGSM(**resolved)
+    return MomentumIterativeFGSM(steps=resolved.steps, decay=resolved.decay)
 
 
-def build_loss_threshold(resolved: Mapping[str, Any]):
+def build_loss_threshold(resolved: ResolvedOptions) -> LossThreshold:
     """The attack with its resolved options (n)."""
     from harness_stripes.attacks import LossThreshold
 
-    return LossThreshold(**resolved)
+    return LossThreshold(n=resolved.n)
 
 
 @hookimpl
-def harness_register_attacks(register):
+def harness_register_attacks(register: Callable[[AttackSpec], None]) -> None:
     """Register ``mi-fgsm`` and ``loss-threshold``."""
     register(AttackSpec(
         name="mi-fgsm",
@@ -94,7 +98,7 @@ def harness_register_attacks(register):
         norm="inf",
         roles=frozenset({ITERATIVE}),
         options=options(
-            Option(name="steps", type="int", default=10, min=1, help="gradient steps"),
+            count("steps", 10, "gradient steps"),
             Option(name="decay", type="float", default=1.0, min=0,
                    help="momentum decay (0: I-FGSM)"),
         ),
@@ -109,8 +113,7 @@ def harness_register_attacks(register):
         category="inference",
         needs=frozenset({"scores"}),
         options=options(
-            Option(name="n", type="int", default=500, min=1,
-                   help="members and non-members scored (each)"),
+            count("n", 500, "members and non-members scored (each)"),
         ),
         smoke_options={"n": 16},
         metrics=(
@@ -123,15 +126,15 @@ def harness_register_attacks(register):
     ))
 
 
-def build_noise_training(resolved: Mapping[str, Any]):
+def build_noise_training(resolved: ResolvedOptions) -> NoiseTraining:
     """The defense with its resolved options (sigma)."""
     from harness_stripes.defenses import NoiseTraining
 
-    return NoiseTraining(**resolved)
+    return NoiseTraining(sigma=resolved.sigma)
 
 
 @hookimpl
-def harness_register_defenses(register):
+def harness_register_defenses(register: Callable[[DefenseSpec], None]) -> None:
     """Register ``noise-training``."""
     register(DefenseSpec(
         name="noise-training",
@@ -139,7 +142,6 @@ def harness_register_defenses(register):
         build=build_noise_training,
         stage="training",
         options=options(
-            Option(name="sigma", type="float", default=0.1, min=0, min_exclusive=True,
-                   help="standard deviation of the noise, in pixel units"),
+            positive("sigma", 0.1, "standard deviation of the noise, in pixel units"),
         ),
     ))
