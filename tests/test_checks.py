@@ -21,7 +21,7 @@ from harness.testing.records import make_record
 #: The attack roles the built-ins declare.
 ROLES = {"fgsm": ("reference", "single-step"), "pgd": ("iterative", "reference"),
          "square": ("black-box",), "autoattack": ("ensemble", "iterative", "reference"),
-         "art-autoattack": ("ensemble", "iterative"), "ifgsm": ("iterative",)}
+         "art-autoattack": ("ensemble", "iterative"), "ifgsm": ("iterative",), "shadow": ()}
 
 
 def cell(attack, eps, robust, defense="none", clean=0.95, n=1000, **metrics) -> Result:
@@ -51,6 +51,8 @@ def test_each_check_flags_the_cell_at_fault():
         cell("pgd", 0.1, 0.0, defense="diverged", clean=0.12, num_classes=10),  # T
         cell("pgd", 0.1, 0.40, defense="ens"),                                # A (10 points)
         cell("autoattack", 0.1, 0.30, defense="ens"),
+        cell("shadow", 0.1, 0.90, clean=0.95, attack_success_rate=0.05),  # W, and on every
+        cell("shadow", 0.1, 0.91, defense="adv", attack_success_rate=0.04),  # defense's cell
     ]
     flags = flags_by_cell(records)
     assert flags["none/pgd/0.1"] == "P"
@@ -60,7 +62,19 @@ def test_each_check_flags_the_cell_at_fault():
     assert flags["none/pgd/0.5"] == "CS"
     assert flags["diverged/pgd/0.1"] == "T"
     assert flags["ens/pgd/0.1"] == "A" and "ens/autoattack/0.1" not in flags
+    assert flags["none/shadow/0.1"] == flags["adv/shadow/0.1"] == "W"
     assert set("".join(flags.values())) == set(LEGEND)
+
+
+def test_an_attack_that_fails_on_the_undefended_model_is_too_weak_everywhere():
+    # 10% success on the undefended model is enough; just under it is not; other options are
+    # another attack
+    strong = [cell("shadow", 0.1, 0.80, attack_success_rate=0.10),
+              cell("shadow", 0.1, 0.93, defense="adv")]
+    assert flags_by_cell(strong) == {}
+    weak = [cell("shadow", 0.1, 0.86, attack_success_rate=0.0999),
+            cell("shadow", 0.1, 0.93, defense="adv"), cell("shadow", 0.2, 0.5, defense="adv")]
+    assert flags_by_cell(weak) == {"none/shadow/0.1": "W", "adv/shadow/0.1": "W"}
 
 
 def test_checks_ask_for_roles_not_names():
@@ -164,5 +178,5 @@ def test_a_third_party_iterative_attack_takes_part_in_the_checks(isolated_home,
     assert mine.attack_roles == (ITERATIVE,)
     assert mine.robust_acc == mine.clean_acc > fgsm.robust_acc + 0.05
     flags = flags_by_cell(outcome.records)
-    assert flags.get(mine.cell_key) == "P"
+    assert flags.get(mine.cell_key) == "PW"    # it does nothing: too weak to measure anything
     assert fgsm.cell_key not in flags

@@ -63,10 +63,15 @@ def the_claim(rs: ResultSet, reported: str | None = None) -> dict:
     return claims(rs, flags_by_cell(rs.records), human)[KEY]
 
 
-# 10 images; FGSM leaves 9, PGD 8, the standard AutoAttack 7; together they leave 6
+# 10 images; FGSM leaves 9, PGD 8, the standard AutoAttack 7; together they leave 5
 TEN = results(cell("fgsm", [1] * 9 + [0], roles_=FGSM),
               cell("pgd", [1] * 8 + [0, 0], roles_=PGD),
               cell("aa", [0, 0, 0] + [1] * 7, roles_=STANDARD))
+# 1,000 images (a pattern of ten, a hundred times): FGSM leaves 80%, PGD and the standard
+# AutoAttack 70% (no check fires), together they leave 60%
+THOUSAND = results(cell("fgsm", ([0] + [1] * 8 + [0]) * 100, roles_=FGSM),
+                   cell("pgd", ([0, 0] + [1] * 7 + [0]) * 100, roles_=PGD),
+                   cell("aa", ([0, 0, 0] + [1] * 7) * 100, roles_=STANDARD))
 
 
 def test_a_claim_has_every_robustbench_field_and_the_measured_ones():
@@ -101,29 +106,51 @@ def test_autoattack_acc_is_only_the_standard_autoattack():
 
 
 def test_reported_far_above_the_worst_case_is_unreliable_with_the_reason():
-    c = the_claim(TEN, reported="80.00")    # worst case 50%, the standard AutoAttack 70%
+    c = the_claim(THOUSAND, reported="80.00")    # worst case 60%, the standard AutoAttack 70%
     assert c["unreliable"] is True
     worst, standard = c["unreliable_reason"]
-    assert "worst case over 10 images is 50.00%, 30.00 points below the reported 80.00%" in worst
-    assert "standard AutoAttack (aa, 10 images) is 70.00%" in standard
+    assert "worst case over 1000 images is 60.00%, 20.00 points below the reported 80.00%" \
+        in worst
+    assert "standard AutoAttack (aa, 1000 images) is 70.00%" in standard
+    assert "95% interval of the measured number ends at 62.99%" in worst
 
 
 def test_reported_within_the_margin_is_not_unreliable():
     assert MARGIN_POINTS == 5.0
-    c = the_claim(TEN, reported="55.00")
+    c = the_claim(THOUSAND, reported="65.00")
     assert (c["unreliable"], c["unreliable_reason"]) == (False, None)
-    # just over the margin: unreliable
-    assert the_claim(TEN, reported="55.01")["unreliable"] is True
+    # just over the margin, and above the worst case's interval (56.93-62.99%): unreliable
+    assert the_claim(THOUSAND, reported="65.01")["unreliable"] is True
+
+
+def test_a_gap_within_the_sampling_noise_is_not_a_reason():
+    # on 10 images the standard AutoAttack's 70% has the 95% interval 39.68-89.22%: a
+    # reported 80% is 10 points above it, but within the noise; the worst case's 50%
+    # (23.66-76.34%) is not
+    c = the_claim(TEN, reported="80.00")
+    (reason,) = c["unreliable_reason"]
+    assert "worst case over 10 images is 50.00%" in reason and "76.34%" in reason
+    assert the_claim(TEN, reported="76.00")["unreliable"] is False
+
+
+def test_intervals_are_wilsons_computed_by_hand():
+    # Wilson: center (p + z^2/2n) / (1 + z^2/n), half z / (1 + z^2/n) * sqrt(p(1-p)/n +
+    # z^2/4n^2), z = 1.96: p = 0.6, n = 1000 gives 0.59962 -+ 0.030308
+    c = the_claim(THOUSAND)
+    assert c["worst_case_acc_interval"] == ["56.93", "62.99"]
+    assert c["autoattack_acc_interval"] == ["67.09", "72.76"]    # p = 0.7, n = 1000
+    assert c["clean_acc_interval"] == ["99.62", "100.00"]        # p = 1: the upper end is 1
+    assert the_claim(TEN)["worst_case_acc_interval"] == ["23.66", "76.34"]
 
 
 def test_without_worst_case_or_standard_autoattack_the_lowest_attack_decides():
-    rs = results(cell("fgsm", [1] * 6 + [0] * 4, roles_=FGSM, outcomes=False),
-                 cell("pgd", [1] * 5 + [0] * 5, roles_=PGD, outcomes=False),
-                 cell("ens", [1] * 3 + [0] * 7, roles_=OTHER_ENSEMBLE, outcomes=False))
+    rs = results(cell("fgsm", ([1] * 10 + [0] * 10) * 100, roles_=FGSM, outcomes=False),
+                 cell("pgd", ([1] * 7 + [0] * 13) * 100, roles_=PGD, outcomes=False),
+                 cell("ens", ([1] * 6 + [0] * 14) * 100, roles_=OTHER_ENSEMBLE, outcomes=False))
     c = the_claim(rs, reported="60.00")
     assert c["worst_case_acc"] is None and c["n"] is None
     (reason,) = c["unreliable_reason"]
-    assert "lowest robust accuracy among the attacks, ens (10 images), is 30.00%" in reason
+    assert "lowest robust accuracy among the attacks, ens (2000 images), is 30.00%" in reason
     assert the_claim(rs, reported="34.00")["unreliable"] is False
 
 

@@ -255,7 +255,7 @@ def test_bench_format_summary_markdown_and_json(bench: BenchRuns, capsys, monkey
     lines = summary.splitlines()
     assert max(len(line) for line in lines) <= 100
     assert lines[0].startswith("Summary (at each dataset's eps")     # the pages' first rows
-    assert lines[1].split()[:5] == ["dataset", "model", "defense", "eps", "clean"]
+    assert lines[1].split()[:6] == ["rank", "dataset", "model", "defense", "eps", "clean"]
     cells = summary.split("\n\n")[1].splitlines()      # then one row per cell
     assert cells[0].split()[:4] == ["dataset", "model", "defense", "attack"]
     rows = [line.split() for line in cells[2:]]

@@ -6,11 +6,14 @@ them with their declared defaults too.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
+import torch
 
 from harness.contracts.context import AttackContext
 from harness.contracts.data import DATA_ENV, DataOptions, ModelInput
@@ -25,6 +28,7 @@ from harness.testing import (
     tiny_context,
 )
 from harness.train.gradients import fgsm_step
+from harness.util.seeds import seed_globals
 
 REGISTRY = load_registry(strict=True)
 
@@ -129,6 +133,43 @@ def test_attack_contract(name: str):
     check_attack_spec(spec, ctx=_victim_context(spec), options=spec.smoke_options)
 
 
+def _seeded_outcome(spec: AttackSpec) -> Any:
+    """What the attack gives on the tiny victim after the worker's per-cell seeding."""
+    seed_globals(0, "cell", spec.name)
+    return check_attack_spec(spec, ctx=_victim_context(spec), options=spec.smoke_options)
+
+
+#: Wall-clock fields of a training report: measured, not computed, so never equal twice.
+TIMINGS = {"seconds", "images_per_s"}
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal outcomes: tensors element for element, records field for field (timings
+    aside)."""
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and torch.equal(a, b)
+    if dataclasses.is_dataclass(a) and not isinstance(a, type):
+        return all(_same(getattr(a, f.name), getattr(b, f.name))
+                   for f in dataclasses.fields(a) if f.name not in TIMINGS)
+    if isinstance(a, dict):
+        keys = set(a) - TIMINGS
+        return keys == set(b) - TIMINGS and all(_same(a[k], b[k]) for k in keys)
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param(n, marks=pytest.mark.slow) if n in COMPILE_ON_FIRST_CALL else n
+    for n in _ids("attack")])
+def test_every_attack_gives_the_same_numbers_twice(name: str):
+    """Run twice with the same seed, each registered attack gives the same examples,
+    poisons or metrics (ART's attacks that draw from unseeded generators included: the
+    bridge seeds them, harness.art.bridge.reproducible_random_states)."""
+    spec = REGISTRY.attack(name)
+    assert _same(_seeded_outcome(spec), _seeded_outcome(spec)), name
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", _ids("attack"))
 def test_attack_contract_at_declared_defaults(name: str):
@@ -142,6 +183,19 @@ def test_defense_contract(name: str):
     """With the defense's smoke_options."""
     spec = REGISTRY.defense(name)
     check_defense_spec(spec, options=spec.smoke_options)
+
+
+@pytest.mark.parametrize("name", _ids("defense"))
+def test_every_defense_gives_the_same_numbers_twice(name: str):
+    """Run twice with the same seed, each registered defense gives the same transformed
+    images, flags or training report (weights and losses)."""
+    spec = REGISTRY.defense(name)
+
+    def outcome() -> Any:
+        seed_globals(0, "cell", spec.name)
+        return check_defense_spec(spec, options=spec.smoke_options)
+
+    assert _same(outcome(), outcome()), name
 
 
 @pytest.mark.slow

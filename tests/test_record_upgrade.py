@@ -99,3 +99,15 @@ def test_a_database_of_format_2_columns_is_migrated_through_the_upgrade(tmp_path
     assert record.attack_roles == ("iterative",)
     names = {r[1] for r in store.conn.execute("PRAGMA table_info(results)")}
     assert "timings" in names and not set(LEGACY_FIELDS) & names
+
+
+def test_the_results_file_carries_each_accuracys_interval_and_reading_ignores_it():
+    results = ResultSet.from_json(json.dumps({"format": "harness-results/2", "runs": {"r1": {}},
+                                              "records": [FORMAT_2_RECORD]}))
+    written = json.loads(results_json(results))
+    intervals = written["records"][0]["intervals"]
+    # Wilson at n = 100: 0.4 -> [0.3094, 0.4980], 0.9 -> [0.8256, 0.9448] (by hand, z = 1.96)
+    assert [round(x, 4) for x in intervals["robust_acc"]] == [0.3094, 0.4980]
+    assert [round(x, 4) for x in intervals["clean_acc"]] == [0.8256, 0.9448]
+    assert set(intervals) == {"clean_acc", "robust_acc", "attack_success_rate"}
+    assert ResultSet.from_json(results_json(results)).records == results.records

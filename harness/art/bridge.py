@@ -218,6 +218,30 @@ def numpy_seed(seed: int) -> Iterator[None]:
         np.random.set_state(state)
 
 
+class _DrawnRandomState(np.random.RandomState):
+    """A ``RandomState`` that, created without a seed, takes one from NumPy's global generator
+    instead of the operating system's entropy (a subclass: ``isinstance`` checks still hold)."""
+
+    def __init__(self, seed: Any = None):
+        super().__init__(np.random.randint(0, 2**32, dtype=np.uint64) if seed is None
+                         else seed)
+
+
+@contextlib.contextmanager
+def reproducible_random_states() -> Iterator[None]:
+    """For the block, an unseeded ``np.random.RandomState()`` draws its seed from NumPy's
+    global generator. ART's Boundary, HopSkipJump and Brendel & Bethge attacks create one per
+    image (``nprd = np.random.RandomState()``), so without this two runs of the same cell
+    differ; the worker seeds the global generator per cell
+    (:func:`harness.util.seeds.seed_globals`), so with it they give the same numbers."""
+    original = np.random.RandomState
+    np.random.RandomState = _DrawnRandomState  # type: ignore[misc]
+    try:
+        yield
+    finally:
+        np.random.RandomState = original  # type: ignore[misc]
+
+
 @contextlib.contextmanager
 def seeded(seed: int, device: torch.device) -> Iterator[None]:
     """Seed torch's (CPU and ``device``) and NumPy's global generators (ART draws from both)
@@ -314,7 +338,7 @@ class ArtEvasionAttack:
         labels = (y + 1) % cell.nb_classes if d.targeted else y
         x_np = to_numpy(x)
         y_np = one_hot(labels, cell.nb_classes)
-        with frozen(model):
+        with frozen(model), reproducible_random_states():
             if d.per_sample:
                 adv = self._one_by_one(attack, x_np, y_np)
             else:

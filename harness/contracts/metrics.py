@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from harness.contracts.intervals import half_width, wilson
+
 MetricFormat = Literal["percent", "number", "count", "rate"]
 
 
@@ -31,19 +33,31 @@ class MetricSpec:
     higher_is_better: bool | None = None
     description: str = ""
 
-    def render(self, value: object) -> str:
-        """The value as the leaderboard shows it ('' when missing or NaN)."""
+    def render(self, value: object, n: int | None = None) -> str:
+        """The value as the leaderboard shows it ('' when missing or NaN); a percent measured
+        on ``n`` images with half its 95% interval (``87.60% ±2.0``, see
+        :mod:`harness.contracts.intervals`)."""
         if value is None or isinstance(value, bool) or not isinstance(value, int | float):
             return "" if value is None else str(value)
         if math.isnan(value):
             return ""
         if self.format == "percent":
-            return percent_text(value)
+            shown = percent_text(value)
+            return shown if not n else f"{shown} ±{100 * half_width(value, n):.1f}"
         if self.format == "count":
             return str(int(value))
         if self.format == "rate":
             return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
         return f"{value:.{self.digits}f}"
+
+    def short(self, value: float | None, n: int | None = None) -> str:
+        """The value for a narrow terminal column: a percent in points with one decimal and
+        half its 95% interval on ``n`` images, ``87.6±2.0``; anything else as
+        :meth:`render` shows it."""
+        if self.format != "percent" or value is None or math.isnan(value):
+            return self.render(value)
+        shown = f"{100 * value:.1f}"
+        return shown if not n else f"{shown}±{100 * half_width(value, n):.1f}"
 
     def plain(self, value: float | None) -> str | None:
         """The value as a data file writes it (None when missing or NaN): a percent as its
@@ -53,6 +67,14 @@ class MetricSpec:
             return percent_digits(value)
         shown = self.render(value)
         return shown or None
+
+    def interval(self, value: float | None, n: int | None) -> list[str] | None:
+        """A percent's 95% Wilson interval on ``n`` images as :meth:`plain` writes its ends,
+        ``["85.41", "89.50"]`` (None when the value or n is missing, or not a percent)."""
+        if self.format != "percent" or value is None or math.isnan(value) or not n:
+            return None
+        low, high = wilson(value, n)
+        return [percent_digits(low) or "", percent_digits(high) or ""]
 
 
 def percent_digits(value: float | None) -> str | None:
@@ -128,9 +150,10 @@ HARNESS_METRICS: dict[str, MetricSpec] = metric_table(EVASION_METRICS, CORE_METR
                                                       TIMING_METRICS)
 
 
-def render_metric(name: str, value: object) -> str:
-    """``value`` as the harness's metric ``name`` shows it (:data:`HARNESS_METRICS`)."""
-    return HARNESS_METRICS[name].render(value)
+def render_metric(name: str, value: object, n: int | None = None) -> str:
+    """``value`` as the harness's metric ``name`` shows it (:data:`HARNESS_METRICS`); a
+    percent measured on ``n`` images with half its 95% interval."""
+    return HARNESS_METRICS[name].render(value, n)
 
 
 def plugin_metrics(owner: str, values: Mapping[str, object]) -> dict[str, float]:

@@ -10,6 +10,7 @@ them. They run once per command, between the run and the renderers.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from harness.contracts.categories import reports_robust_accuracy
 from harness.contracts.metrics import render_metric
 from harness.contracts.outcomes import attack_label
 from harness.contracts.records import Result
+from harness.report.labels import defense_label
 
 # Code -> what a flag means (the legend under every table that has flags).
 LEGEND: dict[str, str] = {
@@ -41,11 +43,17 @@ LEGEND: dict[str, str] = {
          "robust accuracy",
     "T": "the model's clean accuracy is at chance level (at most 1.5 x 1/classes): training "
          "diverged or failed; its robust numbers mean nothing",
+    "W": "the attack is too weak at this budget to measure robustness: on the undefended "
+         "model (same dataset and model, same eps and options) it turned fewer than 10% of the "
+         "correctly classified images; its cells do not count toward a worst case or a rank",
 }
+#: Flags whose cells are left out of the worst case and the ranking.
+UNCOUNTED = frozenset({"W"})
 LARGE_EPS = 0.5
 MASKING_GAP = 0.20
 ENSEMBLE_GAP = 0.10
 CHANCE_FACTOR = 1.5
+WEAK_SUCCESS = 0.10
 
 
 @dataclass(frozen=True)
@@ -87,8 +95,6 @@ def _acc(r: Result) -> float:
 def _groups(records: Iterable[Result]) -> dict[tuple[str, str, str, str], list[Result]]:
     """The cells compared with each other: one trained model under one defense (adaptive
     cells apart), keyed by dataset, model, defense label and training key."""
-    from harness.report.headline import defense_label
-
     out: dict[tuple[str, str, str, str], list[Result]] = {}
     for r in records:
         if r.status != "ok" or not reports_robust_accuracy(r.category):
@@ -196,10 +202,43 @@ def _chance_flags(records: Iterable[Result]) -> list[Flag]:
     return flags
 
 
+def _attack_setting(r: Result) -> tuple[str, str, str, str, float | None]:
+    """The dataset, model, attack, the options it was given and the eps of ``r``: the same
+    attack at the same budget (adaptive or not, whatever the defense)."""
+    options = json.dumps(r.config.get("attack_options") or {}, sort_keys=True)
+    return (r.dataset, r.model, r.attack, options, r.eps)
+
+
+def _weak_flags(records: Iterable[Result]) -> list[Flag]:
+    """W: every cell of an attack that, on the undefended model of the same dataset and model
+    at the same budget, succeeds on fewer than :data:`WEAK_SUCCESS` of the correctly
+    classified images (not judged on an undefended model at chance: T says that)."""
+    cells = [r for r in records if r.ok and reports_robust_accuracy(r.category)
+             and r.robust_acc is not None]
+    weak: dict[tuple[str, str, str, str, float | None], Result] = {}
+    for r in cells:
+        success = r.attack_success_rate
+        classes = r.metrics.get("num_classes")
+        at_chance = bool(classes) and r.clean_acc is not None and \
+            r.clean_acc <= CHANCE_FACTOR / float(classes or 1)
+        if r.has_baseline_defense() and not r.adaptive and success is not None \
+                and not math.isnan(success) and success < WEAK_SUCCESS and not at_chance:
+            weak[_attack_setting(r)] = r
+    flags = []
+    for r in cells:
+        base = weak.get(_attack_setting(r))
+        if base is not None:
+            budget = f" eps {r.eps:g}" if r.eps is not None else ""
+            flags.append(Flag(r.cell_key, "W", f"{r.dataset}/{r.model} {attack_label(base)}"
+                              f"{budget}: success {_pct(base.attack_success_rate)} on the "
+                              "undefended model"))
+    return flags
+
+
 def run_checks(records: Iterable[Result]) -> list[Flag]:
     """Every flag raised by the checks over ``records`` (ok evasion cells only)."""
     records = list(records)
-    flags: list[Flag] = _chance_flags(records)
+    flags: list[Flag] = _chance_flags(records) + _weak_flags(records)
     for (dataset, model, defense, _), rows in sorted(_groups(records).items()):
         where = f"{dataset}/{model}/{defense}"
         by = {(attack_label(r), r.eps): r for r in rows}

@@ -7,7 +7,9 @@ A claim holds RobustBench's fields (``link``, ``name``, ``authors``, ``additiona
 percent strings with two decimals, ``"98.50"``, null when not measured) and what RobustBench
 lacks: the ``defense``, ``threat_model``, the ``cell_keys`` and ``train_key`` it was computed
 from, the ``harness_version``, ``plugins`` and ``seed`` of the runs, the per-image
-``worst_case_acc`` over its ``n`` images, every attack's robust accuracy at the eps
+``worst_case_acc`` over its ``n`` images, the 95% Wilson intervals of the clean, AutoAttack
+and worst-case accuracies (``*_interval``: both ends as percent strings; see
+:mod:`harness.contracts.intervals`), every attack's robust accuracy at the eps
 (``attacks``), ``images_per_s``, ``train_seconds``, the ``flags`` (codes and legend) and, when
 ``unreliable``, the ``unreliable_reason``. The numbers are those of the headline row
 (:mod:`harness.report.headline`) at the dataset's eps.
@@ -20,9 +22,11 @@ attack is the REFERENCE ensemble (the standard AutoAttack); otherwise it is null
 
 **The check.** A claim with a ``reported`` number is ``unreliable`` when
 
-(a) a measured number is more than :data:`MARGIN_POINTS` points below ``reported``: the
-    per-image worst case and the standard AutoAttack, each when measured; when neither is,
-    the lowest robust accuracy among the attacks at the eps (named in the reason); or
+(a) a measured number is more than :data:`MARGIN_POINTS` points below ``reported`` and
+    ``reported`` is above the upper end of that number's 95% interval (a gap beyond the
+    sampling noise of its n images as well as the margin): the per-image worst case and the
+    standard AutoAttack, each when measured; when neither is, the lowest robust accuracy
+    among the attacks at the eps (named in the reason); or
 (b) a flag of :data:`MASKING_CODES` (gradient masking, label leaking) was raised on any cell
     of the model and defense, at any eps (the large-eps check cell included).
 
@@ -41,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.contracts import roles
+from harness.contracts.intervals import wilson
 from harness.contracts.metrics import HARNESS_METRICS, render_metric
 from harness.contracts.outcomes import attack_label
 from harness.contracts.provenance import third_party_field
@@ -73,6 +78,8 @@ Key = tuple[str, str, str]
 
 #: A fraction as RobustBench's percent string with two decimals (None when unknown).
 percent = HARNESS_METRICS["robust_acc"].plain
+#: Its 95% Wilson interval on n images, both ends as percent strings (None when unknown).
+interval = HARNESS_METRICS["robust_acc"].interval
 
 
 def parse_percent(value: Any, where: str) -> float | None:
@@ -194,9 +201,13 @@ def _measured(group: _Group, results: ResultSet, flags: Mapping[str, str]) -> di
         "number_forward_passes": NUMBER_FORWARD_PASSES, "eps": f"{row.eps:g}",
         "threat_model": THREAT_MODELS.get(min(norms), min(norms)) if norms else "Linf",
         "clean_acc": percent(row.clean_acc),
+        "clean_acc_interval": interval(row.clean_acc, row.clean_n),
         "autoattack_acc": percent(standard.robust_acc) if standard else None,
+        "autoattack_acc_interval": interval(standard.robust_acc, standard.n_test)
+        if standard else None,
         "autoattack_footnote": note,
         "worst_case_acc": percent(worst_acc), "n": n,
+        "worst_case_acc_interval": interval(worst_acc, n),
         "attacks": {attack_label(r): percent(r.robust_acc)
                     for r in sorted(group.cells, key=attack_label)},
         "images_per_s": _rounded(row.images_per_s), "train_seconds": _rounded(row.train_seconds),
@@ -209,14 +220,20 @@ def _rounded(value: float | None) -> float | None:
     return None if value is None or math.isnan(value) else round(value, 1)
 
 
-def _below(label: str, value: float, reported: float) -> str | None:
-    """A reason when ``value`` (a fraction) is more than the margin below ``reported``."""
+def _below(label: str, value: float, reported: float, n: int | None) -> str | None:
+    """A reason when ``value`` (a fraction measured on ``n`` images) is more than the margin
+    below ``reported`` and ``reported`` is above its 95% interval: a gap the sampling noise
+    of n images does not explain."""
     gap = reported - 100 * value
     if gap <= MARGIN_POINTS:
         return None
+    high = 100 * wilson(value, n)[1] if n else 100 * value
+    if reported <= high:
+        return None
     shown = render_metric("robust_acc", value)
     return (f"{label} is {shown}, {gap:.2f} points below the reported "
-            f"{reported:.2f}% (margin {MARGIN_POINTS:g} points)")
+            f"{reported:.2f}% (margin {MARGIN_POINTS:g} points; the 95% interval of the "
+            f"measured number ends at {high:.2f}%)")
 
 
 def _measured_below(group: _Group, reported: float) -> list[str | None]:
@@ -227,16 +244,17 @@ def _measured_below(group: _Group, reported: float) -> list[str | None]:
     standard, _ = _autoattack(group)
     if worst is not None and worst.n and not math.isnan(worst.robust_acc):
         found.append(_below(f"the per-image worst case over {worst.n} images",
-                            worst.robust_acc, reported))
+                            worst.robust_acc, reported, worst.n))
     if standard is not None and standard.robust_acc is not None:
         found.append(_below(f"the standard AutoAttack ({attack_label(standard)}, "
-                            f"{standard.n_test} images)", standard.robust_acc, reported))
+                            f"{standard.n_test} images)", standard.robust_acc, reported,
+                            standard.n_test))
     if not found and group.cells:
         low = min(group.cells, key=lambda r: (r.robust_acc or 0.0, attack_label(r)))
         found.append(_below(f"with neither a per-image worst case nor the standard AutoAttack "
                             f"measured, the lowest robust accuracy among the attacks, "
                             f"{attack_label(low)} ({low.n_test} images),",
-                            low.robust_acc or 0.0, reported))
+                            low.robust_acc or 0.0, reported, low.n_test))
     return found
 
 

@@ -9,18 +9,30 @@ time and the reference iterative attack's images/s. For an input transformation 
 columns show the adaptive cells (BPDA/EoT on the whole pipeline) when there are any, since
 those measure the pipeline, not how well examples transfer. The markdown pages and the
 terminal summary both start with these rows.
+
+**Ranking rule** (:func:`not_ranked_because`): a row is ranked only when the reference
+ensemble (an attack declaring both the ensemble and the reference role: the standard
+AutoAttack among the built-ins) ran on it at that eps, adaptively (through BPDA, with EoT
+for a randomized transformation) when the defense is an input transformation. Ranked rows
+come first, best worst case first; a row whose worst case's 95% interval overlaps the one
+above it shares its rank (``=2``). The others follow, marked with why they are not ranked.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from harness.contracts import roles
+from harness.contracts.categories import STAGES
+from harness.contracts.intervals import overlap, wilson
 from harness.contracts.outcomes import WorstCase, worst_cases
-from harness.contracts.provenance import provided_name, third_party
+from harness.contracts.provenance import provided_name
 from harness.contracts.records import Result
+from harness.report.checks import UNCOUNTED
+from harness.report.labels import dataset_eps, defense_label, trained_eps
 
 
 @dataclass(frozen=True)
@@ -58,38 +70,41 @@ class HeadlineRow:
     flags: str
     train_seconds: float | None
     images_per_s: float | None
+    clean_n: int | None = None
+    attack_n: tuple[int | None, ...] = ()
+    not_ranked: str | None = None
+    rank: str = ""
+
+    def ranking_interval(self) -> tuple[float, float] | None:
+        """The 95% interval of the number the row is ranked by: its worst case, else its
+        ensemble's accuracy (None when neither is known)."""
+        if self.worst is not None and self.worst.n and not math.isnan(self.worst.robust_acc):
+            return wilson(self.worst.robust_acc, self.worst.n)
+        ensemble, n = self.attacks[-1], self.attack_n[-1] if self.attack_n else None
+        return wilson(ensemble, n) if ensemble is not None and n else None
 
 
-def dataset_eps(record: Result) -> float | None:
-    """The dataset's default eps the record's model was trained with (from its config)."""
-    training = record.config.get("training")
-    value = training.get("dataset_eps") if isinstance(training, Mapping) else None
-    return float(value) if isinstance(value, int | float) else None
+NO_ENSEMBLE = "no reference ensemble"
+NON_ADAPTIVE = "non-adaptive ensemble only"
+NO_COUNTED = "every attack too weak to measure robustness"
 
 
-def trained_eps(record: Result) -> float | None:
-    """The eps the record's defense was trained at when the run set one, else None."""
-    training = record.config.get("training")
-    options = training.get("defense_options") if isinstance(training, Mapping) else None
-    if isinstance(options, Mapping) and isinstance(options.get("eps"), int | float):
-        return float(options["eps"])
+def counts(record: Result, flags: Mapping[str, str]) -> bool:
+    """Whether ``record`` counts toward its row's worst case and rank: not when a check found
+    its attack too weak to measure robustness (:data:`harness.report.checks.UNCOUNTED`)."""
+    return not set(flags.get(record.cell_key, "")) & UNCOUNTED
+
+
+def not_ranked_because(cells: list[Result]) -> str | None:
+    """Why a headline row made of ``cells`` is not ranked (None: it is): no cell of the
+    reference ensemble, or, for an input transformation, none crafted through it."""
+    ensembles = [r for r in cells if r.has_role(roles.ENSEMBLE) and r.has_role(roles.REFERENCE)]
+    if not ensembles:
+        return NO_ENSEMBLE if cells else NO_COUNTED
+    stage = STAGES.get(cells[0].defense_stage)
+    if stage is not None and stage.adaptive and not any(r.adaptive for r in ensembles):
+        return NON_ADAPTIVE
     return None
-
-
-def defense_label(record: Result) -> str:
-    """The defense's name, with the distribution that provided it when not the harness's own
-    (:mod:`harness.contracts.provenance`), the eps it was trained at when the run set one and the
-    validation loss early stopping followed when not the clean one
-    (``fbf (trained at eps 0.3, stopped on robust loss)``)."""
-    eps = trained_eps(record)
-    training = record.config.get("training")
-    settings = training.get("settings") if isinstance(training, Mapping) else None
-    stop = settings.get("early_stop_on") if isinstance(settings, Mapping) else None
-    provider = third_party(record, "defense")
-    notes = ([provider] if provider else []) + \
-        ([f"trained at eps {eps:g}"] if eps is not None else []) + \
-        ([f"stopped on {stop} loss"] if stop not in (None, "clean") else [])
-    return f"{record.defense} ({', '.join(notes)})" if notes else record.defense
 
 
 def headline_eps(record: Result) -> set[float]:
@@ -135,25 +150,55 @@ def headline_groups(records: Iterable[Result], flags: Mapping[str, str]
                 and not r.config.get("check") and r.eps in headline_eps(r)):
             groups.setdefault((r.dataset, r.model, r.defense, r.eps, r.train_key),
                               []).append(r)
-    worst = {w.key: w for w in worst_cases(r for cells in groups.values() for r in cells)}
-    rows = []
-    for key, cells in groups.items():
-        picked = [pick(cells, column) for column in COLUMNS]
-        main = next((p for p in picked if p is not None), cells[0])
-        iterative = picked[1]
-        codes = sorted({c for r in cells for c in flags.get(r.cell_key, "")})
-        rows.append((HeadlineRow(
-            key[0], provided_name(key[1], main, "model"), defense_label(main), key[3],
-            adaptive=any(r.adaptive for r in cells), clean_acc=main.clean_acc,
-            attacks=tuple(p.robust_acc if p is not None else None for p in picked),
-            worst=worst.get(key), flags="".join(codes), train_seconds=main.train_seconds,
-            images_per_s=iterative.value("attack_images_per_s") if iterative is not None
-            else None),
-            cells))
-    rows.sort(key=lambda hc: (hc[0].dataset, hc[0].eps,
+    counted = [r for cells in groups.values() for r in cells if counts(r, flags)]
+    worst = {w.key: w for w in worst_cases(counted)}
+    rows = [(_row(key, cells, worst.get(key), flags), cells) for key, cells in groups.items()]
+    rows.sort(key=lambda hc: (hc[0].dataset, hc[0].eps, hc[0].not_ranked is not None,
                               -_known(hc[0].worst.robust_acc if hc[0].worst else None),
                               -_known(hc[0].clean_acc), hc[0].model, hc[0].defense))
-    return rows
+    return _ranked(rows)
+
+
+def _row(key: tuple[str, str, str, float, str], cells: list[Result], worst: WorstCase | None,
+         flags: Mapping[str, str]) -> HeadlineRow:
+    picked = [pick(cells, column) for column in COLUMNS]
+    main = next((p for p in picked if p is not None), cells[0])
+    iterative = picked[1]
+    codes = sorted({c for r in cells for c in flags.get(r.cell_key, "")})
+    return HeadlineRow(
+        key[0], provided_name(key[1], main, "model"), defense_label(main), key[3],
+        adaptive=any(r.adaptive for r in cells), clean_acc=main.clean_acc,
+        attacks=tuple(p.robust_acc if p is not None else None for p in picked),
+        worst=worst, flags="".join(codes), train_seconds=main.train_seconds,
+        images_per_s=iterative.value("attack_images_per_s") if iterative is not None
+        else None, clean_n=main.n_test,
+        attack_n=tuple(p.n_test if p is not None else None for p in picked),
+        not_ranked=not_ranked_because([r for r in cells if counts(r, flags)]))
+
+
+def _ranked(rows: list[tuple[HeadlineRow, list[Result]]]
+            ) -> list[tuple[HeadlineRow, list[Result]]]:
+    """``rows`` (sorted) with their ranks within each dataset and eps: the position among the
+    ranked rows, shared (``=k``) with the row above when the 95% intervals overlap."""
+    out: list[tuple[HeadlineRow, list[Result]]] = []
+    place, previous = 0, None
+    where: tuple[str, float] | None = None
+    for row, cells in rows:
+        if row.not_ranked is not None:
+            out.append((row, cells))
+            continue
+        if (row.dataset, row.eps) != where:
+            where, place, previous = (row.dataset, row.eps), 0, None
+        place += 1
+        interval = row.ranking_interval()
+        tied = previous is not None and interval is not None and overlap(previous[1], interval)
+        number = previous[0] if tied and previous is not None else place
+        shown = f"={number}" if tied else str(number)
+        out.append((dataclasses.replace(row, rank=shown), cells))
+        previous = (number, interval) if interval is not None else None
+    shared = {(r.dataset, r.eps, r.rank) for r, _ in out if r.rank.startswith("=")}
+    return [(dataclasses.replace(r, rank=f"={r.rank}") if (r.dataset, r.eps, f"={r.rank}")
+             in shared else r, cells) for r, cells in out]
 
 
 def _known(value: float | None) -> float:

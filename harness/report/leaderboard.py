@@ -79,21 +79,33 @@ def _identity_value(record: Result, key: str) -> str:
 
 
 SUMMARY_NOTE = (
-    "One row per model and defense at the dataset's eps, best worst case first: clean "
-    "accuracy, robust accuracy under the reference single-step, iterative and ensemble "
-    "attacks, and the worst case: the share of the n test images that every attack of the "
-    "run at that eps (all the cells of the tables below) left correctly classified; n is the "
-    "number of images all those attacks saw. For an input transformation (†) the attack "
+    "One row per model and defense at the dataset's eps: clean accuracy, robust accuracy "
+    "under the reference single-step, iterative and ensemble attacks, and the worst case: the "
+    "share of the n test images that every attack of the run at that eps (all the cells of "
+    "the tables below) left correctly classified; n is the number of images all those attacks "
+    "saw. Each accuracy is followed by half the width of its 95% Wilson interval for the "
+    "images it was measured on (±, in points). Rank: a row is ranked only when the reference "
+    "ensemble (the standard AutoAttack) ran on it at that eps, through the defense (BPDA, with "
+    "EoT when randomized) for an input transformation; ranked rows come first, best worst "
+    "case first, and a row whose worst-case interval overlaps the one above shares its rank "
+    "(=): their order is not a difference. For an input transformation (†) the attack "
     "columns show the adaptive attacks ([bpda]: crafted through the transformation). Train s: "
     "training time of the model; img/s: the iterative attack's incidental throughput.")
+
+
+def rank_text(row: HeadlineRow) -> str:
+    """The row's rank, or why it is not ranked."""
+    return row.rank if row.not_ranked is None else f"not ranked: {row.not_ranked}"
 
 
 def _headline_cells(row: HeadlineRow) -> list[str]:
     worst = row.worst
     robust = HARNESS_METRICS["robust_acc"].render
-    return [row.dataset, row.model, row.defense + ("†" if row.adaptive else ""),
-            eps_text(row.eps), render_metric("clean_acc", row.clean_acc),
-            *[robust(a) for a in row.attacks], robust(worst.robust_acc) if worst else "",
+    attack_n = row.attack_n or (None,) * len(row.attacks)
+    return [rank_text(row), row.dataset, row.model, row.defense + ("†" if row.adaptive else ""),
+            eps_text(row.eps), render_metric("clean_acc", row.clean_acc, row.clean_n),
+            *[robust(a, n) for a, n in zip(row.attacks, attack_n, strict=True)],
+            robust(worst.robust_acc, worst.n) if worst else "",
             render_metric("n_test", worst.n) if worst else "", row.flags,
             render_metric("train_seconds", row.train_seconds),
             render_metric("attack_images_per_s", row.images_per_s)]
@@ -108,7 +120,7 @@ def summary_section(records: list[Result], flags: Mapping[str, str]) -> list[str
     counted = [r for r in records if r.ok and r.robust_acc is not None
                and not r.config.get("check")]
     names = column_names(counted)
-    headers = ["dataset", "model", "defense", "eps", "clean", *names, "worst case", "n",
+    headers = ["rank", "dataset", "model", "defense", "eps", "clean", *names, "worst case", "n",
                "flags", "train s", f"{names[1]} img/s"]
     table = tabulate([_headline_cells(r) for r in rows], headers=headers, tablefmt="github",
                      disable_numparse=True)

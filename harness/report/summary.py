@@ -33,9 +33,10 @@ SHORT = {"clean_acc": "clean", "attack_success_rate": "success"}
 NAME_COLUMNS = (0, 1, 2, 3)  # dataset, model, defense, attack: shortened to fit
 
 
-def percent(value: float | None) -> str:
-    """An accuracy as every renderer shows it (the ``robust_acc`` metric's format)."""
-    return render_metric("robust_acc", value)
+def percent(value: float | None, n: int | None = None) -> str:
+    """An accuracy as every renderer shows it (the ``robust_acc`` metric's format), with half
+    its 95% interval when measured on ``n`` images."""
+    return render_metric("robust_acc", value, n)
 
 
 def _number(name: str, value: Any, metrics: Mapping[str, MetricSpec]) -> str:
@@ -102,19 +103,27 @@ def evasion_block(records: list[Result], flags: Mapping[str, str], width: int) -
 
 def headline_block(records: list[Result], flags: Mapping[str, str], width: int) -> list[str]:
     """The pages' summary rows (:mod:`harness.report.headline`): per model and defense at the
-    dataset's eps, clean and reference-attack accuracies, worst case, n, flags."""
+    dataset's eps, the rank (``n/r``: not ranked, the reasons below the table), clean and
+    reference-attack accuracies with half their 95% intervals, worst case, n, flags."""
     rows = headline_rows(records, flags)
     if not rows:
         return []
     names = column_names([r for r in records if not r.config.get("check")])
-    table = [[h.dataset, h.model, h.defense + ("†" if h.adaptive else ""), eps_text(h.eps),
-              percent(h.clean_acc), *[percent(a) for a in h.attacks],
-              percent(h.worst.robust_acc) if h.worst else "",
+    short = HARNESS_METRICS["robust_acc"].short
+    table = [[h.rank or "n/r", h.dataset, h.model, h.defense + ("†" if h.adaptive else ""),
+              eps_text(h.eps), short(h.clean_acc, h.clean_n),
+              *[short(a, n) for a, n in zip(h.attacks, h.attack_n or (None,) * len(h.attacks),
+                                            strict=True)],
+              short(h.worst.robust_acc, h.worst.n) if h.worst else "",
               render_metric("n_test", h.worst.n) if h.worst else "", h.flags] for h in rows]
-    headers = ["dataset", "model", "defense", "eps", "clean", *names, "worst", "n", "flags"]
-    right = tuple(range(4, 10))
+    headers = ["rank", "dataset", "model", "defense", "eps", "clean", *names, "worst", "n",
+               "flags"]
+    right = tuple(range(5, 11))
+    reasons = sorted({h.not_ranked for h in rows if h.not_ranked})
+    why = [clip(f"accuracies in %, ± half the 95% interval"
+                f"{'; n/r: not ranked, ' + '; '.join(reasons) if reasons else ''}", width)]
     return [clip("Summary (at each dataset's eps; worst case over every attack):", width),
-            *fit_table(headers, table, width, shrink=(*NAME_COLUMNS, 10), right=right)]
+            *fit_table(headers, table, width, shrink=(2, 3, 4, 11), right=right), *why]
 
 
 def check_block(records: list[Result], flags: Mapping[str, str], width: int) -> list[str]:

@@ -29,12 +29,16 @@ def derive_seed(run_seed: int, *names: str) -> int:
 
 
 def seed_globals(run_seed: int, *names: str) -> int:
-    """Seed torch's and NumPy's global generators (libraries such as ART draw from NumPy's)
-    with :func:`derive_seed`; return the seed."""
+    """Seed torch's, NumPy's and Python's global generators (libraries such as ART draw from
+    NumPy's, and ART's universal perturbations from Python's ``random``) with
+    :func:`derive_seed`; return the seed."""
+    import random
+
     import numpy as np
     import torch
 
     seed = derive_seed(run_seed, *names)
     torch.manual_seed(seed)
     np.random.seed(seed)
+    random.seed(seed)
     return seed
