@@ -28,9 +28,10 @@ from harness.util.errors import UsageError
 
 LEADERBOARDS = Path(__file__).resolve().parents[1] / "leaderboards"
 CLAIMS = LEADERBOARDS / "claims"
+# RobustBench's model_info fields (its optional "footnote" only when someone wrote one).
 ROBUSTBENCH_FIELDS = {"link", "name", "authors", "additional_data", "number_forward_passes",
                       "dataset", "venue", "architecture", "eps", "clean_acc", "reported",
-                      "autoattack_acc", "external", "unreliable", "footnote"}
+                      "autoattack_acc", "external", "unreliable"}
 KEY = ("d", "m", "none")
 
 
@@ -90,7 +91,9 @@ def test_a_claim_has_every_robustbench_field_and_the_measured_ones():
     # PGD 10 points above the standard AutoAttack, but one image of ten is sampling noise
     assert c["flags"] == {"codes": "", "legend": {}}
     # a claim nobody wrote has the human defaults and is measured, not checked
-    assert {k: c[k] for k in HUMAN_FIELDS} == HUMAN_FIELDS
+    printable = {"name": "m with none", "link": "", "venue": ""}    # never null on a page
+    assert {k: c.get(k) for k in HUMAN_FIELDS} == {**HUMAN_FIELDS, **printable}
+    assert "footnote" not in c     # RobustBench's template prints a footnote that is there
     assert (c["unreliable"], c["unreliable_reason"]) == (False, None)
 
 
@@ -202,9 +205,11 @@ def test_human_fields_survive_regeneration_and_measured_ones_are_recomputed(tmp_
     rs = results(*TEN.records, *(r.replace(model="timm:x", cell_key="x" + r.cell_key)
                                  for r in TEN.records))
     done = write_claims(rs, flags_by_cell(rs.records), tmp_path)
-    path = claim_path(tmp_path, "d", "timm:x", "none")
-    assert path == tmp_path / "d" / "timm_x--none.json" and sorted(done.written) == sorted(
-        [path, tmp_path / "d" / "m--none.json"])
+    path = claim_path(tmp_path, "d", "timm:x", "none", eps="0.1", threat_model="Linf",
+                      ranked=True)
+    where = tmp_path / "eps-0.1" / "d" / "Linf"
+    assert path == where / "timm_x--none.json" and sorted(done.written) == sorted(
+        [path, where / "m--none.json"])
     data = json.loads(path.read_text())
     assert data["architecture"] == "timm:x"
     human = {"link": "https://example.org/paper", "name": "A paper", "authors": "A. Author",
@@ -224,49 +229,104 @@ def test_regeneration_is_byte_identical_and_leaves_other_claims_alone(tmp_path):
     other.parent.mkdir()
     other.write_text('{"reported": "71.17"}\n')
     first = write_claims(TEN, flags, tmp_path)
-    text = (tmp_path / "d" / "m--none.json").read_bytes()
+    mine = tmp_path / "eps-0.1" / "d" / "Linf" / "m--none.json"
+    text = mine.read_bytes()
     assert text.endswith(b"}\n") and first.untouched == [other]
     second = write_claims(TEN, flags, tmp_path)
     assert second.written == [] and second.unchanged == first.written
-    assert (tmp_path / "d" / "m--none.json").read_bytes() == text
+    assert mine.read_bytes() == text
     assert other.read_text() == '{"reported": "71.17"}\n'
 
 
 def test_a_file_that_holds_another_claim_is_refused(tmp_path):
-    path = claim_path(tmp_path, *KEY)
+    path = claim_path(tmp_path, *KEY, eps="0.1", threat_model="Linf", ranked=True)
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps({"dataset": "d", "architecture": "m:", "defense": "none"}))
     with pytest.raises(UsageError, match="is the claim of d/m:/none"):
         write_claims(TEN, {}, tmp_path)
 
 
-CLAIM_DIRS = sorted(p for p in CLAIMS.iterdir() if p.is_dir()) if CLAIMS.is_dir() else []
+def test_a_claim_moves_with_its_ranking_and_from_the_old_layout_keeping_its_human_fields(
+        tmp_path):
+    flags = flags_by_cell(TEN.records)
+    old = tmp_path / "d" / "m--none.json"             # 0.2's layout: folder/dataset/
+    old.parent.mkdir()
+    old.write_text(json.dumps({"name": "A paper", "reported": "90.00"}))
+    write_claims(TEN, flags, tmp_path)
+    ranked = claim_path(tmp_path, *KEY, eps="0.1", threat_model="Linf", ranked=True)
+    assert not old.exists() and not old.parent.exists()
+    claim = json.loads(ranked.read_text())
+    assert (claim["name"], claim["reported"], claim["ranked"]) == ("A paper", "90.00", True)
+    # without the standard AutoAttack the row is not ranked: the claim moves beside
+    unranked = results(*(r for r in TEN.records if r.attack != "aa"))
+    write_claims(unranked, flags_by_cell(unranked.records), tmp_path)
+    moved = claim_path(tmp_path, *KEY, eps="0.1", threat_model="Linf", ranked=False)
+    assert not ranked.exists() and moved.parent.name == "not-ranked"
+    claim = json.loads(moved.read_text())
+    assert (claim["name"], claim["ranked"]) == ("A paper", False)
+    assert claim["not_ranked_reason"] == "no reference ensemble"
+
+
+MODEL_INFO = sorted(CLAIMS.glob("eps-*/*/*")) if CLAIMS.is_dir() else []
+
+
+def robustbench_table(folder: Path) -> list[list[str]]:
+    """What RobustBench's leaderboard generator (robustbench/leaderboard/template.py and its
+    leaderboard.html.j2) does with a ``model_info/<dataset>/<threat model>`` folder: every
+    ``*.json`` directly in it, sorted by ``float(autoattack_acc)``, highest first, each
+    printed as rank, name (with the footnote when the key is there), link, clean and robust
+    accuracy with ``%``, extra data, architecture and venue (None printed as "None")."""
+    models = [json.loads(p.read_text()) for p in folder.glob("*.json")]
+    models.sort(key=lambda m: float(m["autoattack_acc"]), reverse=True)
+    rows = []
+    for rank, m in enumerate(models, 1):
+        name = str(m["name"]) + (f" {m['footnote']}" if "footnote" in m else "")
+        rows.append([str(rank), name, str(m["link"]), f"{m['clean_acc']}%",
+                     f"{m['autoattack_acc']}%", "yes" if m["additional_data"] else "no",
+                     str(m["architecture"]), str(m["venue"])])
+    return rows
+
+
+@pytest.mark.parametrize("folder", MODEL_INFO,
+                         ids=[str(p.relative_to(CLAIMS)) for p in MODEL_INFO])
+def test_each_ranked_claims_folder_goes_through_robustbenchs_generator(folder):
+    rows = robustbench_table(folder)        # raises on a null autoattack_acc
+    assert rows and all("None" not in cell for row in rows for cell in row), rows
+    ranked = [json.loads(p.read_text()) for p in folder.glob("*.json")]
+    assert all(c["ranked"] and c["eps"] == folder.parts[-3][len("eps-"):] for c in ranked)
+    for c in (json.loads(p.read_text()) for p in folder.glob("not-ranked/*.json")):
+        assert c["ranked"] is False and c["not_ranked_reason"]
 
 
 def test_the_paper_claims_are_shipped_and_unreliable():
     from harness_plugins.paper_report import PAPER
 
-    assert {p.name for p in CLAIM_DIRS} >= {"mnist", "fashion-mnist"}
     for dataset in ("mnist", "fashion-mnist"):
         eps, _, fgsm, adv = PAPER[dataset]
         for defense, reported in (("advtrain", adv), ("none", fgsm)):
-            c = json.loads((CLAIMS / dataset / f"paper-cnn--{defense}.json").read_text())
+            path = claim_path(CLAIMS, dataset, "paper-cnn", defense, eps=f"{eps:g}",
+                              threat_model="Linf", ranked=True)
+            c = json.loads(path.read_text())
             assert c["reported"] == f"{reported:.2f}" and c["eps"] == f"{eps:g}"
             assert c["name"].startswith("Adversarial Machine Learning")
             assert c["unreliable"] is True and c["unreliable_reason"]
 
 
-@pytest.mark.parametrize("folder", CLAIM_DIRS, ids=[p.name for p in CLAIM_DIRS])
-def test_committed_claims_are_what_the_committed_results_give(folder, tmp_path, capsys):
-    """leaderboards/claims/<dataset>/ is regenerated from leaderboards/<dataset>.json."""
+CLAIMED = sorted({p.relative_to(CLAIMS).parts[1] for p in CLAIMS.glob("eps-*/**/*.json")}
+                 ) if CLAIMS.is_dir() else []
+
+
+@pytest.mark.parametrize("dataset", CLAIMED)
+def test_committed_claims_are_what_the_committed_results_give(dataset, tmp_path, capsys):
+    """leaderboards/claims/eps-*/<dataset>/ is regenerated from leaderboards/<dataset>.json."""
     copy = tmp_path / "claims"
-    shutil.copytree(folder, copy / folder.name)
-    page = LEADERBOARDS / f"{folder.name}.json"
+    shutil.copytree(CLAIMS, copy)
+    page = LEADERBOARDS / f"{dataset}.json"
     assert main(["leaderboard", "--results", str(page), "--claims", str(copy)]) == 0
     out = capsys.readouterr()
     assert out.out == ""                     # --claims without --out prints no page
     assert " 0 written" in out.err
-    assert sorted(p.name for p in (copy / folder.name).iterdir()) == \
-        sorted(p.name for p in folder.iterdir())
-    for path in folder.iterdir():
-        assert (copy / folder.name / path.name).read_bytes() == path.read_bytes(), path.name
+    committed = sorted(p.relative_to(CLAIMS) for p in CLAIMS.glob("**/*.json"))
+    assert sorted(p.relative_to(copy) for p in copy.glob("**/*.json")) == committed
+    for name in committed:
+        assert (copy / name).read_bytes() == (CLAIMS / name).read_bytes(), name

@@ -31,7 +31,15 @@ attack is the REFERENCE ensemble (the standard AutoAttack); otherwise it is null
     of the model and defense, at any eps (the large-eps check cell included).
 
 ``unreliable_reason`` lists every reason. A claim without ``reported`` is measured, not
-checked: ``unreliable`` false, no reason. Pure Python, no torch.
+checked: ``unreliable`` false, no reason.
+
+**Ranked or not.** ``ranked`` and ``not_ranked_reason`` follow the summary's ranking rule
+(:func:`harness.report.headline.not_ranked_because`). :func:`write_claims` lays the claims out
+as RobustBench's ``model_info``, one such folder per eps
+(``eps-0.1/mnist/Linf/paper-cnn--fbf.json``, :func:`claim_path`), with only the ranked
+claims where its leaderboard generator reads them (every one has ``autoattack_acc``, which
+it sorts by); the others sit in ``not-ranked/`` beside them. ``name``, ``link`` and ``venue``
+are never null (the generator would print "None"). Pure Python, no torch.
 """
 
 from __future__ import annotations
@@ -97,12 +105,35 @@ def parse_percent(value: Any, where: str) -> float | None:
     return points
 
 
-def claim_path(folder: Path, dataset: str, model: str, defense: str) -> Path:
-    """``folder/<dataset>/<model>--<defense>.json``, each name with every character outside
+#: The subfolder of the claims that are not ranked (beside the ranked ones, which RobustBench's
+#: generator reads: it globs ``*.json`` of the dataset's threat-model folder, not below).
+NOT_RANKED = "not-ranked"
+
+
+def claim_path(folder: Path, dataset: str, model: str, defense: str, *, eps: str,
+               threat_model: str, ranked: bool) -> Path:
+    """``folder/eps-<eps>/<dataset>/<threat model>/[not-ranked/]<model>--<defense>.json``:
+    ``folder/eps-<eps>`` is a ``model_info`` folder RobustBench's leaderboard generator reads
+    as it is (one folder per eps, so models attacked at other budgets never share a table;
+    only ranked claims where it looks). Each name with every character outside
     ``A-Za-z0-9._-`` replaced by ``_`` (``timm:resnet18`` -> ``timm_resnet18``); the true
     names are inside the file."""
-    return folder / _UNSAFE.sub("_", dataset) / \
+    where = folder / f"eps-{_UNSAFE.sub('_', eps)}" / _UNSAFE.sub("_", dataset) / \
+        _UNSAFE.sub("_", threat_model)
+    return (where if ranked else where / NOT_RANKED) / \
         f"{_UNSAFE.sub('_', model)}--{_UNSAFE.sub('_', defense)}.json"
+
+
+def _places(folder: Path, claim: Mapping[str, Any], key: Key) -> tuple[Path, list[Path]]:
+    """Where ``claim`` goes, and where an earlier version of it may be: the other side of
+    the ranking, or 0.2's layout ``folder/<dataset>/<model>--<defense>.json``."""
+    def at(ranked: bool) -> Path:
+        return claim_path(folder, *key, eps=claim["eps"], threat_model=claim["threat_model"],
+                          ranked=ranked)
+
+    legacy = folder / _UNSAFE.sub("_", key[0]) / \
+        f"{_UNSAFE.sub('_', key[1])}--{_UNSAFE.sub('_', key[2])}.json"
+    return at(bool(claim["ranked"])), [at(not claim["ranked"]), legacy]
 
 
 def render(claim: Mapping[str, Any]) -> str:
@@ -278,11 +309,28 @@ def _claim(group: _Group, results: ResultSet, flags: Mapping[str, str],
         given = _one(r.config.get("reported") for r in group.cells)
         out["reported"] = percent(given) if isinstance(given, int | float) else None
     out.update(_measured(group, results, flags))
+    out["ranked"] = group.row.not_ranked is None
+    out["not_ranked_reason"] = group.row.not_ranked
+    _printable(out)
     reported = parse_percent(out["reported"], where)
     why = _reasons(group, flags, reported) if reported is not None else []
     out["unreliable"] = bool(why)
     out["unreliable_reason"] = why or None
     return out
+
+
+def _printable(claim: dict[str, Any]) -> None:
+    """What RobustBench's leaderboard prints, never "None": a ``name`` (the model and
+    defense, when nobody wrote one), a ``link`` and ``venue`` ("" when unknown), and no
+    ``footnote`` key unless one was written (its template prints a footnote that is
+    defined, even null)."""
+    if claim["name"] is None:
+        claim["name"] = f"{claim['architecture']} with {claim['defense']}"
+    for name in ("link", "venue"):
+        if claim[name] is None:
+            claim[name] = ""
+    if claim.get("footnote") is None:
+        claim.pop("footnote", None)
 
 
 def claims(results: ResultSet, flags: Mapping[str, str],
@@ -323,23 +371,30 @@ def _read(path: Path, key: Key) -> dict[str, Any]:
 
 def write_claims(results: ResultSet, flags: Mapping[str, str], folder: Path) -> Written:
     """Refresh ``folder``'s claims from ``results``: every claim with a headline row is
-    recomputed (its human fields kept) and written, a new one with the human defaults; files
-    are rewritten only when their text changes. Same inputs, same bytes."""
-    groups = _groups(results.records, flags)
-    paths = {g.key: claim_path(folder, *g.key) for g in groups}
-    if len(set(paths.values())) < len(paths):
-        clash = sorted(k for k in paths if list(paths.values()).count(paths[k]) > 1)
-        raise UsageError(f"claims {clash} map to the same file name")
+    recomputed (its human fields kept, read from where it was: the other side of the ranking
+    or 0.2's layout, which is then removed) and written, a new one with the human defaults;
+    files are rewritten only when their text changes. Same inputs, same bytes."""
     done = Written()
-    for group in groups:
-        path = paths[group.key]
-        text = render(_claim(group, results, flags, _read(path, group.key), str(path)))
+    planned: dict[Path, Key] = {}
+    for group in _groups(results.records, flags):
+        claim = _claim(group, results, flags, {}, "/".join(group.key))
+        path, earlier = _places(folder, claim, group.key)
+        if path in planned:
+            raise UsageError(f"claims {sorted([planned[path], group.key])} map to the same "
+                             "file name")
+        planned[path] = group.key
+        source = next((p for p in (path, *earlier) if p.exists()), path)
+        text = render(_claim(group, results, flags, _read(source, group.key), str(source)))
+        for stale in (p for p in earlier if p.exists()):
+            stale.unlink()
+            if stale.parent != folder and not any(stale.parent.iterdir()):
+                stale.parent.rmdir()
         if path.exists() and path.read_text(encoding="utf-8") == text:
             done.unchanged.append(path)
             continue
+        path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_write(path) as tmp:
             tmp.write_text(text, encoding="utf-8")
         done.written.append(path)
-    mine = set(paths.values())
-    done.untouched = sorted(p for p in folder.glob("*/*.json") if p not in mine)
+    done.untouched = sorted(p for p in folder.glob("**/*.json") if p not in planned)
     return done
