@@ -20,9 +20,11 @@ Two settings: ``paper-cnn`` on MNIST-sized input (1x28x28, 10 classes, batch 256
 the registry as the runner builds them, with random weights. In each: the floor (one
 forward and backward pass with respect to the input, parameters frozen: what one gradient
 step of an attack costs at least), then FGSM and PGD-10 natively, through torchattacks and
-through ART (harness's bridge). On the MNIST-sized setting also whole evasion cells as the
+through ART (harness's bridge). On the MNIST-sized setting also the standard AutoAttack
+through the harness beside its reference code called directly, whole evasion cells as the
 runner evaluates them (FGSM and PGD-10 on 1,024 images) and one training epoch (2,048 images)
-of ``none``, ``advtrain`` (Algorithm 2), ``art-advtrain``, ``fbf`` and ``madry-pgd``.
+of ``none``, ``advtrain`` (Algorithm 2), ``art-advtrain``, ``fbf``, ``madry-pgd`` (ART) and
+``pgd-at`` (the same PGD-7 training, native).
 
 Each benchmark records in ``extra_info`` its setting, kind (floor, attack, cell, epoch),
 implementation, images per call and gradient steps per image, which the page uses for
@@ -216,6 +218,45 @@ def test_art(measure: Any, workload: Workload, registry: Registry, name: str) ->
     assert_within_budget(x_adv, w)
 
 
+AUTOATTACK_IMAGES = 64
+
+
+@pytest.mark.parametrize("implementation", ["native", "reference"])
+def test_autoattack(measure: Any, workload: Workload, registry: Registry,
+                    implementation: str) -> None:
+    """The standard AutoAttack on :data:`AUTOATTACK_IMAGES` images the model classifies
+    correctly (labelled with its own predictions, so every image is attacked): the
+    harness's ``autoattack`` (``native``: the plugin, attack by attack on the images still
+    standing) beside the reference code called directly (``reference``:
+    ``pyautoattack.AutoAttack(version="standard").run_standard_evaluation``). AutoAttack's
+    number of gradient steps depends on the images, so there is no floor ratio; the goal
+    compares the two."""
+    pyautoattack = pytest.importorskip("pyautoattack")
+    w = workload
+    if w.setting.id != MNIST.id:
+        pytest.skip("measured on the MNIST-sized setting")
+    x = w.x[:AUTOATTACK_IMAGES]
+    with torch.no_grad():
+        y = w.model(x).argmax(1)
+    if implementation == "native":
+        spec = registry.attack("autoattack")
+        attack = spec.build(spec.resolve_options({}))
+
+        def run() -> torch.Tensor:
+            return attack.perturb(w.model, x, y, w.eps)
+    else:
+        def run() -> torch.Tensor:
+            aa = pyautoattack.AutoAttack(w.model, norm="Linf", eps=w.eps, version="standard",
+                                         seed=0, device=x.device)
+            aa.verbose = False
+            return aa.run_standard_evaluation(x, y, batch_size=len(x))[0]
+
+    x_adv = measure(run, setting=w.setting.id, setting_label=w.setting.label,
+                    key="autoattack", label=f"standard AutoAttack, {AUTOATTACK_IMAGES} images",
+                    kind="attack", implementation=implementation, images=len(x), steps=0)
+    assert x_adv.shape == x.shape
+
+
 def _label(name: str) -> str:
     return {"fgsm": "FGSM", "pgd": f"PGD-{PGD_STEPS}"}[name]
 
@@ -284,7 +325,8 @@ EPOCHS = {"none": ("clean (Algorithm 1)", "native"),
           "advtrain": ("Algorithm 2 (FGSM pairs)", "native"),
           "art-advtrain": ("AdversarialTrainer (FGSM, ratio 0.5)", "ART"),
           "fbf": ("fast is better than free", "ART"),
-          "madry-pgd": ("Madry PGD-7", "ART")}
+          "madry-pgd": ("Madry PGD-7", "ART"),
+          "pgd-at": ("Madry PGD-7", "native")}
 
 
 @pytest.fixture(scope="module")

@@ -116,6 +116,14 @@ GOALS: tuple[Goal, ...] = (
          ("epoch-none", "native"), 1, 2.9),
     # Per image in the updates: an Algorithm 2 epoch updates on 2 images per training image
     # (each clean image and its FGSM twin), ART's AdversarialTrainer (ratio 0.5) on 1.
+    Goal("the harness's standard AutoAttack vs its reference code called directly, same "
+         "images", "mnist", ("autoattack", "native"), ("autoattack", "reference"), 1, 1.1),
+    # PGD-7 adversarial training: 7 attack steps and 1 update per training image, so at
+    # least 8 clean epochs' worth of forward-backward passes.
+    Goal("madry-pgd (PGD-7 through ART) epoch vs its floor of 8 clean epochs", "mnist",
+         ("epoch-madry-pgd", "ART"), ("epoch-none", "native"), 8, 1.15),
+    Goal("pgd-at (the same PGD-7 training, native) epoch vs its floor of 8 clean epochs",
+         "mnist", ("epoch-pgd-at", "native"), ("epoch-none", "native"), 8, 1.15),
     Goal("ART AdversarialTrainer vs Algorithm 2, per image in the updates (Algorithm 2 "
          "updates on 2 images per training image, ART at ratio 0.5 on 1)", "mnist",
          ("epoch-art-advtrain", "ART"), ("epoch-advtrain", "native"), 0.5, 1.5,
@@ -221,11 +229,13 @@ def _setting_table(setting_rows: list[Row]) -> list[str]:
     for r in setting_rows:
         if r is floor:
             ratio = "1 (the floor)"
+        elif not r.steps:
+            ratio = "not a fixed number of steps"
         else:
             ratio = Ratio.of(r, floor, r.steps).text() if floor is not None else "no floor"
         lines.append(f"| {r.label} | {r.implementation} | {r.images:,} | "
                      f"{_rate(r.images_per_s)} | {100 * r.iqr / r.median:.1f}% | {r.rounds} "
-                     f"| {r.steps} | {ratio} |")
+                     f"| {r.steps or '-'} | {ratio} |")
     return lines
 
 

@@ -557,7 +557,7 @@ def test_list_attacks(capsys):
     assert code == 0
     lines = out.splitlines()
     assert lines[0].split() == ["name", "description", "category", "threat_model", "norm",
-                                "needs", "survey_table", "roles"]
+                                "needs", "survey_table", "roles", "limits"]
     rows = {line.split()[0]: line for line in lines[2:]}
     assert {"fgsm", "pgd", "random-noise", "cw-l2", "square"} <= set(rows)
     start = lines[0].index("category")
@@ -575,7 +575,7 @@ def test_list_attacks(capsys):
         "name": "fgsm", "description": data["fgsm"]["description"], "plugin": "fgsm",
         "threat_model": "white-box", "norm": "inf", "category": "evasion", "default_eps": None,
         "needs": ["gradients"], "bounded": True, "budget_images": None,
-        "survey_table": "Table 1", "targeted": False}
+        "survey_table": "Table 1", "targeted": False, "limits": ""}
     assert data["cw-l2"]["bounded"] is False and data["cw-l2"]["budget_images"] == 100
     assert data["random-noise"]["plugin"] == "random-noise"
     assert data["random-noise"]["needs"] == []

@@ -220,3 +220,44 @@ def test_builtin_plugins_read_their_options_as_attributes(path: Path):
     found = _option_subscripts(path.read_text())
     assert not found, (f"{path.name} reads options by key ({'; '.join(found)}): read them as "
                        "attributes, o.steps")
+
+
+class _PerDatasetPlugin:
+    """An attack whose ``steps`` default is 3 on digits and 5 on mnist, 1 elsewhere."""
+
+    @harness.hookimpl
+    def harness_register_attacks(self, register):
+        from harness_plugins.fgsm import FGSM
+
+        register(harness.AttackSpec(
+            name="per-dataset-attack", description="per-dataset defaults",
+            build=lambda o: FGSM(), threat_model="white-box", norm="inf",
+            options=options(Option(name="steps", type="int", default=1, min=1,
+                                   per_dataset=(("digits", 3), ("mnist", 5))))))
+
+
+def test_a_per_dataset_default_is_put_in_before_the_key_and_shown(harness_plugin):
+    from harness.planning.plan import BenchConfig, make_plan
+    from harness.report.listing import options_listing, spec_row
+
+    registry = harness_plugin(_PerDatasetPlugin(), name="per-dataset")
+
+    def cell(**config):
+        plan = make_plan(BenchConfig(attacks=("per-dataset-attack",), defenses=("none",),
+                                     checks=False, **config), registry)
+        (only,) = plan.cells
+        return only
+
+    digits, given, other = cell(), cell(attack_options={"per-dataset-attack": {"steps": 3}}), \
+        cell(attack_options={"per-dataset-attack": {"steps": 1}})
+    assert digits.attack_params.steps == 3 and given.attack_params.steps == 3
+    assert other.attack_params.steps == 1             # given: the dataset's default yields
+    assert digits.key != given.key != other.key        # what was asked and what was used
+    row = spec_row("attack", registry.attack("per-dataset-attack"))
+    assert row["options"][0]["per_dataset"] == {"digits": 3, "mnist": 5}
+    assert "1 (digits 3, mnist 5)" in "\n".join(options_listing([row], 120))
+
+
+def test_a_per_dataset_default_out_of_bounds_is_refused_at_declaration():
+    with pytest.raises(ValueError, match="its default on 'mnist', 0, is out of range"):
+        Option(name="steps", type="int", default=1, min=1, per_dataset=(("mnist", 0),))

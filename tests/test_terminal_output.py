@@ -231,7 +231,7 @@ def test_list_long_is_the_wide_table(capsys):
     assert code == 0
     lines = out.splitlines()
     assert lines[0].split() == ["name", "description", "category", "threat_model", "norm",
-                                "needs", "survey_table", "roles"]
+                                "needs", "survey_table", "roles", "limits"]
     fgsm = next(line for line in lines if line.split()[0] == "fgsm")
     assert "Fast Gradient Sign Method, eq. (1): one signed-gradient step of size eps" in fgsm
     assert max(len(line) for line in lines) > 100
@@ -280,7 +280,8 @@ def test_list_options_and_json(harness_plugin, capsys):
     declared = rows["terminal-declared"]
     assert declared["roles"] == ["iterative"] and declared["options_declared"] is True
     assert declared["options"][0] == {"name": "steps", "type": "int", "default": 10,
-                                      "help": "iterations", "describe": "an integer >= 1"}
+                                      "per_dataset": {}, "help": "iterations",
+                                      "describe": "an integer >= 1"}
     assert declared["options"][1]["describe"] == "a number > 0 (or null)"
     assert rows["terminal-undeclared"]["options"] == []
     assert rows["terminal-undeclared"]["options_declared"] is False

@@ -62,6 +62,7 @@ class ArtEvasion:
     probabilities: bool = False
     keeps_state: bool = False
     estimator_args: Callable[[Any, float | None, ResolvedOptions], dict[str, Any]] | None = None
+    limits: str = ""
 
     def spec(self) -> AttackSpec:
         """The :class:`AttackSpec` the plugin registers: its declared options accept other
@@ -70,7 +71,7 @@ class ArtEvasion:
             name=self.name, description=self.description, build=self.build,
             threat_model=self.threat_model, norm=self.norm, needs=self.needs,
             bounded=self.bounded, targeted=self.targeted, budget_images=self.budget_images,
-            survey_table=self.survey_table, roles=self.roles,
+            survey_table=self.survey_table, roles=self.roles, limits=self.limits,
             options=options(*self.options, *self.own_options, passthrough=True),
             smoke_options=self.smoke_options, config={"art_class": self.art_name},
         )

@@ -58,7 +58,11 @@ class Option:
     stands for the dataset's eps, which the harness puts in before ``build`` and before any
     cache key is computed, so the plugin always receives a number and the key shows it.
     ``min``/``max`` bound a number (or every item of a list) inclusively; ``min_exclusive``
-    makes ``min`` strict. ``choices`` limits a string.
+    makes ``min`` strict. ``choices`` limits a string. ``per_dataset`` gives the default on
+    named datasets (``(("digits", 3), ("mnist", 5))``): an attack's budget that breaks an
+    undefended model on 8x8 digits is not the one that does on 28x28 MNIST. The planner puts
+    it in, when the option was not given, before ``build`` and before any cache key is
+    computed (the key shows the value used).
     """
 
     name: str
@@ -71,6 +75,7 @@ class Option:
     min_exclusive: bool = False
     choices: tuple[str, ...] | None = None
     dataset_eps: bool = False
+    per_dataset: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         wrong_type = type_problem(self.type)
@@ -81,6 +86,11 @@ class Option:
             if problem:
                 raise ValueError(f"option '{self.name}': its default {self.default!r} "
                                  f"{problem}")
+        for dataset, value in self.per_dataset:
+            problem = self.problem(value)
+            if problem:
+                raise ValueError(f"option '{self.name}': its default on {dataset!r}, "
+                                 f"{value!r}, {problem}")
         if self.dataset_eps and not (self.type == "float" and self.nullable
                                      and self.default is None):
             raise ValueError(f"option '{self.name}': dataset_eps=True needs type='float', "
@@ -228,6 +238,17 @@ class OptionSchema:
         values so set (by name; empty when none was)."""
         filled = {o.name: float(eps) for o in self.options
                   if o.dataset_eps and resolved.get(o.name) is None}
+        if not filled:
+            return resolved, {}
+        return ResolvedOptions({**resolved, **filled}, owner=resolved._owner), filled
+
+    def with_dataset_defaults(self, resolved: ResolvedOptions, given: Mapping[str, Any],
+                              dataset: str) -> tuple[ResolvedOptions, dict[str, Any]]:
+        """``resolved`` with every option that has a default for ``dataset``
+        (:attr:`Option.per_dataset`) and was not ``given`` set to it, and the values so set
+        (by name; empty when none was)."""
+        filled = {o.name: o.normalize(dict(o.per_dataset)[dataset]) for o in self.options
+                  if o.name not in given and dataset in dict(o.per_dataset)}
         if not filled:
             return resolved, {}
         return ResolvedOptions({**resolved, **filled}, owner=resolved._owner), filled

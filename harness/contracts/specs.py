@@ -189,7 +189,10 @@ class AttackSpec(_Configurable):
     declarations such as the wrapped library class) are part of every result's cache key, so
     changing a default re-runs the cells it affects. ``metrics`` declares the numbers it
     reports beyond its category's. ``smoke_options`` are the tiny budgets the contract tests
-    run it with (``pytest -m slow`` runs the declared defaults).
+    run it with (``pytest -m slow`` runs the declared defaults). ``limits`` says, when it is
+    known, what the attack cannot do at its threat model (e.g. one universal perturbation
+    within a small Linf budget fools few images of any model), so a reader of a W flag
+    (too weak to measure robustness) learns why (``harness list attacks --long``).
     """
 
     name: str
@@ -205,6 +208,7 @@ class AttackSpec(_Configurable):
     bounded: bool = True
     budget_images: int | None = None
     survey_table: str = ""
+    limits: str = ""
     roles: frozenset[str] = frozenset()
     options: OptionSchema = UNDECLARED
     smoke_options: Mapping[str, Any] = field(default_factory=dict)

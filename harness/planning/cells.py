@@ -162,24 +162,31 @@ def training_job(config: BenchConfig, ds: DatasetSpec, model_name: str, model: M
         fields["amp"] = config.amp
     if config.cudnn_benchmark:
         fields["cudnn_benchmark"] = True
-    model_params, model_eps = resolved_for(model, m_opts, ds)
-    defense_params, defense_eps = resolved_for(defense, d_opts, ds)
-    fields.update(_eps_fields(model_eps=model_eps, defense_eps=defense_eps))
+    model_params, model_eps, model_chosen = resolved_for(model, m_opts, ds)
+    defense_params, defense_eps, defense_chosen = resolved_for(defense, d_opts, ds)
+    fields.update(_eps_fields(model_eps=model_eps, defense_eps=defense_eps,
+                              model_dataset_defaults=model_chosen,
+                              defense_dataset_defaults=defense_chosen))
     return TrainingJob(ds, model_name, model, variant, m_opts, defense, d_opts, settings,
                        config.n_train, digest(fields), fields, model_params=model_params,
                        defense_params=defense_params, amp=config.amp)
 
 
 def resolved_for(spec: ModelSpec | AttackSpec | DefenseSpec, given: dict[str, Any],
-                 ds: DatasetSpec) -> tuple[ResolvedOptions, dict[str, float]]:
-    """``given`` resolved for ``spec``'s ``build``, every option declared ``dataset_eps`` and
-    left null set to ``ds``'s eps; and the values so set (part of the key that uses them)."""
-    return spec.options.with_dataset_eps(spec.resolve_options(given), ds.default_eps)
+                 ds: DatasetSpec) -> tuple[ResolvedOptions, dict[str, Any], dict[str, Any]]:
+    """``given`` resolved for ``spec``'s ``build``: every option with a default for ``ds``
+    (``Option.per_dataset``) and not given set to it, then every option declared
+    ``dataset_eps`` and left null set to ``ds``'s eps; and the values so set, each kind apart
+    (part of the key that uses them)."""
+    schema = spec.options
+    resolved, chosen = schema.with_dataset_defaults(spec.resolve_options(given), given, ds.name)
+    resolved, filled = schema.with_dataset_eps(resolved, ds.default_eps)
+    return resolved, filled, chosen
 
 
-def _eps_fields(**filled: dict[str, float]) -> dict[str, Any]:
-    """The key fields of dataset-eps options set by the planner: only those that were, so a
-    key without such an option is what it was."""
+def _eps_fields(**filled: dict[str, Any]) -> dict[str, Any]:
+    """The key fields of options set by the planner (dataset eps, per-dataset defaults):
+    only those that were, so a key without such an option is what it was."""
     return {name: values for name, values in filled.items() if values}
 
 
@@ -204,13 +211,14 @@ def cell_of(config: BenchConfig, job: TrainingJob, defense: DefenseSpec, d_opts:
     fields = {"job": job.key, "attack": attack.name, "attack_plugin": plugin_version(attack),
               "attack_config": attack.key_config(), "attack_options": a_opts, "eps": eps,
               "n_test": n_test, "seed": config.seed}
-    attack_params, attack_eps = resolved_for(attack, a_opts, job.dataset)
-    defense_params, defense_eps = resolved_for(defense, d_opts, job.dataset)
-    fields.update(_eps_fields(attack_eps=attack_eps))
+    attack_params, attack_eps, attack_chosen = resolved_for(attack, a_opts, job.dataset)
+    defense_params, defense_eps, defense_chosen = resolved_for(defense, d_opts, job.dataset)
+    fields.update(_eps_fields(attack_eps=attack_eps, attack_dataset_defaults=attack_chosen))
     if defense.name != job.defense.name:
         fields.update(defense=defense.name, defense_plugin=plugin_version(defense),
                       defense_config=defense.key_config(), defense_options=d_opts,
-                      **_eps_fields(defense_eps=defense_eps))
+                      **_eps_fields(defense_eps=defense_eps,
+                                    defense_dataset_defaults=defense_chosen))
     if adaptive is not None:
         fields["adaptive"] = adaptive
         if defense.randomized:

@@ -80,9 +80,11 @@ def fit_table(headers: Sequence[str], rows: Sequence[Sequence[str]], width: int,
 
 
 def option_row(option: Option) -> dict[str, Any]:
-    """One declared option as JSON: name, type, default, help and what a value must be."""
+    """One declared option as JSON: name, type, default (and its value on named datasets),
+    help and what a value must be."""
     return {"name": option.name, "type": option.type, "default": option.default,
-            "help": option.help, "describe": option.describe()}
+            "per_dataset": dict(option.per_dataset), "help": option.help,
+            "describe": option.describe()}
 
 
 def spec_row(kind: str, spec: Any) -> dict[str, Any]:
@@ -97,7 +99,7 @@ def spec_row(kind: str, spec: Any) -> dict[str, Any]:
         row.update(category=spec.category, threat_model=spec.threat_model, norm=spec.norm,
                    bounded=spec.bounded, needs=sorted(spec.needs), targeted=spec.targeted,
                    default_eps=spec.default_eps, budget_images=spec.budget_images,
-                   survey_table=spec.survey_table)
+                   survey_table=spec.survey_table, limits=spec.limits)
     elif kind == "defense":
         answers = ["(reference)"] if spec.baseline else sorted(answered_categories(spec))
         row.update(stage=spec.stage, baseline=spec.baseline, answers=answers,
@@ -144,7 +146,7 @@ GROUPS: dict[str, tuple[str, tuple[str, ...]]] = {
     "model": ("group", (TRAINED_GROUP, SUPPLIED_GROUP)),
 }
 LONG_COLUMNS: dict[str, list[str]] = {
-    "attack": ["category", "threat_model", "norm", "needs", "survey_table", "roles"],
+    "attack": ["category", "threat_model", "norm", "needs", "survey_table", "roles", "limits"],
     "defense": ["stage", "answers", "roles"],
     "model": ["offers"],
     "dataset": ["default_eps"],
@@ -197,6 +199,12 @@ def _shown_default(value: Any) -> str:
         return repr(value)
 
 
+def _default_text(option: dict[str, Any]) -> str:
+    """``1 (digits 3, mnist 5)``: the default, and its value on the datasets that have one."""
+    named = ", ".join(f"{d} {_shown_default(v)}" for d, v in option.get("per_dataset", {}).items())
+    return _shown_default(option["default"]) + (f" ({named})" if named else "")
+
+
 def options_listing(rows: list[dict[str, Any]], width: int) -> list[str]:
     """Each spec's declared options (name, what a value must be, default, help) under the
     spec's name and plugin, every line at most ``width`` characters."""
@@ -209,8 +217,7 @@ def options_listing(rows: list[dict[str, Any]], width: int) -> list[str]:
         if not row["options"]:
             lines.append("  (no options)")
             continue
-        table = [[o["name"], o["describe"], _shown_default(o["default"]), o["help"]]
-                 for o in row["options"]]
+        table = [[o["name"], o["describe"], _default_text(o), o["help"]] for o in row["options"]]
         if row.get("options_passthrough"):
             lines.append(clip(f"  {PASSTHROUGH_NOTE}", width))
         body = fit_table(["option", "value", "default", "help"], table, width - 2,
