@@ -77,17 +77,22 @@ class Evaluation(ResultSet):
     @property
     def rows(self) -> list[HeadlineRow]:
         """The summary rows: clean, the reference attacks and the worst case per model and
-        defense at the dataset's eps, best worst case first."""
+        defense at the dataset's eps; ranked rows first (``rank``; ``not_ranked`` says why
+        a row is not), best worst case first."""
         from harness.report.headline import headline_rows
 
         return headline_rows(self.records, self._report().flags_by_cell)
 
     @property
     def worst(self) -> list[WorstCase]:
-        """The per-image worst case per dataset, model, defense and eps."""
+        """The per-image worst case per dataset, model, defense and eps, over the attacks
+        that count (an attack the checks found too weak to measure robustness, flag W, does
+        not)."""
         from harness.contracts.outcomes import worst_cases
+        from harness.report.headline import counts
 
-        return worst_cases(self.records)
+        flags = self._report().flags_by_cell
+        return worst_cases(r for r in self.records if counts(r, flags))
 
     def to_markdown(self) -> str:
         """The leaderboard page of these records (what ``harness bench --out`` writes)."""

@@ -41,7 +41,9 @@ def results_json(results: ResultSet) -> str:
     null. Each record carries its ``intervals`` (derived, see :func:`intervals`);
     ``worst_case`` (derived from the records' per-image outcomes, see
     :mod:`harness.contracts.outcomes`) lists, per dataset, model, defense and eps, the share
-    of images no attack broke, over the n images every attack saw, with its 95% interval."""
+    of images no attack broke, over the n images every attack saw, with its 95% interval
+    (over every attack of the file: the pages' worst case also leaves out attacks the checks
+    found too weak to measure robustness, flag W)."""
     worst = []
     for w in worst_cases(results.records):
         entry = jsonable(dataclasses.asdict(w))
