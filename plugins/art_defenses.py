@@ -457,11 +457,15 @@ class ArtTransformation:
         self.preprocessor = preprocessor
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
-        """``x`` (N,C,H,W in [0, 1]) after the preprocessor; same shape, dtype and device."""
+        """``x`` (N,C,H,W in [0, 1]) after the preprocessor; same shape, dtype and device.
+        Values outside [0, 1] (an attack's intermediate step through the pipeline: ART's
+        universal perturbations add theirs unclipped) are clipped first, as any image is
+        before it reaches a real pipeline; ART's JPEG refuses them otherwise."""
         import numpy as np
         import torch
 
-        x_np = x.detach().cpu().numpy().astype(np.float32)  # a copy: ``x`` stays as it was
+        # a copy: ``x`` stays as it was
+        x_np = np.clip(x.detach().cpu().numpy().astype(np.float32), 0.0, 1.0)
         out, _ = self.preprocessor(x_np)
         return torch.from_numpy(np.clip(out, 0.0, 1.0).astype(np.float32)).to(
             device=x.device, dtype=x.dtype)

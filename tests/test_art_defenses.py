@@ -291,3 +291,13 @@ def test_interrupted_art_training_resumes_to_the_same_weights(tmp_path, monkeypa
         [h["val_loss"] for h in full.history], rel=1e-5)
     for a, b in zip(straight.state_dict().values(), resumed.state_dict().values(), strict=True):
         assert torch.allclose(a, b, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", TRANSFORMS)
+def test_a_transformation_takes_values_outside_the_image_range(name):
+    """An attack crafting through the pipeline may hand it values outside [0, 1] (ART's
+    universal perturbations do): clipped first, never an error (ART's JPEG raised one)."""
+    x = torch.linspace(-0.2, 1.2, 2 * 1 * 8 * 8).reshape(2, 1, 8, 8)
+    out = _build(name).transform(x)
+    assert out.shape == x.shape and float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+    assert torch.equal(_build(name).transform(x), _build(name).transform(x.clamp(0, 1)))
