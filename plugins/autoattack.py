@@ -208,6 +208,9 @@ def harness_register_attacks(register: Callable[[AttackSpec], None]) -> None:
             norm=norm,
             survey_table="beside Tables 1-2",
             roles=roles[name],
+            limits=("" if norm == "inf" else "an L2 budget: at a dataset's default eps (a Linf "
+                    "one, 0.1 on digits and MNIST) its ball is tiny and it turns almost "
+                    "nothing; give the L2 radii with --eps (e.g. 0.5 to 2 on MNIST)"),
             budget_images=BUDGET_IMAGES,
             options=OPTIONS,
             config=config,
