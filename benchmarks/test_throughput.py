@@ -346,7 +346,7 @@ def test_epoch(measure: Any, registry: Registry, train_data: TrainData, bench_en
     """One training epoch of the defense ``name`` through the harness's loop (its validation
     pass included) on a fresh paper-cnn (built outside the timing)."""
     spec = registry.defense(name)
-    defense = spec.build(spec.resolve_options({}))
+    defense = spec.build(spec.resolve_options({}, dataset_eps=0.1))
     ctx = TrainContext(settings=TrainSettings(epochs=1, patience=1, seed=0),
                        device=bench_env.device, dataset_eps=0.1, show_progress=False)
 
