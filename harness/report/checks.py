@@ -186,6 +186,14 @@ def _eps_flags(where: str, rows: list[Result]) -> list[Flag]:
     return flags
 
 
+def _at_chance(r: Result) -> bool:
+    """Whether ``r``'s model is at chance: clean accuracy at most :data:`CHANCE_FACTOR` over
+    its number of classes (False when either is unknown)."""
+    classes = r.metrics.get("num_classes")
+    return bool(classes) and r.clean_acc is not None and \
+        r.clean_acc <= CHANCE_FACTOR / float(classes or 1)
+
+
 def _chance_flags(records: Iterable[Result]) -> list[Flag]:
     """T: a cell whose model's clean accuracy is at chance level (training diverged); every
     ok cell that reports robust accuracy and its number of classes, bounded or not."""
@@ -194,7 +202,7 @@ def _chance_flags(records: Iterable[Result]) -> list[Flag]:
         if r.status != "ok" or not reports_robust_accuracy(r.category) or r.clean_acc is None:
             continue
         classes = r.metrics.get("num_classes")
-        if classes and r.clean_acc <= CHANCE_FACTOR / classes:
+        if classes and _at_chance(r):
             budget = f" eps {r.eps:g}" if r.eps is not None else ""
             flags.append(Flag(r.cell_key, "T", f"{r.dataset}/{r.model}/{r.defense} {r.attack}"
                               f"{budget}: clean {_pct(r.clean_acc)} with {int(classes)} "
@@ -218,11 +226,8 @@ def _weak_flags(records: Iterable[Result]) -> list[Flag]:
     weak: dict[tuple[str, str, str, str, float | None], Result] = {}
     for r in cells:
         success = r.attack_success_rate
-        classes = r.metrics.get("num_classes")
-        at_chance = bool(classes) and r.clean_acc is not None and \
-            r.clean_acc <= CHANCE_FACTOR / float(classes or 1)
         if r.has_baseline_defense() and not r.adaptive and success is not None \
-                and not math.isnan(success) and success < WEAK_SUCCESS and not at_chance:
+                and not math.isnan(success) and success < WEAK_SUCCESS and not _at_chance(r):
             weak[_attack_setting(r)] = r
     flags = []
     for r in cells:

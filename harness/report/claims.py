@@ -124,16 +124,19 @@ def claim_path(folder: Path, dataset: str, model: str, defense: str, *, eps: str
         f"{_UNSAFE.sub('_', model)}--{_UNSAFE.sub('_', defense)}.json"
 
 
-def _places(folder: Path, claim: Mapping[str, Any], key: Key) -> tuple[Path, list[Path]]:
-    """Where ``claim`` goes, and where an earlier version of it may be: the other side of
-    the ranking, or 0.2's layout ``folder/<dataset>/<model>--<defense>.json``."""
-    def at(ranked: bool) -> Path:
-        return claim_path(folder, *key, eps=claim["eps"], threat_model=claim["threat_model"],
-                          ranked=ranked)
+def _places(folder: Path, group: _Group) -> tuple[Path, list[Path]]:
+    """Where ``group``'s claim goes, and where an earlier version of it may be: the other
+    side of the ranking, or 0.2's layout ``folder/<dataset>/<model>--<defense>.json``."""
+    key = group.key
 
+    def at(ranked: bool) -> Path:
+        return claim_path(folder, *key, eps=f"{group.row.eps:g}",
+                          threat_model=_threat_model(group), ranked=ranked)
+
+    ranked = group.row.not_ranked is None
     legacy = folder / _UNSAFE.sub("_", key[0]) / \
         f"{_UNSAFE.sub('_', key[1])}--{_UNSAFE.sub('_', key[2])}.json"
-    return at(bool(claim["ranked"])), [at(not claim["ranked"]), legacy]
+    return at(ranked), [at(not ranked), legacy]
 
 
 def render(claim: Mapping[str, Any]) -> str:
@@ -218,19 +221,24 @@ def _autoattack(group: _Group) -> tuple[Result | None, str | None]:
                   f"{percent(ensemble.robust_acc)}% on {ensemble.n_test} images.")
 
 
+def _threat_model(group: _Group) -> str:
+    """RobustBench's threat model of the group's cells (``Linf``, ``L2``, ...)."""
+    norms = {r.norm for r in group.cells if r.norm}
+    return THREAT_MODELS.get(min(norms), min(norms)) if norms else "Linf"
+
+
 def _measured(group: _Group, results: ResultSet, flags: Mapping[str, str]) -> dict[str, Any]:
     """Every field of a claim that the results give (all but :data:`HUMAN_FIELDS` and the
     check's ``unreliable`` and ``unreliable_reason``)."""
     row, worst = group.row, group.row.worst
     standard, note = _autoattack(group)
-    norms = {r.norm for r in group.cells if r.norm}
     codes = _flag_codes(group, flags)
     n = worst.n if worst is not None and worst.n else None
     worst_acc = worst.robust_acc if worst is not None and n else None
     return {
         "dataset": row.dataset, "architecture": row.model, "defense": row.defense,
         "number_forward_passes": NUMBER_FORWARD_PASSES, "eps": f"{row.eps:g}",
-        "threat_model": THREAT_MODELS.get(min(norms), min(norms)) if norms else "Linf",
+        "threat_model": _threat_model(group),
         "clean_acc": percent(row.clean_acc),
         "clean_acc_interval": interval(row.clean_acc, row.clean_n),
         "autoattack_acc": percent(standard.robust_acc) if standard else None,
@@ -377,8 +385,7 @@ def write_claims(results: ResultSet, flags: Mapping[str, str], folder: Path) -> 
     done = Written()
     planned: dict[Path, Key] = {}
     for group in _groups(results.records, flags):
-        claim = _claim(group, results, flags, {}, "/".join(group.key))
-        path, earlier = _places(folder, claim, group.key)
+        path, earlier = _places(folder, group)
         if path in planned:
             raise UsageError(f"claims {sorted([planned[path], group.key])} map to the same "
                              "file name")

@@ -75,12 +75,17 @@ class HeadlineRow:
     not_ranked: str | None = None
     rank: str = ""
 
+    def measured(self) -> list[tuple[float | None, int | None]]:
+        """Each attack column's accuracy with the number of images it was measured on."""
+        counts = self.attack_n or (None,) * len(self.attacks)
+        return list(zip(self.attacks, counts, strict=True))
+
     def ranking_interval(self) -> tuple[float, float] | None:
         """The 95% interval of the number the row is ranked by: its worst case, else its
         ensemble's accuracy (None when neither is known)."""
         if self.worst is not None and self.worst.n and not math.isnan(self.worst.robust_acc):
             return wilson(self.worst.robust_acc, self.worst.n)
-        ensemble, n = self.attacks[-1], self.attack_n[-1] if self.attack_n else None
+        ensemble, n = self.measured()[-1]
         return wilson(ensemble, n) if ensemble is not None and n else None
 
 

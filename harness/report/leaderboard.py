@@ -101,10 +101,9 @@ def rank_text(row: HeadlineRow) -> str:
 def _headline_cells(row: HeadlineRow) -> list[str]:
     worst = row.worst
     robust = HARNESS_METRICS["robust_acc"].render
-    attack_n = row.attack_n or (None,) * len(row.attacks)
     return [rank_text(row), row.dataset, row.model, row.defense + ("†" if row.adaptive else ""),
             eps_text(row.eps), render_metric("clean_acc", row.clean_acc, row.clean_n),
-            *[robust(a, n) for a, n in zip(row.attacks, attack_n, strict=True)],
+            *[robust(a, n) for a, n in row.measured()],
             robust(worst.robust_acc, worst.n) if worst else "",
             render_metric("n_test", worst.n) if worst else "", row.flags,
             render_metric("train_seconds", row.train_seconds),

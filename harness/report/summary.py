@@ -112,8 +112,7 @@ def headline_block(records: list[Result], flags: Mapping[str, str], width: int) 
     short = HARNESS_METRICS["robust_acc"].short
     table = [[h.rank or "n/r", h.dataset, h.model, h.defense + ("†" if h.adaptive else ""),
               eps_text(h.eps), short(h.clean_acc, h.clean_n),
-              *[short(a, n) for a, n in zip(h.attacks, h.attack_n or (None,) * len(h.attacks),
-                                            strict=True)],
+              *[short(a, n) for a, n in h.measured()],
               short(h.worst.robust_acc, h.worst.n) if h.worst else "",
               render_metric("n_test", h.worst.n) if h.worst else "", h.flags] for h in rows]
     headers = ["rank", "dataset", "model", "defense", "eps", "clean", *names, "worst", "n",
