@@ -112,7 +112,7 @@ def test_a_gradient_hiding_model_is_unreliable_and_an_honest_one_holds(tmp_path)
     claims = claims_demo.check_claims(hidden, honest, home)
     assert claims["hidden"]["unreliable"] is True
     reasons = " ".join(claims["hidden"]["unreliable_reason"])
-    assert "flag C" in reasons and "below the reported 90.00%" in reasons
+    assert "flag C" in reasons and "below the reported 95.00%" in reasons
     assert claims["hidden"]["supplied"]["sha256"]
     assert claims["honest"]["unreliable"] is False
     assert claims["honest"]["unreliable_reason"] is None

@@ -80,7 +80,7 @@ def make_files(folder: Path, home: Path) -> tuple[Path, Path]:
 def check_claims(hidden: Path, honest: Path, home: Path) -> dict[str, dict]:
     """Evaluate both files against their claims; return each one's claim."""
     out = {}
-    for path, reported in ((hidden, 0.90), (honest, 0.70)):
+    for path, reported in ((hidden, 0.95), (honest, 0.70)):
         results = evaluate(path, attacks=ATTACKS, reported=reported, store=None, home=home,
                            label=path.stem, progress=False)
         (claim,) = results.claims().values()
