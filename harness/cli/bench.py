@@ -77,6 +77,7 @@ def _bench_config(args: argparse.Namespace, registry: Any) -> Any:
         no_cache=args.no_cache, checks=not args.no_checks, amp=args.amp,
         cudnn_benchmark=args.cudnn_benchmark, early_stop_on=args.early_stop_on,
         early_stop_eps=args.early_stop_eps, augment=args.augment,
+        chunk_images=args.chunk_images,
     )
     check_config(config)
     return config

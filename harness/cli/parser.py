@@ -85,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="resize images to this side (default: native; ImageNet 224, "
                             "Imagenette 64)")
     bench.add_argument("--attack-batch-size", type=int, default=256)
+    bench.add_argument("--chunk-images", type=int, default=None, metavar="N",
+                       help="score each evasion cell in independent chunks of N test images, "
+                            "each kept as it finishes, so an interrupted cell resumes where it "
+                            "stopped (for cells of hours; part of the cell's key)")
     bench.add_argument("--early-stop-on", choices=("clean", "robust", "objective"),
                        default=None,
                        help="the validation loss early stopping and the kept weights follow: "

@@ -41,7 +41,9 @@ class Category:
     the metric names of its leaderboard table, in order (each rendered by its
     :class:`~harness.contracts.metrics.MetricSpec`; a column no record has is left out unless
     it is in ``always``), ``note`` the paragraph above it; ``summary`` the numbers the
-    terminal summary shows (empty: the record's first two metrics).
+    terminal summary shows (empty: the record's first two metrics). ``chunked``: its
+    evaluator can score a cell in independent chunks of test images kept as they finish
+    (``--chunk-images``; :mod:`harness.run.evaluators.chunks`).
     """
 
     name: str
@@ -54,6 +56,7 @@ class Category:
     always: tuple[str, ...] = ()
     summary: tuple[str, ...] = ()
     note: str = ""
+    chunked: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,7 +92,7 @@ CATEGORIES: dict[str, Category] = {
         name="evasion", title="Evasion", protocol=Attack, per_eps=True, robust_accuracy=True,
         columns=(*(m.name for m in EVASION_METRICS), "train_images_per_s",
                  "attack_images_per_s"),
-        always=("clean_acc", "robust_acc", "n_test")),
+        always=("clean_acc", "robust_acc", "n_test"), chunked=True),
     "poisoning": Category(
         name="poisoning", title="Poisoning", protocol=PoisoningAttack, own_victims=True,
         summary=("clean_acc", "attack_success_rate"),

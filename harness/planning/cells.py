@@ -9,6 +9,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.contracts.categories import category_of
 from harness.contracts.options import ResolvedOptions
 from harness.contracts.settings import TrainSettings
 from harness.contracts.specs import AttackSpec, DatasetSpec, DefenseSpec, ModelSpec
@@ -65,6 +66,7 @@ class Cell:
     defense_params: ResolvedOptions = field(default_factory=ResolvedOptions)
     check: bool = False
     adaptive: str | None = None
+    chunk_images: int | None = None
 
 
 @dataclass(frozen=True)
@@ -223,6 +225,9 @@ def cell_of(config: BenchConfig, job: TrainingJob, defense: DefenseSpec, d_opts:
         fields["adaptive"] = adaptive
         if defense.randomized:
             fields["eot_samples"] = defense.eot_samples
+    chunk = config.chunk_images if category_of(attack).chunked else None
+    if chunk is not None:
+        fields["chunk_images"] = chunk
     return Cell(job, defense, d_opts, attack, a_opts, eps, n_test, digest(fields),
                 attack_params=attack_params, defense_params=defense_params, check=check,
-                adaptive=adaptive)
+                adaptive=adaptive, chunk_images=chunk)

@@ -56,6 +56,9 @@ class BenchConfig:
     early_stop_on: str | None = None
     early_stop_eps: float | None = None
     augment: str | None = None
+    # Evasion cells scored in independent chunks of this many test images, each kept on disk
+    # as it finishes (an interrupted cell resumes); part of those cells' keys when set.
+    chunk_images: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready configuration, stored with every result."""
@@ -103,7 +106,8 @@ def check_config(config: BenchConfig) -> None:
     """Every number of ``config`` in range, no name or eps listed twice (UsageError
     otherwise). :func:`make_plan` runs it; the command line runs it first, before it opens
     anything under HARNESS_HOME."""
-    for name in ("n_train", "n_test", "epochs", "batch_size", "patience", "image_size"):
+    for name in ("n_train", "n_test", "epochs", "batch_size", "patience", "image_size",
+                 "chunk_images"):
         _check_positive(name.replace("_", "-"), getattr(config, name), integer=True)
     _check_positive("lr", config.lr)
     _check_positive("attack-batch-size", config.attack_batch_size, integer=True)

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from harness.contracts.data import ImageData
     from harness.planning.plan import Cell
     from harness.run.adversarial import AdversarialStore
+    from harness.run.evaluators.chunks import ChunkStore
     from harness.run.provider import ModelProvider, TrainedModel
 
 
@@ -31,6 +32,14 @@ class EvalEnv:
     seed: int
     attack_batch_size: int
     show_progress: bool = False
+
+    @property
+    def chunks(self) -> ChunkStore:
+        """Where evasion cells scored in chunks keep their finished chunks: beside the
+        adversarial examples, ``<adversarial store>/chunks``."""
+        from harness.run.evaluators.chunks import ChunkStore
+
+        return ChunkStore(self.adversarial.root / "chunks")
 
 
 @dataclass(frozen=True)

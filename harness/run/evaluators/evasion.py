@@ -18,7 +18,8 @@ from harness.contracts.outcomes import encode
 from harness.contracts.specs import Attack, InputTransformation
 from harness.run.adversarial import examples
 from harness.run.evaluators.base import EvalEnv, Measured
-from harness.run.evaluators.scoring import Budget, evaluate_attack, predict
+from harness.run.evaluators.chunks import evaluate_in_chunks
+from harness.run.evaluators.scoring import AttackResult, Budget, evaluate_attack, predict
 
 if TYPE_CHECKING:
     from harness.contracts.data import ImageData
@@ -70,43 +71,24 @@ class EvasionEvaluator:
         env, model = self.env, trained.model
         if cell.n_test is not None and cell.n_test < len(data.x_test):
             data = data.subset(None, cell.n_test, env.seed)
-        budget = f"eps={cell.eps:g}" if cell.eps is not None else "unbounded"
-        defended = target = None
-        if stage_of(cell.defense).on_baseline and not cell.defense.baseline:
-            transformation = cell.defense.build(cell.defense_params)
-            if not isinstance(transformation, InputTransformation):
-                raise not_built(transformation, InputTransformation,
-                                f"defense {cell.defense.name}")
-            defended = Transformed(transformation, model)
-            if cell.adaptive:   # crafted on the whole pipeline: BPDA (+ EoT if randomized)
-                from harness.run.evaluators.adaptive import adaptive_model_of
-
-                target = adaptive_model_of(cell.defense, transformation, model)
-        attack = cell.attack.build(cell.attack_params)
-        if not isinstance(attack, Attack):
-            raise not_built(attack, Attack, f"attack {cell.attack.name}")
+        defended, target = _pipeline(cell, model)
         # An input transformation may be random: its clean predictions stay the cell's own.
         clean = (self.clean_predictions(model, data.x_test, cell.n_test) if defended is None
                  else None)
-        mode = f" [{cell.adaptive}]" if cell.adaptive else ""
-        result = evaluate_attack(
-            model if target is None else target, attack, data.x_test, data.y_test, cell.eps,
-            batch_size=env.attack_batch_size,
-            label=f"{cell.attack.name}{mode} {budget} on {cell.defense.name}",
-            show_progress=env.show_progress, defended=defended, keep_adversarial=True,
-            name=cell.attack.name,
-            budget=Budget.of(cell.attack.norm, cell.attack.bounded, cell.eps),
-            clean_predictions=clean)
+        attack = _built(cell)
+        measure = getattr(attack, "metrics", None)
+        result, config = self._score(cell, attack, model if target is None else target,
+                                     defended, data, clean, chunks=measure is None)
         x_adv, robust_correct = result.x_adv, result.robust_correct
         assert x_adv is not None and robust_correct is not None, \
             "evaluate_attack(keep_adversarial=True) returns x_adv and robust_correct"
         judge = defended if defended is not None else model
         env.adversarial.save(cell.key, x_adv, data.y_test)
+        env.chunks.remove(cell.key)
         stored_acc = self._stored_accuracy(cell.key, judge, x_adv, data.y_test, robust_correct)
         shown = examples(data.x_test, x_adv, data.y_test,
                          predict(judge, data.x_test[:4]), predict(judge, x_adv[:4]),
                          class_names=data.class_names)
-        measure = getattr(attack, "metrics", None)
         own = plugin_metrics(f"attack {cell.attack.name}", measure()) if measure else {}
         return Measured(
             metrics={**own, "clean_acc": result.clean_acc, "robust_acc": result.robust_acc,
@@ -119,7 +101,40 @@ class EvasionEvaluator:
             timings={"attack_seconds": result.attack_seconds,
                      "attack_images_per_s": result.attack_images_per_s},
             examples=shown, outcomes=encode(data.test_positions.tolist(),
-                                            robust_correct.cpu().tolist()))
+                                            robust_correct.cpu().tolist()),
+            config=config)
+
+    def _score(self, cell: Cell, attack: Attack, model: torch.nn.Module,
+               defended: torch.nn.Module | None, data: ImageData, clean: torch.Tensor | None,
+               *, chunks: bool) -> tuple[AttackResult, dict[str, Any]]:
+        """``attack`` crafted on ``model`` against every test image (judged by ``defended``
+        when there is one), in chunks when the cell asks for them and ``chunks`` allows it
+        (not for an attack reporting its own metrics over the whole cell); with what the
+        record's config says of the chunks."""
+        env = self.env
+        budget = f"eps={cell.eps:g}" if cell.eps is not None else "unbounded"
+        mode = f" [{cell.adaptive}]" if cell.adaptive else ""
+
+        def attack_range(start: int, stop: int, attack: Attack | None = None) -> AttackResult:
+            """Score a fresh attack (or ``attack``) on test images ``[start, stop)``."""
+            return evaluate_attack(
+                model, attack if attack is not None else _built(cell),
+                data.x_test[start:stop], data.y_test[start:stop], cell.eps,
+                batch_size=env.attack_batch_size,
+                label=f"{cell.attack.name}{mode} {budget} on {cell.defense.name}",
+                show_progress=env.show_progress, defended=defended, keep_adversarial=True,
+                name=cell.attack.name,
+                budget=Budget.of(cell.attack.norm, cell.attack.bounded, cell.eps),
+                clean_predictions=clean[start:stop] if clean is not None else None)
+
+        if cell.chunk_images is None:
+            return attack_range(0, len(data.x_test), attack), {}
+        if not chunks:
+            return attack_range(0, len(data.x_test), attack), {"chunks": (
+                "not used: the attack reports its own metrics over the whole cell")}
+        result, done = evaluate_in_chunks(env.chunks, cell.key, env.seed, data.x_test,
+                                          cell.chunk_images, attack_range)
+        return result, {"chunks": done}
 
     def _stored_accuracy(self, key: str, judge: torch.nn.Module, x_adv: torch.Tensor,
                          y: torch.Tensor, robust_correct: torch.Tensor) -> float:
@@ -132,3 +147,29 @@ class EvasionEvaluator:
         else:
             correct = predict(judge, x_stored) == y_stored
         return float(correct.sum()) / len(correct)
+
+
+def _built(cell: Cell) -> Attack:
+    """``cell``'s attack object, checked against the evasion protocol."""
+    attack = cell.attack.build(cell.attack_params)
+    if not isinstance(attack, Attack):
+        raise not_built(attack, Attack, f"attack {cell.attack.name}")
+    return attack
+
+
+def _pipeline(cell: Cell, model: torch.nn.Module
+              ) -> tuple[torch.nn.Module | None, torch.nn.Module | None]:
+    """For a cell of an input transformation: the defended model that judges the images and,
+    for an adaptive cell, the model the attack is crafted on (BPDA through the transformation,
+    with EoT when it is randomized); ``(None, None)`` for any other cell."""
+    if not stage_of(cell.defense).on_baseline or cell.defense.baseline:
+        return None, None
+    transformation = cell.defense.build(cell.defense_params)
+    if not isinstance(transformation, InputTransformation):
+        raise not_built(transformation, InputTransformation, f"defense {cell.defense.name}")
+    if not cell.adaptive:
+        return Transformed(transformation, model), None
+    from harness.run.evaluators.adaptive import adaptive_model_of
+
+    return (Transformed(transformation, model),
+            adaptive_model_of(cell.defense, transformation, model))

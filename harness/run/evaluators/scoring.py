@@ -96,6 +96,11 @@ class AttackResult:
     attack_seconds: float
     x_adv: torch.Tensor | None = None
     robust_correct: torch.Tensor | None = None
+    # With ``keep_adversarial``: each image's clean correctness and perturbation sizes
+    # (columns Linf, L2, L0) and the queries, so that parts can be combined (:func:`combined`).
+    clean_correct: torch.Tensor | None = None
+    sizes: torch.Tensor | None = None
+    queries: int = 0
 
     @property
     def attack_images_per_s(self) -> float:
@@ -178,6 +183,21 @@ def evaluate_attack(model: torch.nn.Module, attack: Attack, x: torch.Tensor, y: 
                    x_adv_all)
 
 
+def combined(parts: list[AttackResult]) -> AttackResult:
+    """One result from ``parts`` that attacked consecutive ranges of the same images (each
+    made with ``keep_adversarial``): the numbers are those of one run over all of them, the
+    seconds and queries their sums."""
+    if not parts or any(p.x_adv is None or p.robust_correct is None or p.sizes is None
+                        or p.clean_correct is None for p in parts):
+        raise ValueError("combined() needs parts made with keep_adversarial=True")
+    sizes = torch.cat([p.sizes for p in parts if p.sizes is not None])
+    return _result(torch.cat([p.clean_correct for p in parts if p.clean_correct is not None]),
+                   torch.cat([p.robust_correct for p in parts if p.robust_correct is not None]),
+                   sizes[:, 0], sizes[:, 1], sizes[:, 2], sum(p.queries for p in parts),
+                   sum(p.attack_seconds for p in parts),
+                   torch.cat([p.x_adv for p in parts if p.x_adv is not None]))
+
+
 def _check_output(x_adv: torch.Tensor, x: torch.Tensor, name: str) -> None:
     """An attack's output for the batch ``x``: a tensor of the same shape and dtype, finite, in
     [0, 1] (:class:`InvalidAttackOutput` otherwise). One host sync per batch: NaN and inf
@@ -230,4 +250,7 @@ def _result(clean_correct: torch.Tensor, robust_correct: torch.Tensor, linf: tor
         attack_seconds=seconds,
         x_adv=x_adv,
         robust_correct=robust_correct,
+        clean_correct=clean_correct if x_adv is not None else None,
+        sizes=torch.stack([linf, l2, l0], 1) if x_adv is not None else None,
+        queries=queries,
     )
