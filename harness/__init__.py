@@ -41,7 +41,8 @@ _PUBLIC: dict[str, tuple[str, ...]] = {
     "harness.contracts.hookspecs": ("hookimpl",),
     "harness.contracts.options": ("Option", "OptionSchema", "ResolvedOptions", "options",
                                   "count", "positive", "fraction"),
-    "harness.contracts.metrics": ("MetricSpec",),
+    "harness.contracts.metrics": ("MetricSpec", "CERTIFIED_RADII"),
+    "harness.contracts.certification": ("Certificates", "Certifier"),
     "harness.contracts.roles": (
         "roles", "SINGLE_STEP", "ITERATIVE", "ENSEMBLE", "BLACK_BOX", "REFERENCE", "BASELINE",
         "SINGLE_STEP_TRAINING", "ATTACK_ROLES", "DEFENSE_ROLES",
@@ -113,6 +114,7 @@ if TYPE_CHECKING:
     from harness.art.declarations import ArtEvasion
     from harness.cli import main
     from harness.contracts import roles
+    from harness.contracts.certification import Certificates, Certifier
     from harness.contracts.context import AttackContext, PoisonedSet
     from harness.contracts.data import (
         DataOptions,
@@ -124,7 +126,7 @@ if TYPE_CHECKING:
     )
     from harness.contracts.figures import Figure
     from harness.contracts.hookspecs import hookimpl
-    from harness.contracts.metrics import MetricSpec
+    from harness.contracts.metrics import CERTIFIED_RADII, MetricSpec
     from harness.contracts.models import Standardize
     from harness.contracts.options import (
         Option,

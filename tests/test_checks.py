@@ -53,6 +53,15 @@ def test_each_check_flags_the_cell_at_fault():
         cell("autoattack", 0.1, 0.30, defense="ens"),
         cell("shadow", 0.1, 0.90, clean=0.95, attack_success_rate=0.05),  # W, and on every
         cell("shadow", 0.1, 0.91, defense="adv", attack_success_rate=0.04),  # defense's cell
+        make_record(cell_key="none/smoothing", train_key="train-none", run_id="run",  # V
+                    dataset="d", model="m", defense="none", attack="smoothing", eps=None,
+                    category="certification", status="ok", defense_roles=("baseline",),
+                    smoothed_acc=0.9, certificates_checked=20, certificates_broken=2,
+                    n_test=100),
+        make_record(cell_key="adv/smoothing", train_key="train-adv", run_id="run", dataset="d",
+                    model="m", defense="adv", attack="smoothing", eps=None,
+                    category="certification", status="ok", smoothed_acc=0.9,
+                    certificates_checked=20, certificates_broken=0, n_test=100),
     ]
     flags = flags_by_cell(records)
     assert flags["none/pgd/0.1"] == "P"
@@ -63,6 +72,7 @@ def test_each_check_flags_the_cell_at_fault():
     assert flags["diverged/pgd/0.1"] == "T"
     assert flags["ens/pgd/0.1"] == "A" and "ens/autoattack/0.1" not in flags
     assert flags["none/shadow/0.1"] == flags["adv/shadow/0.1"] == "W"
+    assert flags["none/smoothing"] == "V" and "adv/smoothing" not in flags
     assert set("".join(flags.values())) == set(LEGEND)
 
 

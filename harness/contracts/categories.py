@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from harness.contracts.metrics import EVASION_METRICS
+from harness.contracts.certification import Certifier
+from harness.contracts.metrics import CERTIFICATION_METRICS, EVASION_METRICS
 from harness.contracts.specs import (
     Attack,
     AttackSpec,
@@ -119,6 +120,18 @@ CATEGORIES: dict[str, Category] = {
         note=("The attacker queries the victim on unlabelled images and trains a copy of its "
               "architecture; stolen model acc and agreement with the victim are measured on "
               "test images the attacker never queried.")),
+    "certification": Category(
+        name="certification", title="Certification", protocol=Certifier,
+        columns=(*(m.name for m in CERTIFICATION_METRICS), "seconds_per_image"),
+        always=("clean_acc", "smoothed_acc", "n_test"),
+        summary=("smoothed_acc", "certified_acc@0.5"),
+        note=("The smoothed classifier of the trained model is certified on n test images: "
+              "certified acc at r is the share it classifies correctly with a certified L2 "
+              "radius of at least r (abstentions count as wrong); radii above the radius cap "
+              "cannot be certified with the certifier's sample size and are left empty. "
+              "Every cell also attacks the smoothed classifier (L2 PGD through the noise) "
+              "within the certified radius of some certified images: a certificate broken "
+              "that way is flagged V, and the cell's numbers are not shown.")),
 }
 
 

@@ -97,6 +97,12 @@ def _m(name: str, label: str, fmt: MetricFormat = "number", digits: int = 4,
     return MetricSpec(name=name, label=label, format=fmt, digits=digits, higher_is_better=better)
 
 
+def _d(name: str, label: str, fmt: MetricFormat = "number", digits: int = 4,
+       better: bool | None = None, description: str = "") -> MetricSpec:
+    return MetricSpec(name=name, label=label, format=fmt, digits=digits,
+                      higher_is_better=better, description=description)
+
+
 # What the evasion evaluator measures on every cell, in the order of its table's columns.
 EVASION_METRICS: tuple[MetricSpec, ...] = (
     _m("clean_acc", "clean acc", "percent", better=True),
@@ -124,18 +130,50 @@ CORE_METRICS: tuple[MetricSpec, ...] = (
     _m("clean_acc_after", "clean acc after removal", "percent", better=True),
     _m("attack_success_after", "attack success after removal", "percent", better=False),
 )
+#: The L2 radii at which every certification cell reports certified accuracy, up to the
+#: largest radius its sample size can certify (:meth:`Certifier.max_radius`): Cohen et al.'s
+#: radii for MNIST-sized data (0.25-2.0), CIFAR-10 (0.25-1.0) and ImageNet (0.5-3.0).
+CERTIFIED_RADII: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0)
+
+
+def certified_metric(radius: float) -> str:
+    """The record's name of the certified accuracy at ``radius``: ``certified_acc@0.5``."""
+    return f"certified_acc@{radius:g}"
+
+
+#: What the certification evaluator measures on every cell, in its table's order.
+CERTIFICATION_METRICS: tuple[MetricSpec, ...] = (
+    _d("clean_acc", "clean acc", "percent", better=True,
+       description="the base model's accuracy on the same images, without noise"),
+    _d("smoothed_acc", "smoothed acc", "percent", better=True,
+       description="images the smoothed classifier certifies with the true class, at any "
+                   "radius (its clean accuracy; abstentions count as wrong)"),
+    *(_d(certified_metric(r), f"certified acc r={r:g}", "percent", better=True)
+      for r in CERTIFIED_RADII),
+    _d("abstain_rate", "abstain", "percent"),
+    _d("radius_cap", "radius cap", digits=2,
+       description="the largest radius the certifier's sample size and alpha can certify "
+                   "(all its noise draws agreeing)"),
+    _d("median_radius", "median radius (certified)", digits=3),
+    _d("certificates_checked", "certificates attacked", "count"),
+    _d("certificates_broken", "broken", "count", better=False),
+    _d("n_test", "n test", "count"),
+)
 # A record's timings (``Result.timings``): incidental, of the run that made it.
 TIMING_METRICS: tuple[MetricSpec, ...] = (
     _m("train_seconds", "train s", digits=1),
     _m("train_images_per_s", "train img/s", "rate"),
     _m("attack_seconds", "seconds", digits=1),
     _m("attack_images_per_s", "attack img/s", "rate"),
+    _m("seconds_per_image", "s/img", digits=3),
 )
 # Shown last in every non-evasion table.
 TRAILING_METRICS: tuple[MetricSpec, ...] = (
     _m("n_test", "n test", "count"),
     _m("attack_seconds", "seconds", digits=1),
 )
+
+
 def metric_table(*groups: Iterable[MetricSpec]) -> dict[str, MetricSpec]:
     """Name -> spec over ``groups`` in order; the first declaration of a name wins."""
     out: dict[str, MetricSpec] = {}
@@ -147,7 +185,7 @@ def metric_table(*groups: Iterable[MetricSpec]) -> dict[str, MetricSpec]:
 
 #: Every metric the harness itself computes, by name: the renderers format through these.
 HARNESS_METRICS: dict[str, MetricSpec] = metric_table(EVASION_METRICS, CORE_METRICS,
-                                                      TIMING_METRICS)
+                                                      CERTIFICATION_METRICS, TIMING_METRICS)
 
 
 def render_metric(name: str, value: object, n: int | None = None) -> str:

@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
+from harness.contracts.certification import Certifier
 from harness.contracts.metrics import MetricSpec
 from harness.contracts.options import OptionSchema, ResolvedOptions
 
@@ -26,14 +27,15 @@ if TYPE_CHECKING:
 ThreatModel = Literal["white-box", "black-box"]
 Norm = Literal["inf", "2", "1", "0", "wasserstein", "none"]
 DefenseStage = Literal["training", "input-transformation", "poisoning-detection"]
-AttackCategory = Literal["evasion", "poisoning", "inference", "extraction"]
+AttackCategory = Literal["evasion", "poisoning", "inference", "extraction", "certification"]
 
 THREAT_MODELS: tuple[str, ...] = ("white-box", "black-box")
 NORMS: tuple[str, ...] = ("inf", "2", "1", "0", "wasserstein", "none")
 LP_NORMS: tuple[str, ...] = ("inf", "2", "1", "0")
 # The declared categories and stages (harness.contracts.categories holds what each one means).
 DEFENSE_STAGES: tuple[str, ...] = ("training", "input-transformation", "poisoning-detection")
-ATTACK_CATEGORIES: tuple[str, ...] = ("evasion", "poisoning", "inference", "extraction")
+ATTACK_CATEGORIES: tuple[str, ...] = ("evasion", "poisoning", "inference", "extraction",
+                                      "certification")
 
 # What a model can offer an attack or defense (``ModelSpec.offers``); an attack's or defense's
 # ``needs`` must be among them, or the pairing is listed as n/a with the missing feature.
@@ -181,7 +183,8 @@ class AttackSpec(_Configurable):
     ``needs`` says what the attack uses of the model (:data:`MODEL_FEATURES`: "gradients",
     "scores", "labels", "sklearn", ...). ``category`` picks the protocol ``build`` returns:
     evasion -> :class:`Attack`, poisoning -> :class:`PoisoningAttack`, inference and
-    extraction -> :class:`ModelAttack`.
+    extraction -> :class:`ModelAttack`, certification ->
+    :class:`~harness.contracts.certification.Certifier`.
     ``budget_images`` caps the test images a slow attack is run on unless ``--n-test`` says
     otherwise. ``survey_table`` names the survey table it comes from. ``roles`` are the
     :data:`harness.contracts.roles.ATTACK_ROLES` it plays (the checks ask for roles, never names).
@@ -390,9 +393,9 @@ class PoisonDetector(Protocol):
 
 
 #: What an attack spec's ``build`` returns: its category's protocol (:class:`Attack`,
-#: :class:`PoisoningAttack` or :class:`ModelAttack`); the evaluators check which
-#: (:func:`harness.contracts.categories.built`).
-AttackObject = Attack | PoisoningAttack | ModelAttack
+#: :class:`PoisoningAttack`, :class:`ModelAttack` or
+#: :class:`~harness.contracts.certification.Certifier`); the evaluators check which.
+AttackObject = Attack | PoisoningAttack | ModelAttack | Certifier
 
 #: What a defense spec's ``build`` returns: its stage's protocol (:class:`TrainingDefense`,
 #: :class:`InputTransformation` or :class:`PoisonDetector`); the runner checks which

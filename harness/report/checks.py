@@ -46,9 +46,14 @@ LEGEND: dict[str, str] = {
     "W": "the attack is too weak at this budget to measure robustness: on the undefended "
          "model (same dataset and model, same eps and options) it turned fewer than 10% of the "
          "correctly classified images; its cells do not count toward a worst case or a rank",
+    "V": "a certificate is broken: an attack on the smoothed classifier changed its class "
+         "within the radius it was certified at (a bug in the certifier or the attack); the "
+         "cell's numbers are not shown",
 }
 #: Flags whose cells are left out of the worst case and the ranking.
 UNCOUNTED = frozenset({"W"})
+#: Flags whose cells' numbers are not shown at all.
+WITHHELD = frozenset({"V"})
 LARGE_EPS = 0.5
 MASKING_GAP = 0.20
 ENSEMBLE_GAP = 0.10
@@ -240,10 +245,24 @@ def _weak_flags(records: Iterable[Result]) -> list[Flag]:
     return flags
 
 
+def _broken_certificate_flags(records: Iterable[Result]) -> list[Flag]:
+    """V: a certification cell in which an attack broke a certificate within its radius."""
+    flags = []
+    for r in records:
+        broken = r.metrics.get("certificates_broken")
+        if r.ok and broken:
+            flags.append(Flag(r.cell_key, "V", f"{r.dataset}/{r.model}/{r.defense} {r.attack}: "
+                              f"{int(broken)} of {int(r.metrics.get('certificates_checked', 0))}"
+                              " certificates attacked were broken within their radius"))
+    return flags
+
+
 def run_checks(records: Iterable[Result]) -> list[Flag]:
-    """Every flag raised by the checks over ``records`` (ok evasion cells only)."""
+    """Every flag raised by the checks over ``records`` (ok evasion cells, and the
+    certificates of certification cells)."""
     records = list(records)
-    flags: list[Flag] = _chance_flags(records) + _weak_flags(records)
+    flags: list[Flag] = (_chance_flags(records) + _weak_flags(records)
+                         + _broken_certificate_flags(records))
     for (dataset, model, defense, _), rows in sorted(_groups(records).items()):
         where = f"{dataset}/{model}/{defense}"
         by = {(attack_label(r), r.eps): r for r in rows}

@@ -18,6 +18,7 @@ from tabulate import tabulate
 from harness.contracts.categories import CATEGORIES, STAGES
 from harness.contracts.figures import Figure, markdown
 from harness.contracts.metrics import (
+    CERTIFICATION_METRICS,
     CORE_METRICS,
     EVASION_METRICS,
     HARNESS_METRICS,
@@ -31,7 +32,7 @@ from harness.contracts.outcomes import attack_label
 from harness.contracts.provenance import named_by, provided_name
 from harness.contracts.records import Result, ResultSet
 from harness.contracts.specs import ReportSpec
-from harness.report.checks import LEGEND, flags_by_cell
+from harness.report.checks import LEGEND, WITHHELD, flags_by_cell
 from harness.report.figures import plan_figures
 from harness.report.headline import HeadlineRow, column_names, defense_label, headline_rows
 from harness.report.provenance_section import footer
@@ -165,8 +166,13 @@ def _has_value(records: list[Result], key: str) -> bool:
 
 
 def category_table(records: list[Result], category: str,
-                   metrics: Mapping[str, MetricSpec]) -> str:
-    """A markdown table of one dataset's records of a non-evasion ``category``."""
+                   metrics: Mapping[str, MetricSpec],
+                   flags: Mapping[str, str] | None = None) -> str:
+    """A markdown table of one dataset's records of a non-evasion ``category``, with a checks
+    column when ``flags`` (cell key -> codes) has any of them; a cell flagged with a code of
+    :data:`WITHHELD` shows no numbers but its n."""
+    given = flags or {}
+    flags = {r.cell_key: given[r.cell_key] for r in records if r.cell_key in given}
     keys = list(CATEGORIES[category].columns or ("clean_acc",))
     trailing = {m.name for m in TRAILING_METRICS}
     present = {k for r in records for k in r.metrics}
@@ -180,12 +186,14 @@ def category_table(records: list[Result], category: str,
                                             r.defense)):
         cells = [provided_name(getattr(r, kind), r, kind) for kind in ("model", "defense",
                                                                        "attack")]
-        cells += [metrics[k].render(r.value(k)) for k in keys]
+        withheld = bool(WITHHELD & set(flags.get(r.cell_key, "")))
+        cells += ["" if withheld and k != "n_test" else metrics[k].render(r.value(k))
+                  for k in keys]
         if details:
-            cells.append(_details(r, metrics))
-        rows.append([*cells, _status(r)])
+            cells.append("" if withheld else _details(r, metrics))
+        rows.append([*cells, *([flags.get(r.cell_key, "")] if flags else []), _status(r)])
     headers = ["model", "defense", "attack", *[metrics[k].label for k in keys],
-               *(["details"] if details else []), "status"]
+               *(["details"] if details else []), *(["checks"] if flags else []), "status"]
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
 
 
@@ -275,7 +283,10 @@ def dataset_section(records: list[Result], flags: Mapping[str, str],
                 adaptive = any(r.adaptive for r in rows)
                 parts += [ADAPTIVE_NOTE if adaptive else TRANSFORMATION_NOTE, ""]
         else:
-            parts += [category.note, "", category_table(rows, name, metrics), ""]
+            parts += [category.note, "", category_table(rows, name, metrics, flags), ""]
+            legend = checks_legend(rows, flags)
+            if legend:
+                parts += ["Checks that failed (flags in the checks column):", "", legend, ""]
     if skipped:
         parts += ["### Not applicable", "", "Pairings the plan left out, and why.", "",
                   not_applicable_table(skipped, records), ""]
@@ -285,8 +296,8 @@ def dataset_section(records: list[Result], flags: Mapping[str, str],
 def page_metrics(declared: Iterable[MetricSpec] = ()) -> dict[str, MetricSpec]:
     """The metric table of a page: the evaluators' metrics, then ``declared`` (the plugins'),
     then the trailing ones (n test, seconds) and the timings."""
-    return metric_table(EVASION_METRICS, CORE_METRICS, declared, TRAILING_METRICS,
-                        TIMING_METRICS)
+    return metric_table(EVASION_METRICS, CORE_METRICS, CERTIFICATION_METRICS, declared,
+                        TRAILING_METRICS, TIMING_METRICS)
 
 
 INTRO = ("Accuracies are on the test images (n test); robust acc is the accuracy on the "

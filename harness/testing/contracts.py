@@ -257,6 +257,40 @@ def poisoning_contract(spec: AttackSpec, resolved: ResolvedOptions, *, eps: floa
     return poisoned
 
 
+def certification_contract(spec: AttackSpec, resolved: ResolvedOptions, *, eps: float,
+                           ctx: AttackContext | None, model: nn.Module | None) -> Any:
+    """Certification: on 8 test images of a tiny trained classifier, certificates that pass
+    the evaluator's check (classes in [-1, classes), radii in [0, max_radius()], 0 where it
+    abstains), PREDICT classes of the same kind, a differentiable smoothed classifier giving
+    log-probabilities; input and weights kept."""
+    from harness.contracts.certification import Certifier, check_certificates
+
+    model = model if model is not None else trained_tiny_classifier()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    data = ctx.data if ctx is not None else tiny_image_data()
+    x, k = to_float(data.x_test[:8]), data.num_classes
+    x_copy = x.clone()
+    certifier = spec.build(resolved)
+    assert isinstance(certifier, Certifier), \
+        not_built(certifier, Certifier, f"attack {spec.name}")
+    cap = float(certifier.max_radius())
+    assert math.isfinite(cap) and cap > 0, f"{spec.name}: max_radius() is {cap}"
+    found = check_certificates(spec.name, certifier.certify(model, x), len(x), k, cap)
+    predicted = certifier.predict(model, x)
+    assert predicted.dtype == torch.int64 and predicted.shape == (len(x),), \
+        f"{spec.name}: predict() must return {len(x)} int64 classes"
+    assert int(predicted.min()) >= -1 and int(predicted.max()) < k
+    x_grad = x.clone().requires_grad_(True)
+    log_probs = certifier.smoothed(model)(x_grad)
+    assert log_probs.shape == (len(x), k), f"{spec.name}: smoothed() gave {log_probs.shape}"
+    (grad,) = torch.autograd.grad(log_probs.logsumexp(1).sum() + log_probs[:, 0].sum(), x_grad)
+    assert torch.isfinite(grad).all(), f"{spec.name}: smoothed() is not differentiable"
+    assert torch.equal(x, x_copy), f"{spec.name}: the certifier modified its input in place"
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items()), \
+        f"{spec.name}: the certifier changed the model's weights"
+    return found
+
+
 def check_defense_spec(spec: DefenseSpec, *, options: Mapping[str, Any] | None = None,
                        ctx: AttackContext | None = None,
                        poisoned: PoisonedSet | None = None) -> Any:
@@ -335,6 +369,7 @@ CONTRACTS: dict[str, Callable[..., Any]] = {
     "poisoning": poisoning_contract,
     "inference": model_attack_contract,
     "extraction": model_attack_contract,
+    "certification": certification_contract,
 }
 #: The contract check of each defense stage, by name.
 STAGE_CONTRACTS: dict[str, Callable[..., Any]] = {

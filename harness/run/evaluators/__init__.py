@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from harness.contracts.categories import Category
 from harness.run.evaluators.base import EvalEnv, Evaluator, Measured, cell_record
+from harness.run.evaluators.certification import CertificationEvaluator
 from harness.run.evaluators.evasion import EvasionEvaluator
 from harness.run.evaluators.model_attack import ModelAttackEvaluator
 from harness.run.evaluators.poisoning import PoisoningEvaluator
@@ -20,6 +21,7 @@ EVALUATORS: dict[str, type[Evaluator]] = {
     "poisoning": PoisoningEvaluator,
     "inference": ModelAttackEvaluator,
     "extraction": ModelAttackEvaluator,
+    "certification": CertificationEvaluator,
 }
 
 __all__ = ["EVALUATORS", "EvalEnv", "Evaluator", "Measured", "cell_record", "evaluator_for"]
