@@ -192,7 +192,12 @@ def test_a_broken_certificate_is_flagged_v_and_its_numbers_are_withheld(tmp_path
     out = capsys.readouterr().out
     assert code == 0, out
     records = {r["attack"]: r for r in json.loads((tmp_path / "r.json").read_text())["records"]}
-    assert records["smoothing"]["metrics"]["certificates_broken"] == 0
+    honest = records["smoothing"]["metrics"]
+    assert honest["certificates_broken"] == 0 and honest["certificates_checked"] > 20
+    assert honest["empirical_n"] == 40
+    for r in (0.25, 0.5, 0.75, 1.0):               # up to the cap of n = 1,000 at sigma 0.5
+        assert honest[f"certified_acc@{r:g}"] <= honest[f"empirical_acc@{r:g}"] + 0.05
+    assert "empirical_acc@1.5" not in honest and honest["radius_cap"] < 1.5
     assert records["inflated-smoothing"]["metrics"]["certificates_broken"] > 0
     rows = {line.split("|")[3].strip(): line for line in out.splitlines()
             if line.startswith("| paper-cnn")}

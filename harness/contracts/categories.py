@@ -122,16 +122,22 @@ CATEGORIES: dict[str, Category] = {
               "test images the attacker never queried.")),
     "certification": Category(
         name="certification", title="Certification", protocol=Certifier,
-        columns=(*(m.name for m in CERTIFICATION_METRICS), "seconds_per_image"),
+        columns=(*(m.name for m in CERTIFICATION_METRICS), "seconds_per_image",
+                 "empirical_seconds"),
         always=("clean_acc", "smoothed_acc", "n_test"),
         summary=("smoothed_acc", "certified_acc@0.5"),
         note=("The smoothed classifier of the trained model is certified on n test images: "
               "certified acc at r is the share it classifies correctly with a certified L2 "
               "radius of at least r (abstentions count as wrong); radii above the radius cap "
               "cannot be certified with the certifier's sample size and are left empty. "
-              "Every cell also attacks the smoothed classifier (L2 PGD through the noise) "
-              "within the certified radius of some certified images: a certificate broken "
-              "that way is flagged V, and the cell's numbers are not shown.")),
+              "Beside each certified accuracy, the smoothed classifier's accuracy under "
+              "attack at eps = r: L2 PGD (20 steps) crafted through its noise (the mean "
+              "softmax over 16 draws per step), judged by its PREDICT, on the first "
+              "empirical n images (abstentions wrong); the certified accuracy is the lower "
+              "one, up to PREDICT's abstentions near the radius. Every cell also "
+              "attacks some certified images within their own radius: a certificate broken "
+              "by any of these attacks is flagged V, and the cell's numbers are not shown. "
+              "s/img: seconds per certified image; attack s: the attacks' seconds.")),
 }
 
 

@@ -141,6 +141,12 @@ def certified_metric(radius: float) -> str:
     return f"certified_acc@{radius:g}"
 
 
+def empirical_metric(radius: float) -> str:
+    """The record's name of the smoothed classifier's accuracy under an L2 attack of size
+    ``radius``: ``empirical_acc@0.5``."""
+    return f"empirical_acc@{radius:g}"
+
+
 #: What the certification evaluator measures on every cell, in its table's order.
 CERTIFICATION_METRICS: tuple[MetricSpec, ...] = (
     _d("clean_acc", "clean acc", "percent", better=True,
@@ -148,13 +154,17 @@ CERTIFICATION_METRICS: tuple[MetricSpec, ...] = (
     _d("smoothed_acc", "smoothed acc", "percent", better=True,
        description="images the smoothed classifier certifies with the true class, at any "
                    "radius (its clean accuracy; abstentions count as wrong)"),
-    *(_d(certified_metric(r), f"certified acc r={r:g}", "percent", better=True)
-      for r in CERTIFIED_RADII),
+    *(spec for r in CERTIFIED_RADII for spec in (
+        _d(certified_metric(r), f"certified acc r={r:g}", "percent", better=True),
+        _d(empirical_metric(r), f"under attack eps={r:g}", "percent", better=True,
+           description="the smoothed classifier's accuracy (PREDICT) on L2 PGD examples of "
+                       "size r crafted through its noise, on the first empirical n images"))),
     _d("abstain_rate", "abstain", "percent"),
     _d("radius_cap", "radius cap", digits=2,
        description="the largest radius the certifier's sample size and alpha can certify "
                    "(all its noise draws agreeing)"),
     _d("median_radius", "median radius (certified)", digits=3),
+    _d("empirical_n", "empirical n", "count"),
     _d("certificates_checked", "certificates attacked", "count"),
     _d("certificates_broken", "broken", "count", better=False),
     _d("n_test", "n test", "count"),
@@ -166,6 +176,7 @@ TIMING_METRICS: tuple[MetricSpec, ...] = (
     _m("attack_seconds", "seconds", digits=1),
     _m("attack_images_per_s", "attack img/s", "rate"),
     _m("seconds_per_image", "s/img", digits=3),
+    _m("empirical_seconds", "attack s", digits=1),
 )
 # Shown last in every non-evasion table.
 TRAILING_METRICS: tuple[MetricSpec, ...] = (
