@@ -43,6 +43,7 @@ _PUBLIC: dict[str, tuple[str, ...]] = {
                                   "count", "positive", "fraction"),
     "harness.contracts.metrics": ("MetricSpec", "CERTIFIED_RADII"),
     "harness.contracts.certification": ("Certificates", "Certifier"),
+    "harness.contracts.corruption": ("Corruptions", "corruption_metric", "corruption_label"),
     "harness.contracts.roles": (
         "roles", "SINGLE_STEP", "ITERATIVE", "ENSEMBLE", "BLACK_BOX", "REFERENCE", "BASELINE",
         "SINGLE_STEP_TRAINING", "ATTACK_ROLES", "DEFENSE_ROLES",
@@ -116,6 +117,7 @@ if TYPE_CHECKING:
     from harness.contracts import roles
     from harness.contracts.certification import Certificates, Certifier
     from harness.contracts.context import AttackContext, PoisonedSet
+    from harness.contracts.corruption import Corruptions, corruption_label, corruption_metric
     from harness.contracts.data import (
         DataOptions,
         ImageData,

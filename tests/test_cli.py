@@ -492,7 +492,8 @@ def test_disable_plugin_option_and_environment(capsys, monkeypatch):
     assert "fgsm" not in names and "digits" not in names and "pgd" in names
     monkeypatch.setenv(DISABLE_ENV,
                        "random-noise,art-evasion,backdoor-poisoning,feature-space-poisoning,"
-                       "svm-poisoning,art-inference,art-extraction,autoattack,smoothing")
+                       "svm-poisoning,art-inference,art-extraction,autoattack,smoothing,"
+                       "corruptions")
     code, out, _ = run(capsys, "list", "attacks", "--json")
     assert code == 0
     assert [row["name"] for row in json.loads(out)] == ["fgsm", "pgd"]

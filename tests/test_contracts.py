@@ -236,7 +236,8 @@ def test_every_kind_has_builtins():
     assert {"fgsm", "pgd", "backdoor", "membership-inference", "copycat"} <= set(_ids("attack"))
     assert {"none", "advtrain", "madry-pgd", "jpeg", "spectral-signature"} <= set(_ids("defense"))
     categories = {REGISTRY.attack(n).category for n in _ids("attack")}
-    assert categories == {"evasion", "poisoning", "inference", "extraction", "certification"}
+    assert categories == {"evasion", "poisoning", "inference", "extraction", "certification",
+                          "corruption"}
     stages = {REGISTRY.defense(n).stage for n in _ids("defense")}
     assert stages == {"training", "input-transformation", "poisoning-detection"}
 

@@ -398,7 +398,7 @@ INVALID_FIELDS: list[tuple[str, dict, str]] = [
      "threat_model 'whitebox' is not one of white-box, black-box. Did you mean: white-box"),
     ("attack", {"category": "evasions"},
      "category 'evasions' is not one of evasion, poisoning, inference, extraction, "
-     "certification. "
+     "certification, corruption. "
      "Did you mean: evasion?"),
     ("attack", {"needs": frozenset({"gradient"})},
      "needs has 'gradient', which is not a model feature. Did you mean: gradients? Known: "),

@@ -206,7 +206,8 @@ def test_list_attacks_fits_the_terminal_and_groups_by_category(capsys, monkeypat
     assert code == 0
     assert max(len(line) for line in out.splitlines()) <= int(columns)
     found = groups(out)
-    assert list(found) == ["evasion", "poisoning", "inference", "extraction", "certification"]
+    assert list(found) == ["evasion", "poisoning", "inference", "extraction", "certification",
+                           "corruption"]
     assert {"fgsm", "pgd", "square", "random-noise"} <= set(found["evasion"])
     assert "backdoor" in found["poisoning"] and "copycat" in found["extraction"]
     assert all(names == sorted(names) for names in found.values())

@@ -11,9 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from harness.contracts.certification import Certifier
-from harness.contracts.metrics import CERTIFICATION_METRICS, EVASION_METRICS
+from harness.contracts.corruption import Corruptions, describe, with_relative_error
+from harness.contracts.metrics import (
+    CERTIFICATION_METRICS,
+    CORRUPTION_METRICS,
+    EVASION_METRICS,
+    MetricSpec,
+)
 from harness.contracts.specs import (
     Attack,
     AttackSpec,
@@ -25,6 +32,9 @@ from harness.contracts.specs import (
     TrainingDefense,
 )
 from harness.util.errors import PluginError
+
+if TYPE_CHECKING:
+    from harness.contracts.records import Result
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,7 +54,12 @@ class Category:
     it is in ``always``), ``note`` the paragraph above it; ``summary`` the numbers the
     terminal summary shows (empty: the record's first two metrics). ``chunked``: its
     evaluator can score a cell in independent chunks of test images kept as they finish
-    (``--chunk-images``; :mod:`harness.run.evaluators.chunks`).
+    (``--chunk-images``; :mod:`harness.run.evaluators.chunks`). ``details``: its table
+    lists the metrics it has no column for in a details column (not for a category whose
+    records hold many per-setting numbers). ``derive`` adds the metrics the pages compute
+    across its records (the corruption error relative to the undefended model);
+    ``describe`` gives the spec of a metric name of its records that no plugin declared (a
+    suite's per-corruption accuracies), or None.
     """
 
     name: str
@@ -58,6 +73,9 @@ class Category:
     summary: tuple[str, ...] = ()
     note: str = ""
     chunked: bool = False
+    details: bool = True
+    derive: Callable[[list[Result]], list[Result]] | None = None
+    describe: Callable[[str], MetricSpec | None] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -138,6 +156,21 @@ CATEGORIES: dict[str, Category] = {
               "attacks some certified images within their own radius: a certificate broken "
               "by any of these attacks is flagged V, and the cell's numbers are not shown. "
               "s/img: seconds per certified image; attack s: the attacks' seconds.")),
+    "corruption": Category(
+        name="corruption", title="Common corruptions", protocol=Corruptions,
+        columns=(*(m.name for m in CORRUPTION_METRICS if m.name != "n_test"),
+                 "seconds_per_image"),
+        always=("clean_acc",),
+        summary=("clean_acc", "mean_corruption_acc"), details=False,
+        derive=with_relative_error, describe=describe,
+        note=("The trained model classifies corrupted copies of its n test images, generated "
+              "on the fly from a seeded generator: every corruption of the suite at every "
+              "severity. The corruption columns are the accuracy averaged over severities "
+              "(each severity's is in the results JSON); mean corruption acc averages them "
+              "all; the corruption error vs undefended is Hendrycks and Dietterich's mCE "
+              "with the undefended model of the same dataset and model in AlexNet's place "
+              "(100% for the undefended model; lower is better). s/img: seconds per test "
+              "image for the whole sweep.")),
 }
 
 

@@ -17,7 +17,9 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Figure:
-    """One picture of a page: file name, caption, what to draw (the report's own ``kind``)."""
+    """One picture of a page: file name, caption, what to draw (the report's own ``kind``),
+    and the attack ``category`` whose section of the dataset shows it (None: the first
+    section, the evasion table's)."""
 
     filename: str
     caption: str
@@ -25,6 +27,7 @@ class Figure:
     dataset: str | None = None
     model: str | None = None
     eps: float | None = None
+    category: str | None = None
 
 
 def markdown(figure: Figure) -> list[str]:

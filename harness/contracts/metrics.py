@@ -169,6 +169,17 @@ CERTIFICATION_METRICS: tuple[MetricSpec, ...] = (
     _d("certificates_broken", "broken", "count", better=False),
     _d("n_test", "n test", "count"),
 )
+#: What the corruption evaluator measures on every cell (the suites declare one metric per
+#: corruption, its accuracy averaged over severities); ``mce`` is derived on the pages.
+CORRUPTION_METRICS: tuple[MetricSpec, ...] = (
+    _d("clean_acc", "clean acc", "percent", better=True),
+    _d("mean_corruption_acc", "mean corruption acc", "percent", better=True,
+       description="accuracy averaged over every corruption and severity"),
+    _d("mce", "corruption error vs undefended", "percent", better=False,
+       description="mCE with the undefended model of the same dataset and model as the "
+                   "reference: below 100% when the defense errs less under corruption"),
+    _d("n_test", "n test", "count"),
+)
 # A record's timings (``Result.timings``): incidental, of the run that made it.
 TIMING_METRICS: tuple[MetricSpec, ...] = (
     _m("train_seconds", "train s", digits=1),
@@ -196,7 +207,8 @@ def metric_table(*groups: Iterable[MetricSpec]) -> dict[str, MetricSpec]:
 
 #: Every metric the harness itself computes, by name: the renderers format through these.
 HARNESS_METRICS: dict[str, MetricSpec] = metric_table(EVASION_METRICS, CORE_METRICS,
-                                                      CERTIFICATION_METRICS, TIMING_METRICS)
+                                                      CERTIFICATION_METRICS,
+                                                      CORRUPTION_METRICS, TIMING_METRICS)
 
 
 def render_metric(name: str, value: object, n: int | None = None) -> str:

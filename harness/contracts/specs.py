@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from harness.contracts.certification import Certifier
+from harness.contracts.corruption import Corruptions
 from harness.contracts.metrics import MetricSpec
 from harness.contracts.options import OptionSchema, ResolvedOptions
 
@@ -27,7 +28,8 @@ if TYPE_CHECKING:
 ThreatModel = Literal["white-box", "black-box"]
 Norm = Literal["inf", "2", "1", "0", "wasserstein", "none"]
 DefenseStage = Literal["training", "input-transformation", "poisoning-detection"]
-AttackCategory = Literal["evasion", "poisoning", "inference", "extraction", "certification"]
+AttackCategory = Literal["evasion", "poisoning", "inference", "extraction", "certification",
+                         "corruption"]
 
 THREAT_MODELS: tuple[str, ...] = ("white-box", "black-box")
 NORMS: tuple[str, ...] = ("inf", "2", "1", "0", "wasserstein", "none")
@@ -35,7 +37,7 @@ LP_NORMS: tuple[str, ...] = ("inf", "2", "1", "0")
 # The declared categories and stages (harness.contracts.categories holds what each one means).
 DEFENSE_STAGES: tuple[str, ...] = ("training", "input-transformation", "poisoning-detection")
 ATTACK_CATEGORIES: tuple[str, ...] = ("evasion", "poisoning", "inference", "extraction",
-                                      "certification")
+                                      "certification", "corruption")
 
 # What a model can offer an attack or defense (``ModelSpec.offers``); an attack's or defense's
 # ``needs`` must be among them, or the pairing is listed as n/a with the missing feature.
@@ -184,7 +186,8 @@ class AttackSpec(_Configurable):
     "scores", "labels", "sklearn", ...). ``category`` picks the protocol ``build`` returns:
     evasion -> :class:`Attack`, poisoning -> :class:`PoisoningAttack`, inference and
     extraction -> :class:`ModelAttack`, certification ->
-    :class:`~harness.contracts.certification.Certifier`.
+    :class:`~harness.contracts.certification.Certifier`, corruption ->
+    :class:`~harness.contracts.corruption.Corruptions`.
     ``budget_images`` caps the test images a slow attack is run on unless ``--n-test`` says
     otherwise. ``survey_table`` names the survey table it comes from. ``roles`` are the
     :data:`harness.contracts.roles.ATTACK_ROLES` it plays (the checks ask for roles, never names).
@@ -393,9 +396,10 @@ class PoisonDetector(Protocol):
 
 
 #: What an attack spec's ``build`` returns: its category's protocol (:class:`Attack`,
-#: :class:`PoisoningAttack`, :class:`ModelAttack` or
-#: :class:`~harness.contracts.certification.Certifier`); the evaluators check which.
-AttackObject = Attack | PoisoningAttack | ModelAttack | Certifier
+#: :class:`PoisoningAttack`, :class:`ModelAttack`,
+#: :class:`~harness.contracts.certification.Certifier` or
+#: :class:`~harness.contracts.corruption.Corruptions`); the evaluators check which.
+AttackObject = Attack | PoisoningAttack | ModelAttack | Certifier | Corruptions
 
 #: What a defense spec's ``build`` returns: its stage's protocol (:class:`TrainingDefense`,
 #: :class:`InputTransformation` or :class:`PoisonDetector`); the runner checks which

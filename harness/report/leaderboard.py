@@ -15,11 +15,12 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from tabulate import tabulate
 
-from harness.contracts.categories import CATEGORIES, STAGES
+from harness.contracts.categories import CATEGORIES, STAGES, Category
 from harness.contracts.figures import Figure, markdown
 from harness.contracts.metrics import (
     CERTIFICATION_METRICS,
     CORE_METRICS,
+    CORRUPTION_METRICS,
     EVASION_METRICS,
     HARNESS_METRICS,
     TIMING_METRICS,
@@ -173,6 +174,7 @@ def category_table(records: list[Result], category: str,
     :data:`WITHHELD` shows no numbers but its n."""
     given = flags or {}
     flags = {r.cell_key: given[r.cell_key] for r in records if r.cell_key in given}
+    metrics = _described(records, CATEGORIES[category], metrics)
     keys = list(CATEGORIES[category].columns or ("clean_acc",))
     trailing = {m.name for m in TRAILING_METRICS}
     present = {k for r in records for k in r.metrics}
@@ -180,7 +182,8 @@ def category_table(records: list[Result], category: str,
     keys = [k for k in keys + extra if _has_value(records, k)]
     keys += [m.name for m in TRAILING_METRICS if m.name not in keys
              and m.name not in CATEGORIES[category].columns and _has_value(records, m.name)]
-    details = any(set(r.metrics) - set(metrics) for r in records)
+    details = CATEGORIES[category].details and any(set(r.metrics) - set(metrics)
+                                                   for r in records)
     rows = []
     for r in sorted(records, key=lambda r: (r.model, r.attack, not r.has_baseline_defense(),
                                             r.defense)):
@@ -195,6 +198,15 @@ def category_table(records: list[Result], category: str,
     headers = ["model", "defense", "attack", *[metrics[k].label for k in keys],
                *(["details"] if details else []), *(["checks"] if flags else []), "status"]
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def _described(records: list[Result], category: Category,
+               metrics: Mapping[str, MetricSpec]) -> Mapping[str, MetricSpec]:
+    """``metrics`` with the specs ``category`` gives for its records' undeclared names."""
+    if category.describe is None:
+        return metrics
+    found = {k: category.describe(k) for r in records for k in r.metrics if k not in metrics}
+    return {**metrics, **{k: spec for k, spec in sorted(found.items()) if spec is not None}}
 
 
 def _details(record: Result, metrics: Mapping[str, MetricSpec]) -> str:
@@ -265,10 +277,14 @@ def dataset_section(records: list[Result], flags: Mapping[str, str],
     parts: list[str] = []
     applicable = [r for r in records if r.status != "n/a"]
     skipped = [r for r in records if r.status == "n/a"]
+    shown = {r.category for r in applicable}
+    first = next((name for name in CATEGORIES if name in shown), None)
     for name, category in CATEGORIES.items():
         rows = [r for r in applicable if r.category == name]
         if not rows:
             continue
+        if category.derive is not None:
+            rows = category.derive(rows)
         parts += [f"### {category.title}", ""]
         if category.per_eps:
             page_flags = {r.cell_key: flags[r.cell_key] for r in rows if r.cell_key in flags}
@@ -278,12 +294,16 @@ def dataset_section(records: list[Result], flags: Mapping[str, str],
                 parts += ["Checks that failed (flags in the checks column):", "", legend, ""]
             parts += attack_metrics_table(rows, metrics)
             for figure in figures:
-                parts += markdown(figure)
+                if (figure.category or first) == name:
+                    parts += markdown(figure)
             if any(STAGES[r.defense_stage].marker for r in rows if r.defense_stage in STAGES):
                 adaptive = any(r.adaptive for r in rows)
                 parts += [ADAPTIVE_NOTE if adaptive else TRANSFORMATION_NOTE, ""]
         else:
             parts += [category.note, "", category_table(rows, name, metrics, flags), ""]
+            for figure in figures:
+                if (figure.category or first) == name:
+                    parts += markdown(figure)
             legend = checks_legend(rows, flags)
             if legend:
                 parts += ["Checks that failed (flags in the checks column):", "", legend, ""]
@@ -296,8 +316,8 @@ def dataset_section(records: list[Result], flags: Mapping[str, str],
 def page_metrics(declared: Iterable[MetricSpec] = ()) -> dict[str, MetricSpec]:
     """The metric table of a page: the evaluators' metrics, then ``declared`` (the plugins'),
     then the trailing ones (n test, seconds) and the timings."""
-    return metric_table(EVASION_METRICS, CORE_METRICS, CERTIFICATION_METRICS, declared,
-                        TRAILING_METRICS, TIMING_METRICS)
+    return metric_table(EVASION_METRICS, CORE_METRICS, CERTIFICATION_METRICS,
+                        CORRUPTION_METRICS, declared, TRAILING_METRICS, TIMING_METRICS)
 
 
 INTRO = ("Accuracies are on the test images (n test); robust acc is the accuracy on the "

@@ -46,7 +46,8 @@ class AdversarialStore:
         return tensors["x_adv"], tensors["y"]
 
 
-def _encode(x: torch.Tensor) -> str:
+def encode_pixels(x: torch.Tensor) -> str:
+    """Images (float in [0, 1], or uint8) as 8-bit pixels in base64, for display only."""
     pixels = x if x.dtype == torch.uint8 else (   # uint8: as held (contracts.data.ImageData)
         (x.detach().clamp(0, 1) * 255).round().to(torch.uint8))
     return base64.b64encode(pixels.cpu().contiguous().numpy().tobytes()).decode("ascii")
@@ -62,7 +63,7 @@ def examples(x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor, pred: torch.
     float examples the cell measured.
     """
     n = min(n, len(x))
-    out = {"shape": list(x[:n].shape), "x": _encode(x[:n]), "x_adv": _encode(x_adv[:n]),
+    out = {"shape": list(x[:n].shape), "x": encode_pixels(x[:n]), "x_adv": encode_pixels(x_adv[:n]),
            "y": y[:n].tolist(), "pred": pred[:n].tolist(), "pred_adv": pred_adv[:n].tolist()}
     if class_names:
         out["class_names"] = list(class_names)

@@ -291,6 +291,34 @@ def certification_contract(spec: AttackSpec, resolved: ResolvedOptions, *, eps: 
     return found
 
 
+def corruption_contract(spec: AttackSpec, resolved: ResolvedOptions, *, eps: float,
+                        ctx: AttackContext | None, model: nn.Module | None) -> Any:
+    """Corruption: on 4 test images, every corruption the suite names for their shape at
+    every severity passes the evaluator's check (shape, dtype, [0, 1]), leaves its input as
+    it was, and gives the same images for generators seeded alike; returns them by
+    ``name/severity``."""
+    from harness.contracts.corruption import Corruptions, check_corrupted
+
+    data = ctx.data if ctx is not None else tiny_image_data()
+    x = to_float(data.x_test[:4])
+    x_copy = x.clone()
+    suite = spec.build(resolved)
+    assert isinstance(suite, Corruptions), not_built(suite, Corruptions, f"attack {spec.name}")
+    c, h, w = data.image_shape
+    names = list(suite.corruptions((c, h, w)))
+    assert names, f"{spec.name}: no corruption for images of shape {(c, h, w)}"
+    out = {}
+    for name in names:
+        for severity in suite.severities(name):
+            made = [check_corrupted(spec.name, name, severity, x, suite.corrupt(
+                name, x, severity, torch.Generator().manual_seed(7))) for _ in range(2)]
+            assert torch.equal(made[0], made[1]), \
+                f"{spec.name}: {name} at severity {severity} differs for the same seed"
+            out[f"{name}/{severity}"] = made[0]
+    assert torch.equal(x, x_copy), f"{spec.name}: the suite modified its input in place"
+    return out
+
+
 def check_defense_spec(spec: DefenseSpec, *, options: Mapping[str, Any] | None = None,
                        ctx: AttackContext | None = None,
                        poisoned: PoisonedSet | None = None) -> Any:
@@ -370,6 +398,7 @@ CONTRACTS: dict[str, Callable[..., Any]] = {
     "inference": model_attack_contract,
     "extraction": model_attack_contract,
     "certification": certification_contract,
+    "corruption": corruption_contract,
 }
 #: The contract check of each defense stage, by name.
 STAGE_CONTRACTS: dict[str, Callable[..., Any]] = {

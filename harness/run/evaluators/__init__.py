@@ -11,6 +11,7 @@ from __future__ import annotations
 from harness.contracts.categories import Category
 from harness.run.evaluators.base import EvalEnv, Evaluator, Measured, cell_record
 from harness.run.evaluators.certification import CertificationEvaluator
+from harness.run.evaluators.corruption import CorruptionEvaluator
 from harness.run.evaluators.evasion import EvasionEvaluator
 from harness.run.evaluators.model_attack import ModelAttackEvaluator
 from harness.run.evaluators.poisoning import PoisoningEvaluator
@@ -22,6 +23,7 @@ EVALUATORS: dict[str, type[Evaluator]] = {
     "inference": ModelAttackEvaluator,
     "extraction": ModelAttackEvaluator,
     "certification": CertificationEvaluator,
+    "corruption": CorruptionEvaluator,
 }
 
 __all__ = ["EVALUATORS", "EvalEnv", "Evaluator", "Measured", "cell_record", "evaluator_for"]
