@@ -113,3 +113,46 @@ def test_a_corruption_leaving_the_valid_range_fails_its_cell_naming_it(tmp_path,
     assert record["status"] == "failed"
     assert "corruption 'noise' at severity 1 of 'darken' returned values outside [0, 1]" in \
         record["error"]
+
+
+def test_the_summary_rows_and_claims_carry_the_corruption_and_certified_numbers(tmp_path):
+    from harness.contracts.records import ResultSet
+    from harness.report.claims import claims
+    from harness.report.leaderboard import summary_section
+    from harness.report.summary import headline_block
+
+    def evasion(attack, roles, robust):
+        return make_record(cell_key=f"none/{attack}", train_key="t", run_id="r",
+                           dataset="mnist", model="m", defense="none", attack=attack, eps=0.1,
+                           status="ok", attack_roles=roles, defense_roles=("baseline",),
+                           clean_acc=0.99, robust_acc=robust, n_test=1000,
+                           config={"training": {"dataset_eps": 0.1}})
+
+    records = [
+        evasion("fgsm", ("reference", "single-step"), 0.8),
+        evasion("pgd", ("iterative", "reference"), 0.6),
+        make_record(cell_key="none/corruptions", train_key="t", run_id="r", dataset="mnist",
+                    model="m", defense="none", attack="corruptions", eps=None,
+                    category="corruption", status="ok", defense_roles=("baseline",),
+                    clean_acc=0.99, mean_corruption_acc=0.8123, n_test=1000),
+        make_record(cell_key="none/smoothing", train_key="t", run_id="r", dataset="mnist",
+                    model="m", defense="none", attack="smoothing", eps=None,
+                    category="certification", status="ok", defense_roles=("baseline",),
+                    **{"certified_acc@0.5": 0.5, "smoothed_acc": 0.9}, n_test=500),
+        make_record(cell_key="other/smoothing", train_key="u", run_id="r", dataset="mnist",
+                    model="m", defense="other", attack="smoothing", eps=None,
+                    category="certification", status="ok",
+                    **{"certified_acc@0.5": 0.7, "smoothed_acc": 0.9}, n_test=500),
+    ]
+    page = "\n".join(summary_section(records, {}))
+    header = next(line for line in page.splitlines() if line.startswith("| rank"))
+    assert "| corruption acc " in header and "| certified r=0.5 " in header
+    row = next(line for line in page.splitlines() if "| none " in line)
+    assert "81.23% ±2.4" in row and "50.00% ±4.4" in row
+    terminal = "\n".join(headline_block(records, {}, 120))
+    assert "corruption acc" in terminal and "81.2±2.4" in terminal
+    (claim,) = claims(ResultSet(records), {}).values()
+    assert claim["corruptions_acc"] == "81.23" and claim["certified_acc_r0.5"] == "50.00"
+    assert claim["corruptions_acc_interval"] == ["78.69", "83.53"]
+    broken = {"none/smoothing": "V"}                 # a withheld cell gives no number
+    assert "certified" not in "\n".join(summary_section(records, broken)).split("\n")[4]

@@ -37,6 +37,16 @@ if TYPE_CHECKING:
     from harness.contracts.records import Result
 
 
+@dataclass(frozen=True)
+class HeadlineNumber:
+    """A number of a non-evasion category that the summary rows show beside the attacks: the
+    record's ``metric``, under ``label``, and written to the claims as ``claim``."""
+
+    metric: str
+    label: str
+    claim: str
+
+
 @dataclass(frozen=True, kw_only=True)
 class Category:
     """One attack category.
@@ -59,7 +69,8 @@ class Category:
     records hold many per-setting numbers). ``derive`` adds the metrics the pages compute
     across its records (the corruption error relative to the undefended model);
     ``describe`` gives the spec of a metric name of its records that no plugin declared (a
-    suite's per-corruption accuracies), or None.
+    suite's per-corruption accuracies), or None. ``headline``: the number the summary row of
+    the same trained model shows for this category (and the claims carry).
     """
 
     name: str
@@ -76,6 +87,7 @@ class Category:
     details: bool = True
     derive: Callable[[list[Result]], list[Result]] | None = None
     describe: Callable[[str], MetricSpec | None] | None = None
+    headline: HeadlineNumber | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -144,6 +156,7 @@ CATEGORIES: dict[str, Category] = {
                  "empirical_seconds"),
         always=("clean_acc", "smoothed_acc", "n_test"),
         summary=("smoothed_acc", "certified_acc@0.5"),
+        headline=HeadlineNumber("certified_acc@0.5", "certified r=0.5", "certified_acc_r0.5"),
         note=("The smoothed classifier of the trained model is certified on n test images: "
               "certified acc at r is the share it classifies correctly with a certified L2 "
               "radius of at least r (abstentions count as wrong); radii above the radius cap "
@@ -163,6 +176,7 @@ CATEGORIES: dict[str, Category] = {
         always=("clean_acc",),
         summary=("clean_acc", "mean_corruption_acc"), details=False,
         derive=with_relative_error, describe=describe,
+        headline=HeadlineNumber("mean_corruption_acc", "corruption acc", "corruptions_acc"),
         note=("The trained model classifies corrupted copies of its n test images, generated "
               "on the fly from a seeded generator: every corruption of the suite at every "
               "severity. The corruption columns are the accuracy averaged over severities "

@@ -10,9 +10,11 @@ from, the ``harness_version``, ``plugins`` and ``seed`` of the runs, the per-ima
 ``worst_case_acc`` over its ``n`` images, the 95% Wilson intervals of the clean, AutoAttack
 and worst-case accuracies (``*_interval``: both ends as percent strings; see
 :mod:`harness.contracts.intervals`), every attack's robust accuracy at the eps
-(``attacks``), ``images_per_s``, ``train_seconds``, the ``flags`` (codes and legend) and, when
-``unreliable``, the ``unreliable_reason``. The numbers are those of the headline row
-(:mod:`harness.report.headline`) at the dataset's eps.
+(``attacks``), the other categories' headline numbers of the same model when they ran
+(``corruptions_acc``, RobustBench's field for the mean corruption accuracy, and
+``certified_acc_r0.5``, each with its ``*_interval``), ``images_per_s``, ``train_seconds``,
+the ``flags`` (codes and legend) and, when ``unreliable``, the ``unreliable_reason``. The
+numbers are those of the headline row (:mod:`harness.report.headline`) at the dataset's eps.
 
 A person writes ``link``, ``name``, ``authors``, ``venue``, ``reported``, ``footnote``,
 ``additional_data`` and ``external`` (:data:`HUMAN_FIELDS`); :func:`write_claims` keeps them
@@ -53,6 +55,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.contracts import roles
+from harness.contracts.categories import CATEGORIES
 from harness.contracts.intervals import wilson
 from harness.contracts.metrics import HARNESS_METRICS, render_metric
 from harness.contracts.outcomes import attack_label
@@ -249,10 +252,19 @@ def _measured(group: _Group, results: ResultSet, flags: Mapping[str, str]) -> di
         "worst_case_acc_interval": interval(worst_acc, n),
         "attacks": {attack_label(r): percent(r.robust_acc)
                     for r in sorted(group.cells, key=attack_label)},
+        **{field: value for c in CATEGORIES.values() if c.headline is not None
+           for field, value in _beside(row, c.headline.label, c.headline.claim).items()},
         "images_per_s": _rounded(row.images_per_s), "train_seconds": _rounded(row.train_seconds),
         "flags": {"codes": codes, "legend": {c: LEGEND[c] for c in codes if c in LEGEND}},
         **_provenance(group, results),
     }
+
+
+def _beside(row: HeadlineRow, label: str, field: str) -> dict[str, Any]:
+    """A category's headline number as a claim's field and its interval, if the row has it."""
+    value, n = row.beside(label)
+    return {} if value is None else {field: percent(value), f"{field}_interval":
+                                     interval(value, n)}
 
 
 def _rounded(value: float | None) -> float | None:

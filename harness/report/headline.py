@@ -26,12 +26,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from harness.contracts import roles
-from harness.contracts.categories import STAGES
+from harness.contracts.categories import CATEGORIES, STAGES
 from harness.contracts.intervals import overlap, wilson
 from harness.contracts.outcomes import WorstCase, worst_cases
 from harness.contracts.provenance import provided_name
 from harness.contracts.records import Result
-from harness.report.checks import UNCOUNTED
+from harness.report.checks import UNCOUNTED, WITHHELD
 from harness.report.labels import dataset_eps, defense_label, trained_eps
 
 
@@ -74,6 +74,12 @@ class HeadlineRow:
     attack_n: tuple[int | None, ...] = ()
     not_ranked: str | None = None
     rank: str = ""
+    beyond: tuple[tuple[str, float | None, int | None], ...] = ()
+
+    def beside(self, label: str) -> tuple[float | None, int | None]:
+        """The value and n of the non-evasion number ``label`` (a category's
+        :class:`~harness.contracts.categories.HeadlineNumber`), ``(None, None)`` if absent."""
+        return next(((v, n) for name, v, n in self.beyond if name == label), (None, None))
 
     def measured(self) -> list[tuple[float | None, int | None]]:
         """Each attack column's accuracy with the number of images it was measured on."""
@@ -157,11 +163,49 @@ def headline_groups(records: Iterable[Result], flags: Mapping[str, str]
                               []).append(r)
     counted = [r for cells in groups.values() for r in cells if counts(r, flags)]
     worst = {w.key: w for w in worst_cases(counted)}
-    rows = [(_row(key, cells, worst.get(key), flags), cells) for key, cells in groups.items()]
+    beyond = _beyond(records, flags)
+    rows = [(dataclasses.replace(_row(key, cells, worst.get(key), flags),
+                                 beyond=beyond.get((key[0], key[1], key[2], key[4]), ())),
+             cells) for key, cells in groups.items()]
     rows.sort(key=lambda hc: (hc[0].dataset, hc[0].eps, hc[0].not_ranked is not None,
                               -_known(hc[0].worst.robust_acc if hc[0].worst else None),
                               -_known(hc[0].clean_acc), hc[0].model, hc[0].defense))
     return _ranked(rows)
+
+
+def beyond_labels(records: Iterable[Result]) -> list[str]:
+    """The labels of the non-evasion numbers some record of ``records`` can give a summary
+    row, in the categories' order."""
+    present = {r.category for r in records if r.ok}
+    return [c.headline.label for name, c in CATEGORIES.items()
+            if c.headline is not None and name in present]
+
+
+def _beyond(records: Iterable[Result], flags: Mapping[str, str]
+            ) -> dict[tuple[str, str, str, str], tuple[tuple[str, float | None, int | None], ...]]:
+    """Per trained model (dataset, model, defense, training key), each category's headline
+    number from its cell at the declared options (the first by attack name otherwise); a cell
+    whose numbers a check withholds gives none."""
+    found: dict[tuple[str, str, str, str], dict[str, Result]] = {}
+    for r in sorted(records, key=lambda r: (bool(r.config.get("attack_options")), r.attack,
+                                            r.cell_key)):
+        category = CATEGORIES.get(r.category)
+        if (r.ok and category is not None and category.headline is not None
+                and not set(flags.get(r.cell_key, "")) & WITHHELD):
+            found.setdefault((r.dataset, r.model, r.defense, r.train_key), {}).setdefault(
+                category.headline.label, r)
+    out = {}
+    for key, by_label in found.items():
+        numbers = []
+        for category in CATEGORIES.values():
+            h = category.headline
+            if h is not None and h.label in by_label:
+                r = by_label[h.label]
+                value = r.value(h.metric)
+                numbers.append((h.label, float(value) if isinstance(value, int | float)
+                                else None, r.n_test))
+        out[key] = tuple(numbers)
+    return out
 
 
 def _row(key: tuple[str, str, str, float, str], cells: list[Result], worst: WorstCase | None,

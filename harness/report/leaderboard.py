@@ -35,7 +35,13 @@ from harness.contracts.records import Result, ResultSet
 from harness.contracts.specs import ReportSpec
 from harness.report.checks import LEGEND, WITHHELD, flags_by_cell
 from harness.report.figures import plan_figures
-from harness.report.headline import HeadlineRow, column_names, defense_label, headline_rows
+from harness.report.headline import (
+    HeadlineRow,
+    beyond_labels,
+    column_names,
+    defense_label,
+    headline_rows,
+)
 from harness.report.provenance_section import footer
 
 
@@ -100,14 +106,15 @@ def rank_text(row: HeadlineRow) -> str:
     return row.rank if row.not_ranked is None else f"not ranked: {row.not_ranked}"
 
 
-def _headline_cells(row: HeadlineRow) -> list[str]:
+def _headline_cells(row: HeadlineRow, beyond: list[str]) -> list[str]:
     worst = row.worst
     robust = HARNESS_METRICS["robust_acc"].render
     return [rank_text(row), row.dataset, row.model, row.defense + ("†" if row.adaptive else ""),
             eps_text(row.eps), render_metric("clean_acc", row.clean_acc, row.clean_n),
             *[robust(a, n) for a, n in row.measured()],
             robust(worst.robust_acc, worst.n) if worst else "",
-            render_metric("n_test", worst.n) if worst else "", row.flags,
+            render_metric("n_test", worst.n) if worst else "",
+            *[robust(*row.beside(label)) for label in beyond], row.flags,
             render_metric("train_seconds", row.train_seconds),
             render_metric("attack_images_per_s", row.images_per_s)]
 
@@ -121,10 +128,12 @@ def summary_section(records: list[Result], flags: Mapping[str, str]) -> list[str
     counted = [r for r in records if r.ok and r.robust_acc is not None
                and not r.config.get("check")]
     names = column_names(counted)
+    beyond = [label for label in beyond_labels(records) if any(r.beside(label)[0] is not None
+                                                               for r in rows)]
     headers = ["rank", "dataset", "model", "defense", "eps", "clean", *names, "worst case", "n",
-               "flags", "train s", f"{names[1]} img/s"]
-    table = tabulate([_headline_cells(r) for r in rows], headers=headers, tablefmt="github",
-                     disable_numparse=True)
+               *beyond, "flags", "train s", f"{names[1]} img/s"]
+    table = tabulate([_headline_cells(r, beyond) for r in rows], headers=headers,
+                     tablefmt="github", disable_numparse=True)
     return ["## Summary", "", SUMMARY_NOTE, "", table, ""]
 
 

@@ -20,7 +20,7 @@ from harness.contracts.outcomes import attack_label
 from harness.contracts.provenance import provided_name
 from harness.contracts.records import FAILED, NOT_APPLICABLE, Result, ResultSet
 from harness.contracts.roles import BASELINE
-from harness.report.headline import column_names, defense_label, headline_rows
+from harness.report.headline import beyond_labels, column_names, defense_label, headline_rows
 from harness.report.leaderboard import eps_text
 from harness.report.listing import clip, fit_table, one_line
 from harness.report.provenance_section import distinct
@@ -109,20 +109,24 @@ def headline_block(records: list[Result], flags: Mapping[str, str], width: int) 
     if not rows:
         return []
     names = column_names([r for r in records if not r.config.get("check")])
+    beyond = [label for label in beyond_labels(records)
+              if any(h.beside(label)[0] is not None for h in rows)]
     short = HARNESS_METRICS["robust_acc"].short
     table = [[h.rank or "n/r", h.dataset, h.model, h.defense + ("†" if h.adaptive else ""),
               eps_text(h.eps), short(h.clean_acc, h.clean_n),
               *[short(a, n) for a, n in h.measured()],
               short(h.worst.robust_acc, h.worst.n) if h.worst else "",
-              render_metric("n_test", h.worst.n) if h.worst else "", h.flags] for h in rows]
+              render_metric("n_test", h.worst.n) if h.worst else "",
+              *[short(*h.beside(label)) for label in beyond], h.flags] for h in rows]
     headers = ["rank", "dataset", "model", "defense", "eps", "clean", *names, "worst", "n",
-               "flags"]
-    right = tuple(range(5, 11))
+               *beyond, "flags"]
+    right = tuple(range(5, 11 + len(beyond)))
     reasons = sorted({h.not_ranked for h in rows if h.not_ranked})
     why = [clip(f"accuracies in %, ± half the 95% interval"
                 f"{'; n/r: not ranked, ' + '; '.join(reasons) if reasons else ''}", width)]
     return [clip("Summary (at each dataset's eps; worst case over every attack):", width),
-            *fit_table(headers, table, width, shrink=(2, 3, 4, 11), right=right), *why]
+            *fit_table(headers, table, width, shrink=(2, 3, 4, 11 + len(beyond)), right=right),
+            *why]
 
 
 def check_block(records: list[Result], flags: Mapping[str, str], width: int) -> list[str]:
