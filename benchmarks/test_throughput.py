@@ -24,7 +24,9 @@ through ART (harness's bridge). On the MNIST-sized setting also the standard Aut
 through the harness beside its reference code called directly, whole evasion cells as the
 runner evaluates them (FGSM and PGD-10 on 1,024 images) and one training epoch (2,048 images)
 of ``none``, ``advtrain`` (Algorithm 2), ``art-advtrain``, ``fbf``, ``madry-pgd`` (ART) and
-``pgd-at`` (the same PGD-7 training, native).
+``pgd-at`` (the same PGD-7 training, native), and randomized smoothing's CERTIFY per
+certified image; in both settings the corruption sweep per test image (every corruption of
+the ``corruptions`` suite at every severity).
 
 Each benchmark records in ``extra_info`` its setting, kind (floor, attack, cell, epoch),
 implementation, images per call and gradient steps per image, which the page uses for
@@ -255,6 +257,55 @@ def test_autoattack(measure: Any, workload: Workload, registry: Registry,
                     key="autoattack", label=f"standard AutoAttack, {AUTOATTACK_IMAGES} images",
                     kind="attack", implementation=implementation, images=len(x), steps=0)
     assert x_adv.shape == x.shape
+
+
+CERTIFY_IMAGES = 8
+CERTIFY_DRAWS = 1_000
+CORRUPTION_IMAGES = 64
+
+
+def test_certify(measure: Any, workload: Workload, registry: Registry) -> None:
+    """Randomized smoothing's CERTIFY (the built-in ``smoothing``: n0 = 100 draws to pick the
+    class, n = :data:`CERTIFY_DRAWS` to bound it, batches of 1,000) on
+    :data:`CERTIFY_IMAGES` images: the cost of a certified image, (n0 + n) forward passes of
+    the base model, no backward pass."""
+    w = workload
+    if w.setting.id != MNIST.id:
+        pytest.skip("measured on the MNIST-sized setting")
+    spec = registry.attack("smoothing")
+    certifier = spec.build(spec.resolve_options({"n": CERTIFY_DRAWS}))
+    x = w.x[:CERTIFY_IMAGES]
+    found = measure(lambda: certifier.certify(w.model, x), setting=w.setting.id,
+                    setting_label=w.setting.label, key="certify",
+                    label=f"randomized smoothing CERTIFY (n0 100, n {CERTIFY_DRAWS:,}), "
+                          "per certified image", kind="certify", implementation="native",
+                    images=len(x), steps=0)
+    assert found.prediction.shape == (len(x),)
+
+
+def test_corruption_sweep(measure: Any, workload: Workload, registry: Registry) -> None:
+    """The built-in ``corruptions`` suite, every corruption at every severity, on
+    :data:`CORRUPTION_IMAGES` images (MNIST-C's 15 on the grayscale setting, the 14 -C
+    families at 5 severities on the colour one): the cost of the sweep per test image,
+    without the model's forward passes."""
+    w = workload
+    spec = registry.attack("corruptions")
+    suite = spec.build(spec.resolve_options({}))
+    x = w.x[:CORRUPTION_IMAGES]
+    names = list(suite.corruptions(w.setting.shape))
+    settings = [(name, s) for name in names for s in suite.severities(name)]
+
+    def sweep() -> int:
+        generator = torch.Generator(device=x.device).manual_seed(0)
+        for name, severity in settings:
+            suite.corrupt(name, x, severity, generator)
+        return len(settings)
+
+    done = measure(sweep, setting=w.setting.id, setting_label=w.setting.label,
+                   key="corruptions", label=f"corruption sweep ({len(settings)} corruption "
+                   "and severity pairs), per test image", kind="corruptions",
+                   implementation="native", images=len(x), steps=0)
+    assert done == len(settings)
 
 
 def _label(name: str) -> str:
