@@ -56,6 +56,14 @@ class Measured:
     config: Mapping[str, Any] = field(default_factory=dict)
 
 
+def cell_images(cell: Cell, data: ImageData, seed: int) -> ImageData:
+    """``data`` with the cell's seeded subset of test images (``--n-test`` or the attack's
+    ``budget_images``), or all of them."""
+    if cell.n_test is not None and cell.n_test < len(data.x_test):
+        return data.subset(None, cell.n_test, seed)
+    return data
+
+
 class Evaluator(Protocol):
     """Scores the cells of one attack category."""
 

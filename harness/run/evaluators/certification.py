@@ -24,7 +24,7 @@ from harness.contracts.certification import Certifier, check_certificates
 from harness.contracts.data import batches, to_float
 from harness.contracts.metrics import CERTIFIED_RADII, certified_metric, empirical_metric
 from harness.contracts.outcomes import encode
-from harness.run.evaluators.base import EvalEnv, Measured
+from harness.run.evaluators.base import EvalEnv, Measured, cell_images
 from harness.run.evaluators.scoring import predict
 from harness.util.devices import synchronize
 
@@ -57,8 +57,7 @@ class CertificationEvaluator:
         accuracy, abstentions, the cap, the certificates attacked and broken, and the
         seconds per certified image."""
         env, model = self.env, trained.model.eval()
-        if cell.n_test is not None and cell.n_test < len(data.x_test):
-            data = data.subset(None, cell.n_test, env.seed)
+        data = cell_images(cell, data, env.seed)
         certifier = cell.attack.build(cell.attack_params)
         if not isinstance(certifier, Certifier):
             raise not_built(certifier, Certifier, f"attack {cell.attack.name}")

@@ -31,7 +31,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
 from harness.results.metadata import git_commit
-from harness.run.evaluators.scoring import AttackResult, combined
+from harness.run.evaluators.scoring import AttackResult, combined, scored
 from harness.util.files import atomic_write
 from harness.util.seeds import seed_globals
 from harness.util.version import __version__
@@ -87,13 +87,9 @@ class ChunkStore:
                   file=sys.stderr)
             path.unlink(missing_ok=True)
             return None
-        part = AttackResult(
-            clean_acc=0.0, robust_acc=0.0, attack_success_rate=0.0, mean_linf=0.0,
-            mean_l2=0.0, median_l0=0.0, median_l2=0.0, median_linf=0.0, queries_per_image=0.0,
-            n_test=stop - start, attack_seconds=float(meta["seconds"]),
-            x_adv=tensors["x_adv"], robust_correct=tensors["robust_correct"].bool(),
-            clean_correct=tensors["clean_correct"].bool(), sizes=tensors["sizes"],
-            queries=int(meta["queries"]))
+        part = scored(tensors["clean_correct"].bool(), tensors["robust_correct"].bool(),
+                      tensors["sizes"], int(meta["queries"]), float(meta["seconds"]),
+                      tensors["x_adv"])
         return part, meta.get("commit", "unknown")
 
     def remove(self, key: str) -> None:
@@ -114,7 +110,10 @@ def _misfit(meta: dict[str, str], tensors: dict[str, torch.Tensor], key: str, st
         return f"its examples have shape {tuple(tensors['x_adv'].shape)}"
     if any(len(tensors[k]) != n for k in _TENSORS) or tensors["sizes"].shape[1:] != (3,):
         return "its outcomes do not cover its range"
-    int(meta["queries"]), float(meta["seconds"])   # ValueError when they are not numbers
+    try:
+        int(meta["queries"]), float(meta["seconds"])
+    except ValueError:
+        return "its queries or seconds are not numbers"
     return None
 
 

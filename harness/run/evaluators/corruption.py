@@ -18,7 +18,7 @@ from harness.contracts.categories import not_built
 from harness.contracts.corruption import Corruptions, check_corrupted, corruption_metric
 from harness.contracts.data import batches, to_float
 from harness.run.adversarial import encode_pixels
-from harness.run.evaluators.base import EvalEnv, Measured
+from harness.run.evaluators.base import EvalEnv, Measured, cell_images
 from harness.run.evaluators.scoring import predict
 from harness.util.devices import synchronize
 from harness.util.seeds import derive_seed
@@ -39,8 +39,7 @@ class CorruptionEvaluator:
         """Accuracy per corruption and severity, per corruption (mean over severities), over
         all of them, and the seconds per test image of the whole sweep."""
         env, model = self.env, trained.model.eval()
-        if cell.n_test is not None and cell.n_test < len(data.x_test):
-            data = data.subset(None, cell.n_test, env.seed)
+        data = cell_images(cell, data, env.seed)
         suite = cell.attack.build(cell.attack_params)
         if not isinstance(suite, Corruptions):
             raise not_built(suite, Corruptions, f"attack {cell.attack.name}")

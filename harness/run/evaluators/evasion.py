@@ -17,7 +17,7 @@ from harness.contracts.metrics import plugin_metrics
 from harness.contracts.outcomes import encode
 from harness.contracts.specs import Attack, InputTransformation
 from harness.run.adversarial import examples
-from harness.run.evaluators.base import EvalEnv, Measured
+from harness.run.evaluators.base import EvalEnv, Measured, cell_images
 from harness.run.evaluators.chunks import evaluate_in_chunks
 from harness.run.evaluators.scoring import AttackResult, Budget, evaluate_attack, predict
 
@@ -69,8 +69,7 @@ class EvasionEvaluator:
         raises :class:`harness.util.errors.InvalidAttackOutput` and the cell fails. An attack with
         a ``metrics()`` method adds its own numbers over the cell (declared in its spec)."""
         env, model = self.env, trained.model
-        if cell.n_test is not None and cell.n_test < len(data.x_test):
-            data = data.subset(None, cell.n_test, env.seed)
+        data = cell_images(cell, data, env.seed)
         defended, target = _pipeline(cell, model)
         # An input transformation may be random: its clean predictions stay the cell's own.
         clean = (self.clean_predictions(model, data.x_test, cell.n_test) if defended is None

@@ -190,12 +190,19 @@ def combined(parts: list[AttackResult]) -> AttackResult:
     if not parts or any(p.x_adv is None or p.robust_correct is None or p.sizes is None
                         or p.clean_correct is None for p in parts):
         raise ValueError("combined() needs parts made with keep_adversarial=True")
-    sizes = torch.cat([p.sizes for p in parts if p.sizes is not None])
-    return _result(torch.cat([p.clean_correct for p in parts if p.clean_correct is not None]),
-                   torch.cat([p.robust_correct for p in parts if p.robust_correct is not None]),
-                   sizes[:, 0], sizes[:, 1], sizes[:, 2], sum(p.queries for p in parts),
-                   sum(p.attack_seconds for p in parts),
-                   torch.cat([p.x_adv for p in parts if p.x_adv is not None]))
+    return scored(torch.cat([p.clean_correct for p in parts if p.clean_correct is not None]),
+                  torch.cat([p.robust_correct for p in parts if p.robust_correct is not None]),
+                  torch.cat([p.sizes for p in parts if p.sizes is not None]),
+                  sum(p.queries for p in parts), sum(p.attack_seconds for p in parts),
+                  torch.cat([p.x_adv for p in parts if p.x_adv is not None]))
+
+
+def scored(clean_correct: torch.Tensor, robust_correct: torch.Tensor, sizes: torch.Tensor,
+           queries: int, seconds: float, x_adv: torch.Tensor) -> AttackResult:
+    """The result of images attacked into ``x_adv``, from their outcomes, their perturbation
+    ``sizes`` (columns Linf, L2, L0), the queries and the seconds it took."""
+    return _result(clean_correct, robust_correct, sizes[:, 0], sizes[:, 1], sizes[:, 2],
+                   queries, seconds, x_adv)
 
 
 def _check_output(x_adv: torch.Tensor, x: torch.Tensor, name: str) -> None:
